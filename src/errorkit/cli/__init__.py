@@ -1,0 +1,22 @@
+"""The ``errorkit`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from errorkit.cli.codes import codes
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="errorkit")
+def cli() -> None:
+    """errorkit: typed errors, capture, recovery and visibility for Python services."""
+
+
+cli.add_command(codes)
+
+
+def main() -> None:
+    cli(prog_name="errorkit")

@@ -1,0 +1,758 @@
+"""Typed errors: :class:`AppError` and the standard hierarchy.
+
+Users define their own errors by subclassing with class attributes::
+
+    class HealthDataNotFound(NotFoundError):
+        code = "HEALTH_DATA_NOT_FOUND"
+        message = "No health data for {time_period}"
+
+    raise HealthDataNotFound(time_period="7d")   # details={"time_period": "7d"}
+
+Every class that sets ``code`` registers it in :data:`errorkit.catalog.catalog` when the
+class is defined; a bad or duplicate code fails right there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from errorkit.catalog import CatalogError, Category, Severity, catalog, validate_code
+from errorkit.context import current_context
+
+__all__ = [
+    "AppError",
+    "AuthenticationError",
+    "AuthorizationError",
+    "BadRequestError",
+    "BusinessRuleError",
+    "CacheError",
+    "CacheUnavailableError",
+    "CapacityExceededError",
+    "CircuitOpenError",
+    "ClientError",
+    "ConflictError",
+    "CriticalError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "DecryptionError",
+    "DiskFullError",
+    "EmailError",
+    "EncryptionError",
+    "ErrorType",
+    "ExternalServiceError",
+    "FieldError",
+    "FileTooLargeError",
+    "InternalError",
+    "InvalidInputError",
+    "InvalidTokenError",
+    "LLMAPIError",
+    "MaintenanceError",
+    "MethodNotAllowedError",
+    "NetworkError",
+    "NotFoundError",
+    "OperationTimeoutError",
+    "OutOfMemoryError",
+    "PayloadTooLargeError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RenderingError",
+    "ResourceUnavailableError",
+    "SerializationError",
+    "ServiceUnavailableError",
+    "StorageError",
+    "SystemPermissionError",
+    "SystemResourceError",
+    "ThirdPartyAPIError",
+    "TokenExpiredError",
+    "UnsupportedMediaTypeError",
+    "UpstreamRateLimitedError",
+    "UpstreamTimeoutError",
+    "ValidationError",
+    "VectorDBError",
+    "VersionNotFoundError",
+    "cause_chain",
+    "error_id_of",
+]
+
+
+class ErrorType(StrEnum):
+    """Where an error comes from; the ``error_type`` column of the store."""
+
+    HTTP = "http_error"
+    STREAM = "stream_error"
+    API = "api_error"
+    DATABASE = "database_error"
+    VALIDATION = "validation_error"
+    HEALTH_CHECK = "health_check_error"
+    NETWORK = "network_error"
+    TIMEOUT = "timeout_error"
+    SYSTEM = "system_error"
+    UNKNOWN = "unknown_error"
+
+
+class _SafeFormat(dict[str, Any]):
+    """Leaves ``{missing}`` placeholders as they are instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, details: Mapping[str, Any]) -> str:
+    if "{" not in template:
+        return template
+    try:
+        return template.format_map(_SafeFormat(details))
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        return template
+
+
+_ERROR_ID_ATTR = "__errorkit_error_id__"
+
+
+def error_id_of(exc: BaseException) -> str:
+    """The error id of ``exc``: an :class:`AppError`'s own, or one attached on first use so
+    that every part of errorkit (answer, store, logs) names the same occurrence."""
+    if isinstance(exc, AppError):
+        return exc.error_id
+    existing = getattr(exc, _ERROR_ID_ATTR, None)
+    if isinstance(existing, str):
+        return existing
+    new = str(uuid.uuid4())
+    # An exception type that refuses attributes gets a new id per call.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _ERROR_ID_ATTR, new)
+    return new
+
+
+def cause_chain(exc: BaseException, limit: int = 32) -> list[BaseException]:
+    """``exc`` followed by its causes (``raise ... from``) and contexts, oldest last,
+    without loops and at most ``limit`` long."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(chain) < limit:
+        chain.append(current)
+        seen.add(id(current))
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return chain
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field: where (``loc``), what is wrong (``message``) and its kind."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    type: str = "value_error"
+
+    @property
+    def field(self) -> str:
+        return ".".join(str(p) for p in self.loc)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "loc": list(self.loc),
+            "field": self.field,
+            "message": self.message,
+            "type": self.type,
+        }
+
+    @classmethod
+    def coerce(cls, value: FieldError | Mapping[str, Any]) -> FieldError:
+        if isinstance(value, FieldError):
+            return value
+        loc = value.get("loc", value.get("field", ()))
+        if isinstance(loc, str):
+            loc = tuple(loc.split(".")) if loc else ()
+        message = value.get("message", value.get("msg", "Invalid value"))
+        return cls(tuple(loc), str(message), str(value.get("type", "value_error")))
+
+
+class AppError(Exception):
+    """The base of every errorkit error.
+
+    Class attributes are the defaults of a kind of error; keyword arguments of one raise
+    override them for that occurrence. Unknown keyword arguments become ``details`` and fill
+    the ``message`` template.
+    """
+
+    code: str = "INTERNAL_ERROR"
+    status: int = 500
+    message: str = "An internal error occurred."
+    category: Category = Category.SERVER
+    severity: Severity = Severity.ERROR
+    retriable: bool = False
+    error_type: str = ErrorType.HTTP
+    description: ClassVar[str] = "An unexpected error on the server."
+
+    details: dict[str, Any]
+    retry_after: float | None
+    timestamp: datetime
+    request_id: str | None
+    correlation_id: str | None
+    error_id: str
+    headers: dict[str, str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = f"{cls.__module__}.{cls.__qualname__}"
+        if "code" in cls.__dict__:
+            _register(cls, owner)
+            return
+        registered = catalog.get(cls.code)
+        if registered is not None and registered.status != cls.status:
+            msg = (
+                f"{owner} changes status to {cls.status} but keeps code {cls.code!r}, "
+                f"which the catalog has with status {registered.status}; give {cls.__name__} "
+                "a code of its own"
+            )
+            raise CatalogError(msg)
+
+    def __init__(
+        self,
+        message: str | None = None,
+        /,
+        *,
+        details: Mapping[str, Any] | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retriable: bool | None = None,
+        severity: Severity | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        merged: dict[str, Any] = dict(details or {})
+        merged.update(fields)
+        self.details = merged
+        if code is not None:
+            self.code = validate_code(code)
+        if status is not None:
+            self.status = int(status)
+        if retriable is not None:
+            self.retriable = bool(retriable)
+        if severity is not None:
+            self.severity = Severity(severity)
+        if retry_after is not None and (not math.isfinite(retry_after) or retry_after < 0):
+            msg = f"retry_after must be a finite number of seconds >= 0, not {retry_after!r}"
+            raise ValueError(msg)
+        self.retry_after = retry_after
+        self.message = _fill(message if message is not None else type(self).message, merged)
+        self.timestamp = datetime.now(UTC)
+        ctx = current_context()
+        self.request_id = ctx.request_id
+        self.correlation_id = ctx.correlation_id or ctx.request_id
+        self.error_id = str(uuid.uuid4())
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps pickling (multiprocessing, caches) working with keyword-only arguments.
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers an HTTP answer for this error carries (``Retry-After`` when known)."""
+        out = dict(self.headers)
+        if self.retry_after is not None:
+            out.setdefault("Retry-After", str(max(0, math.ceil(self.retry_after))))
+        return out
+
+    def causes(self) -> list[BaseException]:
+        """The exceptions behind this one (``raise ... from``), nearest first."""
+        return cause_chain(self)[1:]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the error. It holds no cause text, only cause types, so it is
+        safe to log; scrub ``details`` before answering if they hold user data."""
+        data: dict[str, Any] = {
+            "type": type(self).__name__,
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+            "status": self.status,
+            "category": str(self.category),
+            "severity": str(self.severity),
+            "error_type": str(self.error_type),
+            "retriable": self.retriable,
+            "timestamp": self.timestamp.isoformat(),
+            "request_id": self.request_id,
+            "correlation_id": self.correlation_id,
+            "error_id": self.error_id,
+        }
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
+        causes = self.causes()
+        if causes:
+            data["causes"] = [f"{type(c).__module__}.{type(c).__qualname__}" for c in causes]
+        return data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+def _rebuild(cls: type[AppError], state: dict[str, Any]) -> AppError:
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    Exception.__init__(obj, state.get("message", ""))
+    return obj
+
+
+def _register(cls: type[AppError], owner: str) -> None:
+    description = cls.__dict__.get("description") or (cls.__doc__ or "").strip().split("\n")[0]
+    catalog.define(
+        cls.code,
+        status=cls.status,
+        category=cls.category,
+        severity=cls.severity,
+        retriable=cls.retriable,
+        description=description or cls.message,
+        owner=owner,
+    )
+
+
+_register(AppError, f"{AppError.__module__}.{AppError.__qualname__}")
+
+
+# --- client errors (4xx) -------------------------------------------------------------------
+
+
+class ClientError(AppError):
+    """The request is malformed or cannot be processed."""
+
+    code = "INVALID_REQUEST"
+    status = 400
+    message = "The request is invalid."
+    category = Category.CLIENT
+    severity = Severity.WARNING
+
+
+BadRequestError = ClientError
+
+
+class ValidationError(ClientError):
+    """One or more fields failed validation.
+
+    ``ValidationError(field="email", reason="not an email")`` for one field;
+    ``ValidationError(errors=[...])`` or :meth:`from_fields` for many at once.
+    """
+
+    code = "VALIDATION_ERROR"
+    status = 422
+    message = "The request failed validation."
+    category = Category.VALIDATION
+    error_type = ErrorType.VALIDATION
+
+    def __init__(
+        self,
+        message: str | None = None,
+        /,
+        *,
+        errors: Iterable[FieldError | Mapping[str, Any]] | None = None,
+        field: str | Sequence[str | int] | None = None,
+        reason: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        items = [FieldError.coerce(e) for e in (errors or ())]
+        if field is not None:
+            loc = tuple(field.split(".")) if isinstance(field, str) else tuple(field)
+            items.append(FieldError(loc, reason or message or "Invalid value"))
+        details = dict(kwargs.pop("details", None) or {})
+        if items:
+            details["errors"] = [e.as_dict() for e in items]
+        super().__init__(message, details=details, **kwargs)
+        self.errors = items
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str], message: str | None = None) -> ValidationError:
+        """Many invalid fields at once: ``{"email": "not an email", "age": "must be >= 0"}``."""
+        return cls(message, errors=[{"loc": k, "message": v} for k, v in fields.items()])
+
+
+class InvalidInputError(ValidationError):
+    """The input is syntactically valid but not acceptable."""
+
+    code = "VALIDATION_INVALID_INPUT"
+    status = 400
+    message = "The input is invalid."
+
+
+class AuthenticationError(ClientError):
+    """Authentication is required or failed."""
+
+    code = "AUTH_REQUIRED"
+    status = 401
+    message = "Authentication is required."
+
+
+class InvalidTokenError(AuthenticationError):
+    """The credential token is malformed, forged or revoked."""
+
+    code = "AUTH_TOKEN_INVALID"
+    message = "The authentication token is invalid."
+
+
+class TokenExpiredError(InvalidTokenError):
+    """The credential token has expired."""
+
+    code = "AUTH_TOKEN_EXPIRED"
+    message = "The authentication token has expired."
+
+
+class PaymentRequiredError(ClientError):
+    """The action needs a paid plan or more credit."""
+
+    code = "PAYMENT_REQUIRED"
+    status = 402
+    message = "Payment is required for this action."
+
+
+class AuthorizationError(ClientError):
+    """The caller is authenticated but not allowed to do this."""
+
+    code = "PERMISSION_DENIED"
+    status = 403
+    message = "You do not have permission to do this."
+
+
+PermissionDeniedError = AuthorizationError
+
+
+class NotFoundError(ClientError):
+    """The resource does not exist."""
+
+    code = "NOT_FOUND"
+    status = 404
+    message = "The resource was not found."
+
+
+class VersionNotFoundError(NotFoundError):
+    """The requested version of a resource does not exist."""
+
+    code = "VERSION_NOT_FOUND"
+    message = "The requested version was not found."
+
+
+class MethodNotAllowedError(ClientError):
+    """The HTTP method is not supported here."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+    message = "The method is not allowed for this resource."
+
+
+class ConflictError(ClientError):
+    """The request conflicts with the resource's current state (e.g. a version mismatch)."""
+
+    code = "RESOURCE_CONFLICT"
+    status = 409
+    message = "The request conflicts with the current state of the resource."
+
+
+class PayloadTooLargeError(ClientError):
+    """The request body is larger than allowed."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+    message = "The request body is too large."
+
+
+class FileTooLargeError(PayloadTooLargeError):
+    """An uploaded file is larger than allowed."""
+
+    code = "FILE_TOO_LARGE"
+    message = "The file is too large (limit {max_size} bytes)."
+
+
+class UnsupportedMediaTypeError(ClientError):
+    """The request's content type is not supported."""
+
+    code = "MEDIA_TYPE_UNSUPPORTED"
+    status = 415
+    message = "The media type is not supported."
+
+
+class BusinessRuleError(ClientError):
+    """A domain rule refuses the request."""
+
+    code = "BUSINESS_RULE_VIOLATED"
+    status = 422
+    message = "The request breaks a business rule."
+    category = Category.BUSINESS
+
+
+class RateLimitError(ClientError):
+    """Too many requests; ``retry_after`` says when to come back."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+    status = 429
+    message = "Too many requests."
+    retriable = True
+
+
+# --- server errors (5xx) -------------------------------------------------------------------
+
+
+class InternalError(AppError):
+    """An unexpected error on the server."""
+
+
+class ServiceUnavailableError(AppError):
+    """The service is temporarily unable to answer."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    message = "The service is temporarily unavailable."
+    retriable = True
+
+
+class MaintenanceError(ServiceUnavailableError):
+    """The service is down for maintenance."""
+
+    code = "SERVICE_MAINTENANCE"
+    message = "The service is down for maintenance."
+    severity = Severity.INFO
+
+
+class CapacityExceededError(ServiceUnavailableError):
+    """The service is at capacity; try again later."""
+
+    code = "CAPACITY_EXCEEDED"
+    message = "The service is at capacity."
+    severity = Severity.WARNING
+
+
+class ResourceUnavailableError(ServiceUnavailableError):
+    """A resource needed to answer (a worker, a model, a pool) is not available."""
+
+    code = "RESOURCE_UNAVAILABLE"
+    message = "A required resource is unavailable."
+
+
+class DatabaseError(AppError):
+    """A database operation failed."""
+
+    code = "DATABASE_ERROR"
+    message = "A database operation failed."
+    error_type = ErrorType.DATABASE
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached or is overloaded."""
+
+    code = "DATABASE_UNAVAILABLE"
+    status = 503
+    message = "The database is temporarily unavailable."
+    retriable = True
+
+
+class CacheError(AppError):
+    """A cache operation failed."""
+
+    code = "CACHE_ERROR"
+    message = "A cache operation failed."
+    error_type = ErrorType.DATABASE
+    severity = Severity.WARNING
+
+
+class CacheUnavailableError(CacheError):
+    """The cache cannot be reached."""
+
+    code = "CACHE_UNAVAILABLE"
+    status = 503
+    message = "The cache is temporarily unavailable."
+    retriable = True
+
+
+class StorageError(AppError):
+    """A storage operation (files, object store) failed."""
+
+    code = "STORAGE_ERROR"
+    message = "A storage operation failed."
+
+
+class SerializationError(AppError):
+    """Data could not be serialised or deserialised."""
+
+    code = "SERIALIZATION_ERROR"
+    message = "Data could not be serialised."
+
+
+class EncryptionError(AppError):
+    """Encryption failed."""
+
+    code = "ENCRYPTION_ERROR"
+    message = "Encryption failed."
+
+
+class DecryptionError(AppError):
+    """Decryption failed."""
+
+    code = "DECRYPTION_ERROR"
+    message = "Decryption failed."
+
+
+class RenderingError(AppError):
+    """Rendering (a template, a video, a document) failed."""
+
+    code = "RENDERING_FAILED"
+    message = "Rendering failed."
+
+
+class OperationTimeoutError(AppError):
+    """An operation took longer than its limit."""
+
+    code = "TIMEOUT_ERROR"
+    status = 504
+    message = "{operation} timed out after {timeout}s."
+    retriable = True
+    error_type = ErrorType.TIMEOUT
+
+
+class NetworkError(AppError):
+    """A network call failed before an answer came back."""
+
+    code = "NETWORK_ERROR"
+    status = 503
+    message = "A network error occurred."
+    retriable = True
+    category = Category.EXTERNAL
+    error_type = ErrorType.NETWORK
+
+
+# --- errors that need an operator ----------------------------------------------------------
+
+
+class SystemResourceError(AppError):
+    """The machine ran out of a resource (file handles, processes)."""
+
+    code = "SYSTEM_RESOURCE_EXHAUSTED"
+    status = 503
+    message = "The server is out of resources."
+    category = Category.SYSTEM
+    severity = Severity.CRITICAL
+    error_type = ErrorType.SYSTEM
+
+
+class DiskFullError(SystemResourceError):
+    """No space left on a device."""
+
+    code = "SYSTEM_DISK_FULL"
+    message = "The server is out of disk space."
+
+
+class OutOfMemoryError(SystemResourceError):
+    """The process ran out of memory."""
+
+    code = "SYSTEM_OUT_OF_MEMORY"
+    message = "The server is out of memory."
+
+
+class SystemPermissionError(SystemResourceError):
+    """The process lacks an operating-system permission it needs."""
+
+    code = "SYSTEM_PERMISSION_DENIED"
+    status = 500
+    message = "The server lacks a permission it needs."
+
+
+class CriticalError(AppError):
+    """The service cannot work at all; page someone."""
+
+    code = "CRITICAL_FAILURE"
+    message = "A critical failure occurred."
+    category = Category.CRITICAL
+    severity = Severity.CRITICAL
+
+
+# --- upstream errors -----------------------------------------------------------------------
+
+
+class ExternalServiceError(AppError):
+    """An upstream service failed; ``service`` names it."""
+
+    code = "EXTERNAL_SERVICE_ERROR"
+    status = 502
+    message = "An upstream service failed."
+    retriable = True
+    category = Category.EXTERNAL
+    error_type = ErrorType.API
+
+
+class LLMAPIError(ExternalServiceError):
+    """A language-model provider's API failed."""
+
+    code = "LLM_API_ERROR"
+    message = "The language model provider failed."
+
+
+class ThirdPartyAPIError(ExternalServiceError):
+    """A third-party API failed."""
+
+    code = "THIRD_PARTY_API_ERROR"
+    message = "A third-party API failed."
+
+
+class VectorDBError(ExternalServiceError):
+    """The vector database failed."""
+
+    code = "VECTOR_DB_ERROR"
+    message = "The vector database failed."
+
+
+class EmailError(ExternalServiceError):
+    """An e-mail could not be sent."""
+
+    code = "EMAIL_DELIVERY_FAILED"
+    message = "The e-mail could not be sent."
+
+
+class UpstreamTimeoutError(ExternalServiceError):
+    """An upstream service did not answer in time."""
+
+    code = "UPSTREAM_TIMEOUT"
+    status = 504
+    message = "An upstream service timed out."
+    error_type = ErrorType.TIMEOUT
+
+
+class UpstreamRateLimitedError(ExternalServiceError):
+    """An upstream service is rate limiting us; ``retry_after`` says when to come back."""
+
+    code = "UPSTREAM_RATE_LIMITED"
+    status = 429
+    message = "An upstream service is rate limiting requests."
+    severity = Severity.WARNING
+
+
+class CircuitOpenError(AppError):
+    """Calls to a failing dependency are refused until its breaker lets a probe through."""
+
+    code = "CIRCUIT_OPEN"
+    status = 503
+    message = "{service} is unavailable (circuit open)."
+    retriable = True
+    category = Category.EXTERNAL
+    severity = Severity.WARNING
+    error_type = ErrorType.API
+
+
+def iter_error_classes() -> Iterator[type[AppError]]:
+    """Every :class:`AppError` subclass defined so far (for the reference and tests)."""
+    stack: list[type[AppError]] = [AppError]
+    while stack:
+        cls = stack.pop()
+        yield cls
+        stack.extend(cls.__subclasses__())

@@ -1,0 +1,459 @@
+"""One scrubber for everything errorkit answers, stores, logs or sends.
+
+It removes the values of sensitive keys (matched case- and separator-insensitively),
+sensitive headers, and secrets found inside any string: bearer/basic credentials, JWTs,
+common API-key shapes, private keys, ``password=...`` pairs, URL passwords, sensitive query
+parameters and Luhn-valid card numbers. It bounds depth, items and string length, never
+mutates its input and never raises: what it cannot scrub it replaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_SENSITIVE_HEADERS",
+    "DEFAULT_SENSITIVE_KEYS",
+    "FILTERED",
+    "Scrubber",
+    "default_scrubber",
+    "neutralize_newlines",
+    "normalize_key",
+    "scrub",
+    "set_default_scrubber",
+]
+
+FILTERED = "[Filtered]"
+
+# Keys whose value is always removed, compared after normalize_key(). At least as broad as
+# Sentry's default denylist, plus card and bank data.
+DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "secret",
+        "apikey",
+        "auth",
+        "authorization",
+        "credentials",
+        "credential",
+        "mysqlpwd",
+        "privatekey",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "authtoken",
+        "bearer",
+        "session",
+        "sessionid",
+        "sessiontoken",
+        "sessionkey",
+        "csrftoken",
+        "csrf",
+        "xcsrftoken",
+        "xsrftoken",
+        "xxsrftoken",
+        "xforwardedfor",
+        "xrealip",
+        "setcookie",
+        "cookie",
+        "cookies",
+        "xapikey",
+        "xauthtoken",
+        "aiohttpsession",
+        "connectsid",
+        "phpsessid",
+        "symfony",
+        "usersession",
+        "xsrf",
+        "jwt",
+        "signature",
+        "sig",
+        "otp",
+        "totp",
+        "pin",
+        "ssn",
+        "socialsecuritynumber",
+        "card",
+        "creditcard",
+        "cardnumber",
+        "ccnumber",
+        "cvv",
+        "cvc",
+        "cvv2",
+        "iban",
+        "accountnumber",
+        "routingnumber",
+        "clientsecret",
+        "awssecretaccesskey",
+        "awssessiontoken",
+        "dsn",
+        "databaseurl",
+        "connectionstring",
+        "encryptionkey",
+        "signingkey",
+        "secretkey",
+        "accesskey",
+        "accesskeyid",
+        "apisecret",
+        "webhooksecret",
+        "masterkey",
+        "salt",
+        "nonce",
+    }
+)
+# Fragments that mark a key sensitive wherever they appear in it (after normalisation).
+_SENSITIVE_FRAGMENTS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "privatekey",
+    "credential",
+    "cookie",
+    "authorization",
+    "sessionid",
+    "creditcard",
+    "cardnumber",
+    "accesstoken",
+    "refreshtoken",
+    "authtoken",
+    "bearertoken",
+    "csrftoken",
+    "xsrftoken",
+)
+# Suffixes that mark a key sensitive ("github_token", "stripe_api_key" -> "...apikey").
+# "token" is a suffix rule, not a fragment, so "max_tokens" and "token_count" stay readable.
+_SENSITIVE_SUFFIXES: tuple[str, ...] = ("token", "apikey", "secret", "password", "pwd")
+
+DEFAULT_SENSITIVE_HEADERS: frozenset[str] = frozenset(
+    {
+        "authorization",
+        "proxyauthorization",
+        "cookie",
+        "setcookie",
+        "xapikey",
+        "apikey",
+        "xauthtoken",
+        "xaccesstoken",
+        "xcsrftoken",
+        "xxsrftoken",
+        "xamzsecuritytoken",
+        "xgoogapikey",
+        "xsessiontoken",
+        "xforwardedfor",
+        "xrealip",
+        "forwarded",
+    }
+)
+
+_SEPARATORS = re.compile(r"[\s_\-.:]+")
+
+
+def normalize_key(key: object) -> str:
+    """``"X-Api_Key"`` -> ``"xapikey"``: how keys are compared."""
+    return _SEPARATORS.sub("", str(key)).lower()
+
+
+def neutralize_newlines(text: str) -> str:
+    """Make a value safe inside a one-line log record (no forged lines)."""
+    if "\r" not in text and "\n" not in text and "\u2028" not in text and "\u0085" not in text:
+        return text
+    return (
+        text.replace("\r", "\\r")
+        .replace("\n", "\\n")
+        .replace("\u2028", "\\u2028")
+        .replace("\u0085", "\\u0085")
+    )
+
+
+# --- patterns found inside strings -----------------------------------------------------------
+
+_KEYWORD = (
+    r"(?:password|passwd|pwd|pass|secret|token|access[_-]?token|refresh[_-]?token|"
+    r"api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|"
+    r"auth|session(?:id)?|sig|signature|credentials?)"
+)
+
+_STRING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PEM private keys (whole block).
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+            re.DOTALL,
+        ),
+        FILTERED,
+    ),
+    # JSON Web Tokens: header.payload[.signature]
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"), FILTERED),
+    # Authorization schemes inside text: "Bearer abc", "Basic dXNlcjpw", "Token abc".
+    (
+        re.compile(r"(?i)\b(bearer|basic|token|digest|apikey)(\s+)[A-Za-z0-9\-._~+/=:]{6,}"),
+        r"\1\2" + FILTERED,
+    ),
+    # Common API-key shapes.
+    (
+        re.compile(
+            r"\b(?:"
+            r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic
+            r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
+            r"|whsec_[A-Za-z0-9]{16,}"  # Stripe webhook secrets
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
+            r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+            r"|github_pat_[A-Za-z0-9_]{30,}"
+            r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
+            r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
+            r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
+            r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"  # SendGrid
+            r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+            r"|npm_[A-Za-z0-9]{30,}"
+            r")"
+        ),
+        FILTERED,
+    ),
+    # URL credentials: scheme://user:password@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+@"), r"\1" + FILTERED + "@"),
+    # key=value / key: value pairs (query strings, log text, connection strings).
+    (
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9])((?:[A-Za-z0-9]+[_-])*"
+            + _KEYWORD
+            + r"(?:[_-][A-Za-z0-9]+)*)(\"?'?\s*[=:]\s*\"?'?)(?!\[Filtered\])([^\s\"'&,;)}\]]+)"
+        ),
+        r"\1\2" + FILTERED,
+    ),
+]
+
+_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _looks_like_card(digits: str) -> bool:
+    """13-19 digits, a card network's first digit (2-6; 13 digits only for Visa's 4) and a
+    valid Luhn checksum: epoch-millisecond timestamps and most ids do not qualify."""
+    n = len(digits)
+    if not 13 <= n <= 19 or digits[0] not in "23456":
+        return False
+    if n == 13 and digits[0] != "4":
+        return False
+    return _luhn_ok(digits)
+
+
+def _scrub_cards(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return FILTERED if _looks_like_card(digits) else match.group(0)
+
+    return _CARD_CANDIDATE.sub(replace, text)
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Configurable scrubbing. Instances are immutable and safe to share between threads.
+
+    ``extra_keys`` and ``extra_headers`` add names (any case or separator);
+    ``extra_patterns`` add regular expressions whose matches are replaced;
+    ``keep_keys`` un-marks keys the defaults would remove (for example ``"session"`` when it
+    holds a session *name* in your app).
+    """
+
+    extra_keys: Iterable[str] = ()
+    extra_headers: Iterable[str] = ()
+    extra_patterns: Iterable[str | re.Pattern[str]] = ()
+    keep_keys: Iterable[str] = ()
+    max_depth: int = 10
+    max_items: int = 200
+    max_string: int = 8192
+    replacement: str = FILTERED
+    _keys: frozenset[str] = field(init=False, repr=False)
+    _headers: frozenset[str] = field(init=False, repr=False)
+    _keep: frozenset[str] = field(init=False, repr=False)
+    _patterns: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_items", "max_string"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                msg = f"Scrubber({name}={value!r}): must be a whole number >= 1"
+                raise ValueError(msg)
+        keep = frozenset(normalize_key(k) for k in self.keep_keys)
+        object.__setattr__(self, "_keep", keep)
+        object.__setattr__(
+            self,
+            "_keys",
+            (DEFAULT_SENSITIVE_KEYS | {normalize_key(k) for k in self.extra_keys}) - keep,
+        )
+        object.__setattr__(
+            self,
+            "_headers",
+            DEFAULT_SENSITIVE_HEADERS | {normalize_key(h) for h in self.extra_headers},
+        )
+        extra: list[tuple[re.Pattern[str], str]] = []
+        for pattern in self.extra_patterns:
+            try:
+                compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+            except re.error as exc:
+                msg = (
+                    f"Scrubber(extra_patterns=...): {pattern!r} is not a valid regular "
+                    f"expression: {exc}"
+                )
+                raise ValueError(msg) from exc
+            extra.append((compiled, self.replacement))
+        patterns = [
+            (p, r.replace(FILTERED, self.replacement.replace("\\", "\\\\")))
+            for p, r in _STRING_PATTERNS
+        ]
+        object.__setattr__(self, "_patterns", tuple(patterns + extra))
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def is_sensitive_key(self, key: object) -> bool:
+        norm = normalize_key(key)
+        if norm in self._keep:
+            return False
+        if norm in self._keys:
+            return True
+        if any(f in norm for f in _SENSITIVE_FRAGMENTS):
+            return True
+        return norm.endswith(_SENSITIVE_SUFFIXES)
+
+    def is_sensitive_header(self, name: object) -> bool:
+        norm = normalize_key(name)
+        return norm in self._headers or self.is_sensitive_key(name)
+
+    # -- strings ------------------------------------------------------------------------------
+
+    def scrub_text(self, text: str, *, single_line: bool = False) -> str:
+        """Remove secrets found inside ``text``; cap its length; optionally make it one line."""
+        try:
+            out = text
+            if len(out) > self.max_string:
+                cut = len(out) - self.max_string
+                out = out[: self.max_string] + f"...[truncated {cut} chars]"
+            for pattern, repl in self._patterns:
+                out = pattern.sub(repl, out)
+            out = _scrub_cards(out)
+            if single_line:
+                out = neutralize_newlines(out)
+            return out
+        except Exception:  # noqa: BLE001 - never raise, never return the unscrubbed text
+            return self.replacement
+
+    # -- structures ---------------------------------------------------------------------------
+
+    def scrub(self, value: Any, *, single_line: bool = False) -> Any:
+        """A scrubbed, bounded, JSON-ready copy of ``value`` (mappings, sequences, scalars)."""
+        try:
+            return self._walk(value, 0, single_line)
+        except Exception:  # noqa: BLE001 - the guarantee is: no secret and no exception
+            return self.replacement
+
+    def scrub_headers(
+        self, headers: Mapping[str, Any] | Iterable[tuple[Any, Any]] | None
+    ) -> dict[str, str]:
+        """Headers as a dict with sensitive ones filtered and secrets removed from the rest.
+
+        Accepts a mapping, a list of pairs, or ASGI's list of ``(bytes, bytes)``."""
+        out: dict[str, str] = {}
+        if headers is None:
+            return out
+        try:
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            for count, (raw_name, raw_value) in enumerate(items):
+                if count >= self.max_items:
+                    out["..."] = f"[{count}+ headers, rest dropped]"
+                    break
+                name = _as_text(raw_name)
+                if self.is_sensitive_header(name):
+                    value = self.replacement
+                else:
+                    value = self.scrub_text(_as_text(raw_value), single_line=True)
+                out[name] = value if name not in out else f"{out[name]}, {value}"
+        except Exception:  # noqa: BLE001 - partial but clean is better than raising
+            out["..."] = self.replacement
+        return out
+
+    def _walk(self, value: Any, depth: int, single_line: bool) -> Any:
+        if value is None or isinstance(value, bool | float):
+            return value
+        if isinstance(value, int):
+            # A card number sent as a JSON number is still a card number.
+            return self.replacement if value >= 10**12 and _looks_like_card(str(value)) else value
+        if isinstance(value, str):
+            return self.scrub_text(value, single_line=single_line)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self.scrub_text(bytes(value).decode("utf-8", "replace"), single_line=single_line)
+        if depth >= self.max_depth:
+            return "[Truncated: too deep]"
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for count, (k, v) in enumerate(value.items()):
+                if count >= self.max_items:
+                    out["..."] = f"[{len(value) - count} more items dropped]"
+                    break
+                key = self.scrub_text(k if isinstance(k, str) else str(k), single_line=True)
+                if self.is_sensitive_key(k):
+                    out[key] = self.replacement
+                else:
+                    out[key] = self._walk(v, depth + 1, single_line)
+            return out
+        if isinstance(value, list | tuple | set | frozenset):
+            items: list[Any] = []
+            for count, item in enumerate(value):
+                if count >= self.max_items:
+                    items.append(f"[{len(value) - count} more items dropped]")
+                    break
+                items.append(self._walk(item, depth + 1, single_line))
+            return items
+        # Anything else (objects, dataclasses, exceptions): its text, scrubbed.
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - a broken __repr__ must not break scrubbing
+            text = f"<unrepresentable {type(value).__name__}>"
+        return self.scrub_text(text, single_line=single_line)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+_default = Scrubber()
+
+
+def default_scrubber() -> Scrubber:
+    """The scrubber errorkit uses unless configured otherwise."""
+    return _default
+
+
+def set_default_scrubber(scrubber: Scrubber) -> None:
+    """Replace the process-wide scrubber (``errorkit.configure`` calls this)."""
+    global _default
+    if not isinstance(scrubber, Scrubber):
+        msg = f"set_default_scrubber() needs a Scrubber, not {type(scrubber).__name__}"
+        raise TypeError(msg)
+    _default = scrubber
+
+
+def scrub(value: Any, *, single_line: bool = False) -> Any:
+    """Scrub ``value`` with the process-wide scrubber."""
+    return _default.scrub(value, single_line=single_line)
