@@ -1,0 +1,1 @@
+"""Benchmarks against named peers; ``make bench`` runs them all (``python -m bench``)."""
