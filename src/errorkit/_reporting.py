@@ -1,0 +1,65 @@
+"""The seam between the places errors happen and the capture pipeline.
+
+HTTP integrations, the streaming wrapper, retries that give up, failing health checks and
+background-job wrappers all call :func:`report`. It names the occurrence (the same error id
+the HTTP answer shows), reports each exception object once however many layers see it, and
+hands it to the reporter that ``errorkit.capture.configure`` installs. Without a reporter it
+only names the occurrence, so errorkit works before (or without) a store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from errorkit._guard import guard
+from errorkit.errors import error_id_of
+
+__all__ = ["Reporter", "get_reporter", "report", "set_reporter", "was_reported"]
+
+_REPORTED_ATTR = "__errorkit_reported__"
+
+
+class Reporter(Protocol):
+    """Receives one occurrence: the exception, its error id and its context fields
+    (``error_type``, ``endpoint``, ``method``, ``user_agent``, ``request_payload``,
+    ``status``, ``severity``, ``extra``, ...)."""
+
+    def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None: ...
+
+
+_reporter: Reporter | None = None
+_lock = threading.Lock()
+
+
+def set_reporter(reporter: Reporter | Callable[..., None] | None) -> Reporter | None:
+    """Install ``reporter`` (None removes it); returns the previous one."""
+    global _reporter
+    with _lock:
+        previous = _reporter
+        _reporter = reporter
+    return previous
+
+
+def get_reporter() -> Reporter | None:
+    return _reporter
+
+
+def was_reported(exc: BaseException) -> bool:
+    return bool(getattr(exc, _REPORTED_ATTR, False))
+
+
+def report(exc: BaseException, **context: Any) -> str:
+    """Report ``exc`` once; return its error id. Never raises into the caller."""
+    error_id = error_id_of(exc)
+    if was_reported(exc):
+        return error_id
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _REPORTED_ATTR, True)
+    reporter = _reporter
+    if reporter is not None:
+        with guard("report"):
+            reporter(exc, error_id=error_id, **context)
+    return error_id
