@@ -725,7 +725,6 @@ class UpstreamTimeoutError(ExternalServiceError):
     code = "UPSTREAM_TIMEOUT"
     status = 504
     message = "An upstream service timed out."
-    error_type = ErrorType.TIMEOUT
 
 
 class UpstreamRateLimitedError(ExternalServiceError):

@@ -1,0 +1,247 @@
+"""AppError and the standard hierarchy."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+
+import pytest
+
+import errorkit
+from errorkit import (
+    AppError,
+    CatalogError,
+    Category,
+    NotFoundError,
+    RateLimitError,
+    Severity,
+    ValidationError,
+    catalog,
+    context_scope,
+    error_id_of,
+)
+from errorkit.errors import cause_chain, iter_error_classes
+
+
+@pytest.fixture
+def forget_codes() -> Iterator[list[str]]:
+    """Codes defined by a test are removed from the catalog afterwards."""
+    codes: list[str] = []
+    yield codes
+    for code in codes:
+        catalog.forget(code)
+
+
+def test_subclass_with_class_attributes(forget_codes: list[str]) -> None:
+    """A user error is a subclass with code, status and a message template."""
+
+    class HealthDataNotFound(NotFoundError):
+        code = "HEALTH_DATA_NOT_FOUND"
+        message = "No health data for {time_period}"
+
+    forget_codes.append("HEALTH_DATA_NOT_FOUND")
+    err = HealthDataNotFound(time_period="7d")
+    assert (err.code, err.status, err.message) == (
+        "HEALTH_DATA_NOT_FOUND",
+        404,
+        "No health data for 7d",
+    )
+    assert err.details == {"time_period": "7d"}
+    assert str(err) == "No health data for 7d"
+    info = catalog.get("HEALTH_DATA_NOT_FOUND")
+    assert info is not None and info.status == 404 and info.category is Category.CLIENT
+
+
+def test_missing_template_values_stay_visible() -> None:
+    """A template value that was not given stays as a placeholder instead of raising."""
+    err = errorkit.OperationTimeoutError(operation="fetch")
+    assert err.message == "fetch timed out after {timeout}s."
+
+
+def test_carries_context_ids_and_timestamp() -> None:
+    """request and correlation ids come from the context; each error has its own id."""
+    with context_scope(request_id="req-1", correlation_id="corr-1"):
+        err = AppError("boom")
+    assert (err.request_id, err.correlation_id) == ("req-1", "corr-1")
+    assert err.timestamp.tzinfo is not None
+    assert err.error_id != AppError("other").error_id
+
+
+def test_cause_chain_and_to_dict_hold_no_cause_text() -> None:
+    """raise ... from keeps the chain; to_dict names cause types but not their text."""
+
+    def fail() -> None:
+        try:
+            raise KeyError("secret-in-cause")
+        except KeyError as inner:
+            raise errorkit.DatabaseError(operation="insert") from inner
+
+    with pytest.raises(errorkit.DatabaseError) as info:
+        fail()
+    assert isinstance(info.value.causes()[0], KeyError)
+    data = info.value.to_dict()
+    assert data["causes"] == ["builtins.KeyError"]
+    assert "secret-in-cause" not in repr(data)
+    assert {
+        "code",
+        "message",
+        "details",
+        "status",
+        "category",
+        "severity",
+        "retriable",
+        "timestamp",
+        "request_id",
+        "error_id",
+    } <= set(data)
+
+
+def test_rate_limit_sets_retry_after_header() -> None:
+    """retry_after becomes a whole-second Retry-After header."""
+    err = RateLimitError(retry_after=2.5)
+    assert err.status == 429 and err.retriable
+    assert err.response_headers()["Retry-After"] == "3"
+    assert err.to_dict()["retry_after"] == 2.5
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf")])
+def test_bad_retry_after_is_rejected(bad: float) -> None:
+    """retry_after must be a finite, non-negative number of seconds."""
+    with pytest.raises(ValueError, match="retry_after"):
+        RateLimitError(retry_after=bad)
+
+
+def test_validation_one_field_and_many() -> None:
+    """ValidationError takes one field or many at once."""
+    one = ValidationError(field="user.email", reason="not an email")
+    many = ValidationError.from_fields({"email": "not an email", "age": "must be >= 0"})
+    assert one.details["errors"] == [
+        {
+            "loc": ["user", "email"],
+            "field": "user.email",
+            "message": "not an email",
+            "type": "value_error",
+        }
+    ]
+    assert [e.field for e in many.errors] == ["email", "age"]
+    assert many.status == 422 and many.category is Category.VALIDATION
+
+
+def test_instance_overrides() -> None:
+    """A single raise may override code, status, severity and retriable."""
+    err = AppError(
+        "x", code="BILLING_QUOTA_EXHAUSTED", status=402, severity="warning", retriable=True
+    )
+    assert (err.code, err.status, err.severity, err.retriable) == (
+        "BILLING_QUOTA_EXHAUSTED",
+        402,
+        Severity.WARNING,
+        True,
+    )
+    with pytest.raises(CatalogError, match="not valid"):
+        AppError("x", code="lower-case")
+
+
+def test_changing_status_without_a_code_is_refused() -> None:
+    """A subclass that changes status must bring its own code."""
+    with pytest.raises(CatalogError, match="give Gone a code of its own"):
+
+        class Gone(NotFoundError):
+            status = 410
+
+
+def test_pickle_round_trip() -> None:
+    """Errors survive pickling (multiprocessing, job queues)."""
+    err = errorkit.FileTooLargeError(max_size=10)
+    back = pickle.loads(pickle.dumps(err))
+    assert back.to_dict() == err.to_dict()
+
+
+def test_error_id_of_is_stable_per_exception() -> None:
+    """Any exception gets one error id, the same every time it is asked."""
+    exc = ValueError("x")
+    assert error_id_of(exc) == error_id_of(exc)
+    app = AppError()
+    assert error_id_of(app) == app.error_id
+
+
+def test_cause_chain_stops_on_loops() -> None:
+    """A cyclic __context__ chain terminates."""
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert cause_chain(a) == [a, b]
+
+
+REQUIRED = {
+    "validation": errorkit.ValidationError,
+    "invalid input": errorkit.InvalidInputError,
+    "not found": errorkit.NotFoundError,
+    "version not found": errorkit.VersionNotFoundError,
+    "conflict": errorkit.ConflictError,
+    "authentication": errorkit.AuthenticationError,
+    "token": errorkit.InvalidTokenError,
+    "token expiry": errorkit.TokenExpiredError,
+    "authorization": errorkit.AuthorizationError,
+    "payment": errorkit.PaymentRequiredError,
+    "rate limit": errorkit.RateLimitError,
+    "capacity": errorkit.CapacityExceededError,
+    "resource unavailable": errorkit.ResourceUnavailableError,
+    "payload too large": errorkit.PayloadTooLargeError,
+    "file size": errorkit.FileTooLargeError,
+    "media type": errorkit.UnsupportedMediaTypeError,
+    "maintenance": errorkit.MaintenanceError,
+    "service unavailable": errorkit.ServiceUnavailableError,
+    "database": errorkit.DatabaseError,
+    "cache": errorkit.CacheError,
+    "storage": errorkit.StorageError,
+    "network": errorkit.NetworkError,
+    "timeout": errorkit.OperationTimeoutError,
+    "serialization": errorkit.SerializationError,
+    "encryption": errorkit.EncryptionError,
+    "decryption": errorkit.DecryptionError,
+    "internal": errorkit.InternalError,
+    "external": errorkit.ExternalServiceError,
+    "llm": errorkit.LLMAPIError,
+    "third party": errorkit.ThirdPartyAPIError,
+    "vector db": errorkit.VectorDBError,
+    "email": errorkit.EmailError,
+    "circuit open": errorkit.CircuitOpenError,
+    "disk full": errorkit.DiskFullError,
+    "out of memory": errorkit.OutOfMemoryError,
+    "permission": errorkit.SystemPermissionError,
+    "business": errorkit.BusinessRuleError,
+    "critical": errorkit.CriticalError,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_standard_hierarchy_is_complete_and_consistent(name: str) -> None:
+    """Every error class the source plans name exists, is registered and is raisable."""
+    cls = REQUIRED[name]
+    assert issubclass(cls, AppError)
+    info = catalog.get(cls.code)
+    assert info is not None and info.status == cls.status
+    assert 400 <= cls.status <= 599
+    err = cls(operation="op", timeout=1, service="svc", max_size=1)
+    assert err.message and "{" not in err.message
+
+
+def test_categories_cover_the_plans() -> None:
+    """Categories include business (422) and system (needs an operator)."""
+    assert {c.value for c in Category} >= {
+        "client",
+        "validation",
+        "business",
+        "server",
+        "system",
+        "external",
+        "critical",
+    }
+    assert errorkit.BusinessRuleError.status == 422
+    assert errorkit.DiskFullError.category is Category.SYSTEM
+
+
+def test_every_class_code_is_in_the_catalog() -> None:
+    """No error class escapes the catalog."""
+    for cls in iter_error_classes():
+        assert cls.code in catalog, cls
