@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from errorkit._guard import guard
 from errorkit.errors import error_id_of
 
-__all__ = ["Reporter", "get_reporter", "report", "set_reporter", "was_reported"]
+__all__ = [
+    "Observer",
+    "Reporter",
+    "add_observer",
+    "get_reporter",
+    "remove_observer",
+    "report",
+    "set_reporter",
+    "was_reported",
+]
 
 _REPORTED_ATTR = "__errorkit_reported__"
 
@@ -30,7 +39,12 @@ class Reporter(Protocol):
     def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None: ...
 
 
+Observer = Callable[[BaseException, str, dict[str, Any]], None]
+"""Sees each reported occurrence ``(exc, error_id, context)`` in the reporting thread, before
+the reporter (OpenTelemetry marks the span current there)."""
+
 _reporter: Reporter | None = None
+_observers: tuple[Observer, ...] = ()
 _lock = threading.Lock()
 
 
@@ -47,6 +61,20 @@ def get_reporter() -> Reporter | None:
     return _reporter
 
 
+def add_observer(observer: Observer) -> None:
+    """Call ``observer`` for every occurrence reported from now on (once per callable)."""
+    global _observers
+    with _lock:
+        if observer not in _observers:
+            _observers = (*_observers, observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    global _observers
+    with _lock:
+        _observers = tuple(o for o in _observers if o != observer)
+
+
 def was_reported(exc: BaseException) -> bool:
     return bool(getattr(exc, _REPORTED_ATTR, False))
 
@@ -58,6 +86,9 @@ def report(exc: BaseException, **context: Any) -> str:
         return error_id
     with contextlib.suppress(AttributeError, TypeError):
         setattr(exc, _REPORTED_ATTR, True)
+    for observer in _observers:
+        with guard("report.observer"):
+            observer(exc, error_id, context)
     reporter = _reporter
     if reporter is not None:
         with guard("report"):
