@@ -1,0 +1,68 @@
+"""Making values safe to store, so one odd value never fails a whole batch.
+
+Records arrive scrubbed and size-capped, but text can still hold what a database refuses:
+a NUL character (PostgreSQL ``text`` and ``jsonb``), a lone surrogate (not encodable as
+UTF-8), NaN in JSON (``jsonb``), or an object ``json`` cannot serialise. Such values are
+replaced by visible stand-ins instead of losing the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = ["clean_text", "json_dumps"]
+
+_MAX_DEPTH = 64
+_REPLACEMENT = "\ufffd"
+
+
+def clean_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced; cheap for the common ASCII case."""
+    if value.isascii():
+        return value.replace("\x00", _REPLACEMENT) if "\x00" in value else value
+    if "\x00" in value:
+        value = value.replace("\x00", _REPLACEMENT)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_REPLACEMENT if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def json_dumps(value: Any) -> str:
+    """Serialise ``value``; unserialisable parts become strings, NaN/inf become text."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if not text.isascii():
+            text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return _safe_dumps(value)
+    if "\\u0000" in text:
+        return _safe_dumps(value)
+    return text
+
+
+def _safe_dumps(value: Any) -> str:
+    return json.dumps(
+        _sanitise(value, 0, set()), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+
+
+def _sanitise(value: Any, depth: int, seen: set[int]) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth >= _MAX_DEPTH or id(value) in seen:
+        return "<cycle or too deep>"
+    if isinstance(value, dict):
+        seen = seen | {id(value)}
+        return {clean_text(str(k)): _sanitise(v, depth + 1, seen) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        seen = seen | {id(value)}
+        return [_sanitise(v, depth + 1, seen) for v in value]
+    return clean_text(str(value))

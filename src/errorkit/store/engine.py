@@ -1,0 +1,149 @@
+"""Turning a store URL into a configured SQLAlchemy engine.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL``, a busy
+timeout and foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so two
+writers queue on the lock instead of failing half-way. PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+
+from errorkit.store._clean import json_dumps
+from errorkit.store.errors import InvalidStoreURL, StoreUnavailable
+
+__all__ = [
+    "ACCEPTED_URLS",
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "WRITE",
+    "create_store_engine",
+    "describe_url",
+    "normalize_url",
+]
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+ACCEPTED_URLS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+    "postgresql+psycopg://user:password@host:5432/dbname "
+    "(postgresql:// and postgres:// are read as postgresql+psycopg://)"
+)
+
+#: Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
+WRITE = "errorkit_write"
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL as text that is safe to show: the password is replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse and check a store URL; PostgreSQL URLs are pointed at psycopg 3.
+
+    Raises :class:`InvalidStoreURL` naming the URL (without password) and what is accepted.
+    """
+    shown = describe_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        message = f"cannot read store URL {shown!r} ({exc}); accepted forms: {ACCEPTED_URLS}"
+        raise InvalidStoreURL(message) from None
+    driver = parsed.drivername
+    if driver in _SQLITE_DRIVERS:
+        database = parsed.database or ""
+        if database in {"", ":memory:"} or "mode=memory" in str(parsed.query):
+            message = (
+                f"store URL {shown!r} names an in-memory SQLite database, which every "
+                f"connection sees empty; give a file path such as sqlite:///errorkit.db"
+            )
+            raise InvalidStoreURL(message)
+        return parsed.set(drivername="sqlite")
+    if driver in _POSTGRES_DRIVERS:
+        return parsed.set(drivername="postgresql+psycopg")
+    message = (
+        f"store URL {shown!r} uses {driver!r}, which errorkit's store does not support; "
+        f"accepted forms: {ACCEPTED_URLS}"
+    )
+    raise InvalidStoreURL(message)
+
+
+def create_store_engine(
+    url: str | URL,
+    *,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    pool_size: int = 5,
+    echo: bool = False,
+) -> Engine:
+    """An engine for the store at ``url``, with the per-dialect settings described above."""
+    parsed = normalize_url(url)
+    if parsed.drivername == "sqlite":
+        return _sqlite_engine(parsed, busy_timeout_ms=busy_timeout_ms, echo=echo)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        message = (
+            f"store URL {describe_url(parsed)!r} needs psycopg 3; "
+            "install it with: pip install 'errorkit[postgres]'"
+        )
+        raise InvalidStoreURL(message) from None
+    return create_engine(
+        parsed,
+        echo=echo,
+        json_serializer=json_dumps,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10, "application_name": "errorkit"},
+    )
+
+
+def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool) -> Engine:
+    database = url.database or ""
+    if not database.startswith("file:"):
+        parent = Path(database).expanduser().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            message = (
+                f"cannot create the directory {str(parent)!r} for store {describe_url(url)!r}: "
+                f"{exc.strerror}; create it or point ERRORKIT_STORE_URL elsewhere"
+            )
+            raise StoreUnavailable(message) from exc
+    engine = create_engine(
+        url,
+        echo=echo,
+        json_serializer=json_dumps,
+        connect_args={"timeout": busy_timeout_ms / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: errorkit emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

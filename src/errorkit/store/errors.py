@@ -1,0 +1,41 @@
+"""Exceptions the store raises; every message names what went wrong and the fix."""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidQuery",
+    "InvalidRecord",
+    "InvalidStoreURL",
+    "NotFound",
+    "SchemaTooNew",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error raised by :mod:`errorkit.store`."""
+
+
+class InvalidStoreURL(StoreError, ValueError):
+    """The store URL is malformed or names a database errorkit does not support."""
+
+
+class InvalidRecord(StoreError, ValueError):
+    """A record or delta handed to ``write_batch`` breaks the store's contract."""
+
+
+class InvalidQuery(StoreError, ValueError):
+    """A filter, sort key, cursor or format passed to a query is not accepted."""
+
+
+class NotFound(StoreError, LookupError):
+    """No error or group has the id that was asked for."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """The database cannot be reached or opened."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer errorkit than the one running."""

@@ -1,0 +1,162 @@
+"""The store's tables, in SQLAlchemy Core.
+
+This module describes the *current* shape; ``migrations/versions`` holds the frozen steps
+that build it, and a test checks that both agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "GROUP_STATUSES",
+    "UTCDateTime",
+    "applied_deltas",
+    "error_groups",
+    "errors",
+    "metadata",
+]
+
+GROUP_STATUSES = ("unresolved", "resolved", "ignored", "regressed")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, always stored and returned in UTC.
+
+    A naive value is taken to be UTC already. SQLite keeps the value as sortable text
+    without an offset; PostgreSQL keeps a ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            message = f"expected a datetime, got {type(value).__name__}: {value!r}"
+            raise TypeError(message)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+#: An integer key that is 64-bit on PostgreSQL and SQLite's rowid alias on SQLite.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+#: JSON everywhere, ``jsonb`` on PostgreSQL.
+JSONData = JSON().with_variant(JSONB(), "postgresql")
+
+errors = Table(
+    "errors",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("error_id", String(36), nullable=False, unique=True),
+    Column("timestamp", UTCDateTime(), nullable=False),
+    Column("error_type", String, nullable=False),
+    Column("error_code", String, nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("stack_trace", Text),
+    Column("exception_type", String),
+    Column("status", Integer),
+    Column("session_id", String),
+    Column("request_id", String),
+    Column("correlation_id", String),
+    Column("trace_id", String),
+    Column("user_id", String),
+    Column("endpoint", String),
+    Column("method", String),
+    Column("user_agent", Text),
+    Column("request_payload", Text),
+    Column("response_payload", Text),
+    Column("severity", String, nullable=False),
+    Column("resolved", Boolean, nullable=False, default=False, server_default=false()),
+    Column("notes", Text),
+    Column("created_at", UTCDateTime(), nullable=False, server_default=func.current_timestamp()),
+    Column("fingerprint", String, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("service", String),
+    Column("environment", String),
+    Column("release", String),
+    Column("data", JSONData),
+    Index(None, "timestamp"),
+    Index(None, "error_type", "timestamp"),
+    Index(None, "severity", "timestamp"),
+    Index(None, "fingerprint", "timestamp"),
+    Index(None, "session_id"),
+    Index(None, "request_id"),
+    Index(None, "resolved", "timestamp"),
+    sqlite_autoincrement=True,
+)
+
+error_groups = Table(
+    "error_groups",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("fingerprint", String, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("error_type", String, nullable=False),
+    Column("error_code", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False, server_default="unresolved"),
+    Column("resolved_at", UTCDateTime()),
+    Column("regressed_at", UTCDateTime()),
+    Column("notes", Text),
+    Column("last_error_id", String(36)),
+    Column("service", String),
+    Column("environment", String),
+    CheckConstraint("status IN ('unresolved', 'resolved', 'ignored', 'regressed')", name="status"),
+    CheckConstraint("count >= 0", name="count"),
+    Index(None, "status", "last_seen"),
+    Index(None, "last_seen"),
+)
+
+applied_deltas = Table(
+    "applied_deltas",
+    metadata,
+    Column("delta_id", String, primary_key=True),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)
