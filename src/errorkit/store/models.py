@@ -1,0 +1,172 @@
+"""What the store's queries return: plain, frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+__all__ = [
+    "ERROR_FIELDS",
+    "GROUP_FIELDS",
+    "Bucket",
+    "ErrorGroup",
+    "GroupStatus",
+    "Page",
+    "Stats",
+    "StoredError",
+    "WriteResult",
+]
+
+T = TypeVar("T")
+
+GroupStatus = Literal["unresolved", "resolved", "ignored", "regressed"]
+Bucket = Literal["hour", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredError:
+    """One row of ``errors``: an occurrence as it was stored."""
+
+    id: int
+    error_id: str
+    timestamp: datetime
+    error_type: str
+    error_code: str
+    error_message: str
+    severity: str
+    fingerprint: str
+    title: str
+    stack_trace: str | None
+    exception_type: str | None
+    status: int | None
+    session_id: str | None
+    request_id: str | None
+    correlation_id: str | None
+    trace_id: str | None
+    user_id: str | None
+    endpoint: str | None
+    method: str | None
+    user_agent: str | None
+    request_payload: str | None
+    response_payload: str | None
+    service: str | None
+    environment: str | None
+    release: str | None
+    data: dict[str, Any]
+    resolved: bool
+    notes: str | None
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, datetimes as ISO 8601 text."""
+        return _json_ready(self, ERROR_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """One issue: every occurrence sharing a fingerprint, with its exact count."""
+
+    id: int
+    fingerprint: str
+    title: str
+    error_type: str
+    error_code: str
+    severity: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    status: GroupStatus
+    resolved_at: datetime | None
+    regressed_at: datetime | None
+    notes: str | None
+    last_error_id: str | None
+    service: str | None
+    environment: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, datetimes as ISO 8601 text."""
+        return _json_ready(self, GROUP_FIELDS)
+
+
+ERROR_FIELDS: tuple[str, ...] = tuple(StoredError.__dataclass_fields__)
+GROUP_FIELDS: tuple[str, ...] = tuple(ErrorGroup.__dataclass_fields__)
+
+
+def _json_ready(item: object, names: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in names:
+        value = getattr(item, name)
+        values[name] = value.isoformat() if isinstance(value, datetime) else value
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing.
+
+    ``total`` counts every match (None when not asked for); ``next_cursor`` continues an
+    error listing after the last item (None on the last page).
+    """
+
+    items: tuple[T, ...]
+    total: int | None
+    limit: int
+    offset: int = 0
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts of stored rows in a time window (exact occurrence counts live in groups)."""
+
+    total: int
+    unresolved: int
+    by_type: dict[str, int]
+    by_severity: dict[str, int]
+    by_code: dict[str, int]
+    by_endpoint: dict[str, int]
+    buckets: tuple[tuple[datetime, int], ...]
+    bucket: Bucket
+    since: datetime | None
+    until: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, datetimes as ISO 8601 text."""
+        return {
+            "total": self.total,
+            "unresolved": self.unresolved,
+            "by_type": self.by_type,
+            "by_severity": self.by_severity,
+            "by_code": self.by_code,
+            "by_endpoint": self.by_endpoint,
+            "buckets": [[start.isoformat(), count] for start, count in self.buckets],
+            "bucket": self.bucket,
+            "since": None if self.since is None else self.since.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one ``write_batch`` changed.
+
+    ``inserted`` rows were new; ``duplicates`` were already stored (a replay) and counted
+    nothing. ``new_groups`` and ``regressed_groups`` are fingerprints this batch created or
+    reopened, for alerting.
+    """
+
+    inserted: int = 0
+    duplicates: int = 0
+    deltas_applied: int = 0
+    deltas_skipped: int = 0
+    occurrences: int = 0
+    new_groups: tuple[str, ...] = field(default=())
+    regressed_groups: tuple[str, ...] = field(default=())

@@ -1,0 +1,748 @@
+"""The error store: write batches from the capture pipeline, read for people and tools.
+
+Lookups (:meth:`ErrorStore.get`, :meth:`ErrorStore.group`) return None for an unknown id;
+actions on an unknown id (:meth:`ErrorStore.resolve`, :meth:`ErrorStore.resolve_group`, ...)
+raise :class:`NotFound`. Every database failure surfaces as :class:`StoreError`
+(:class:`StoreUnavailable` when the database cannot be reached), naming the store's URL
+without its password.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, Self, TypedDict, Unpack
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, Connection, Engine, Row
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from errorkit.store._write import apply_batch, prepare_batch
+from errorkit.store.engine import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    WRITE,
+    create_store_engine,
+    describe_url,
+)
+from errorkit.store.errors import InvalidQuery, NotFound, StoreError, StoreUnavailable
+from errorkit.store.migrate import ensure_schema
+from errorkit.store.models import (
+    ERROR_FIELDS,
+    GROUP_FIELDS,
+    Bucket,
+    ErrorGroup,
+    GroupStatus,
+    Page,
+    Stats,
+    StoredError,
+    WriteResult,
+)
+from errorkit.store.records import CountDelta, ErrorRecord
+from errorkit.store.schema import GROUP_STATUSES, error_groups, errors
+
+__all__ = [
+    "MAX_LIMIT",
+    "ErrorFilters",
+    "ErrorStore",
+    "ExportFormat",
+    "GroupSort",
+    "TextSink",
+    "open_store",
+]
+
+#: The largest page any listing returns.
+MAX_LIMIT = 10_000
+
+ExportFormat = Literal["jsonl", "csv"]
+GroupSort = Literal["last_seen", "count", "first_seen"]
+
+_WRITE_ATTEMPTS = 3
+_GROUP_SORTS = ("last_seen", "count", "first_seen")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class TextSink(Protocol):
+    """Where :meth:`ErrorStore.export` writes: an open text file, ``sys.stdout``, ..."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+class ErrorFilters(TypedDict, total=False):
+    """Filters shared by :meth:`ErrorStore.list`, ``count`` and ``export``; None means any."""
+
+    error_type: str | None
+    severity: str | None
+    error_code: str | None
+    resolved: bool | None
+    fingerprint: str | None
+    session_id: str | None
+    request_id: str | None
+    service: str | None
+    environment: str | None
+    since: datetime | None
+    until: datetime | None
+    search: str | None
+
+
+_FILTER_NAMES = frozenset(ErrorFilters.__annotations__)
+_EXACT_FILTERS = (
+    "error_type",
+    "severity",
+    "error_code",
+    "fingerprint",
+    "session_id",
+    "request_id",
+    "service",
+    "environment",
+)
+
+
+def open_store(url: str | URL, **options: Any) -> ErrorStore:
+    """Open the store at ``url`` now: connects and migrates, raising if it cannot."""
+    store = ErrorStore(url, **options)
+    try:
+        store.ping()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+class ErrorStore:
+    """Errors and groups in SQLite or PostgreSQL; safe to share between threads.
+
+    Creating one only checks the URL. The schema is migrated on first use, so an app can
+    start while its database is down; :func:`open_store` connects at once instead.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        migrate: bool = True,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        pool_size: int = 5,
+        echo: bool = False,
+    ) -> None:
+        self._engine = create_store_engine(
+            url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, echo=echo
+        )
+        self._url = describe_url(self._engine.url)
+        self._migrate = migrate
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The store's URL with the password hidden."""
+        return self._url
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"ErrorStore({self._url!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection; the store reconnects if used again."""
+        self._engine.dispose()
+
+    def ping(self) -> None:
+        """Check the database answers (and is migrated); raises StoreUnavailable if not."""
+        with self._read() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            if self._migrate:
+                ensure_schema(self._engine)
+            self._ready = True
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            message = f"the store at {self._url} is unavailable: {_reason(exc)}"
+            raise StoreUnavailable(message) from exc
+        except DBAPIError as exc:
+            message = f"the store at {self._url} refused the operation: {_reason(exc)}"
+            raise StoreError(message) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._ensure_ready()
+        with self._translate(), self._engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        self._ensure_ready()
+        with (
+            self._translate(),
+            self._engine.connect().execution_options(**{WRITE: True}) as connection,
+            connection.begin(),
+        ):
+            yield connection
+
+    # -- writing --------------------------------------------------------------------
+
+    def write_batch(
+        self, records: Sequence[ErrorRecord], deltas: Sequence[CountDelta] = ()
+    ) -> WriteResult:
+        """Store ``records`` and apply ``deltas`` in one transaction, idempotently.
+
+        A record whose ``error_id`` is already stored, or a delta whose ``delta_id`` was
+        already applied, changes nothing: replaying a batch never counts twice. Raises
+        InvalidRecord (before touching the database) for a record breaking the contract,
+        StoreError/StoreUnavailable when the database fails; then nothing was written.
+        """
+        batch = prepare_batch(records, deltas)
+        if not batch:
+            return WriteResult(duplicates=batch.duplicates, deltas_skipped=batch.delta_duplicates)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with self._write() as connection:
+                    return apply_batch(connection, batch)
+            except StoreError as exc:
+                if attempt == _WRITE_ATTEMPTS - 1 or not _transient(exc.__cause__):
+                    raise
+            time.sleep(0.05 * 2**attempt)
+        message = "unreachable: the last attempt returns or raises"
+        raise AssertionError(message)
+
+    def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
+        """Mark one stored error resolved (with optional notes); NotFound if unknown."""
+        with self._write() as connection:
+            values: dict[str, Any] = {"resolved": True}
+            if notes is not None:
+                values["notes"] = notes
+            result = connection.execute(
+                update(errors).where(errors.c.error_id == error_id).values(**values)
+            )
+            if result.rowcount == 0:
+                raise NotFound(_missing_error(error_id))
+            row = connection.execute(_select_errors().where(errors.c.error_id == error_id)).one()
+        return _stored(row)
+
+    def cleanup(
+        self,
+        older_than: datetime,
+        *,
+        batch_size: int = 5000,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete rows stored before ``older_than``; group counts stay exact.
+
+        Deletes in transactions of ``batch_size`` rows so writers are never blocked long;
+        ``on_progress`` receives the number deleted after each one. Returns the total.
+        """
+        cutoff = _when(older_than, "older_than")
+        if batch_size < 1:
+            message = f"batch_size must be at least 1, got {batch_size}"
+            raise InvalidQuery(message)
+        oldest = (
+            select(errors.c.id)
+            .where(errors.c.timestamp < cutoff)
+            .order_by(errors.c.id)
+            .limit(batch_size)
+        )
+        deleted = 0
+        while True:
+            with self._write() as connection:
+                ids = connection.execute(oldest).scalars().all()
+                if ids:
+                    connection.execute(delete(errors).where(errors.c.id.in_(ids)))
+            deleted += len(ids)
+            if ids and on_progress is not None:
+                on_progress(len(ids))
+            if len(ids) < batch_size:
+                return deleted
+
+    # -- reading errors -------------------------------------------------------------
+
+    def get(self, error_id: str) -> StoredError | None:
+        """The stored error with this ``error_id``, or None."""
+        with self._read() as connection:
+            row = connection.execute(
+                _select_errors().where(errors.c.error_id == error_id)
+            ).one_or_none()
+        return None if row is None else _stored(row)
+
+    def by_session(self, session_id: str, *, limit: int = 100) -> Sequence[StoredError]:
+        """Errors of one session, newest first."""
+        return self.list(session_id=session_id, limit=limit, with_total=False).items
+
+    def by_type(self, error_type: str, *, limit: int = 100) -> Sequence[StoredError]:
+        """Errors of one type, newest first."""
+        return self.list(error_type=error_type, limit=limit, with_total=False).items
+
+    def by_severity(self, severity: str, *, limit: int = 100) -> Sequence[StoredError]:
+        """Errors of one severity, newest first."""
+        return self.list(severity=severity, limit=limit, with_total=False).items
+
+    def recent(self, limit: int = 50) -> Sequence[StoredError]:
+        """The newest errors."""
+        return self.list(limit=limit, with_total=False).items
+
+    def unresolved(self, limit: int = 50) -> Sequence[StoredError]:
+        """The newest errors not resolved yet."""
+        return self.list(resolved=False, limit=limit, with_total=False).items
+
+    def list(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+        with_total: bool = True,
+        **filters: Unpack[ErrorFilters],
+    ) -> Page[StoredError]:
+        """Errors matching ``filters``, newest first.
+
+        Page with ``offset`` or, for stable paging through a growing table, pass the
+        previous page's ``next_cursor`` as ``cursor``.
+        """
+        _check_page(limit, offset)
+        conditions = _error_conditions(filters)
+        query = _select_errors().where(*conditions)
+        if cursor is not None:
+            if offset:
+                message = "pass either cursor or offset, not both"
+                raise InvalidQuery(message)
+            after_time, after_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    errors.c.timestamp < after_time,
+                    and_(errors.c.timestamp == after_time, errors.c.id < after_id),
+                )
+            )
+        query = query.order_by(errors.c.timestamp.desc(), errors.c.id.desc())
+        query = query.limit(limit + 1).offset(offset)
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+            total = None
+            if with_total:
+                count_query = select(func.count()).select_from(errors).where(*conditions)
+                total = connection.execute(count_query).scalar_one()
+        items = tuple(_stored(row) for row in rows[:limit])
+        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        return Page(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
+
+    def count(self, **filters: Unpack[ErrorFilters]) -> int:
+        """How many stored errors match ``filters``."""
+        query = select(func.count()).select_from(errors).where(*_error_conditions(filters))
+        with self._read() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def stats(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        bucket: Bucket = "hour",
+    ) -> Stats:
+        """Counts of stored errors by type, severity, code, endpoint and time bucket."""
+        if bucket not in ("hour", "day"):
+            message = f"bucket must be 'hour' or 'day', got {bucket!r}"
+            raise InvalidQuery(message)
+        conditions = _error_conditions({"since": since, "until": until})
+        with self._read() as connection:
+            totals = select(
+                func.count(), func.coalesce(func.sum(case((errors.c.resolved, 0), else_=1)), 0)
+            ).where(*conditions)
+            total, unresolved = connection.execute(totals).one()
+            by: dict[str, dict[str, int]] = {}
+            for name in ("error_type", "severity", "error_code", "endpoint"):
+                column = errors.c[name]
+                query = (
+                    select(column, func.count())
+                    .where(column.is_not(None), *conditions)
+                    .group_by(column)
+                    .order_by(func.count().desc(), column)
+                )
+                by[name] = {key: int(n) for key, n in connection.execute(query)}
+            slot = self._bucket(bucket).label("slot")
+            query = select(slot, func.count()).where(*conditions).group_by(slot).order_by(slot)
+            buckets = tuple((_bucket_time(key), int(n)) for key, n in connection.execute(query))
+        return Stats(
+            total=int(total),
+            unresolved=int(unresolved),
+            by_type=by["error_type"],
+            by_severity=by["severity"],
+            by_code=by["error_code"],
+            by_endpoint=by["endpoint"],
+            buckets=buckets,
+            bucket=bucket,
+            since=None if since is None else _when(since, "since"),
+            until=None if until is None else _when(until, "until"),
+        )
+
+    def _bucket(self, bucket: Bucket) -> ColumnElement[Any]:
+        # The unit is one of two fixed words, rendered literally so that PostgreSQL
+        # recognises the same expression in SELECT and GROUP BY.
+        if self.dialect == "postgresql":
+            return func.date_trunc(
+                literal_column(f"'{bucket}'"),
+                func.timezone(literal_column("'UTC'"), errors.c.timestamp),
+            )
+        pattern = "%Y-%m-%d %H:00:00" if bucket == "hour" else "%Y-%m-%d 00:00:00"
+        return func.strftime(literal_column(f"'{pattern}'"), errors.c.timestamp)
+
+    def export(
+        self,
+        out: TextSink,
+        *,
+        fmt: ExportFormat = "jsonl",
+        chunk_size: int = 1000,
+        on_progress: Callable[[int], None] | None = None,
+        neutralize_formulas: bool = True,
+        **filters: Unpack[ErrorFilters],
+    ) -> int:
+        """Write matching errors to ``out`` oldest first, as JSON lines or CSV.
+
+        Rows stream from the database ``chunk_size`` at a time (a server-side cursor on
+        PostgreSQL), so memory stays flat however many there are. In CSV, text starting
+        with ``= + - @`` gets a leading ``'`` so spreadsheets do not run it as a formula
+        (``neutralize_formulas=False`` keeps it verbatim). Returns the number written.
+        """
+        if fmt not in ("jsonl", "csv"):
+            message = f"export format must be 'jsonl' or 'csv', got {fmt!r}"
+            raise InvalidQuery(message)
+        if chunk_size < 1:
+            message = f"chunk_size must be at least 1, got {chunk_size}"
+            raise InvalidQuery(message)
+        query = (
+            _select_errors()
+            .where(*_error_conditions(filters))
+            .order_by(errors.c.timestamp, errors.c.id)
+        )
+        writer = None
+        if fmt == "csv":
+            writer = csv.writer(out)
+            writer.writerow(ERROR_FIELDS)
+        written = 0
+        with self._read() as connection:
+            result = connection.execution_options(
+                stream_results=True, yield_per=chunk_size
+            ).execute(query)
+            for chunk in result.partitions():
+                for row in chunk:
+                    if writer is None:
+                        out.write(json.dumps(_stored(row).as_dict(), ensure_ascii=False))
+                        out.write("\n")
+                    else:
+                        writer.writerow(_csv_row(row, neutralize_formulas))
+                written += len(chunk)
+                if on_progress is not None:
+                    on_progress(len(chunk))
+        return written
+
+    # -- groups ---------------------------------------------------------------------
+
+    def groups(
+        self,
+        *,
+        status: GroupStatus | Sequence[GroupStatus] | None = None,
+        error_type: str | None = None,
+        search: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+        sort: GroupSort = "last_seen",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[ErrorGroup]:
+        """Groups (issues) matching the filters, with the total number of matches."""
+        _check_page(limit, offset)
+        if sort not in _GROUP_SORTS:
+            message = f"sort must be one of {', '.join(_GROUP_SORTS)}; got {sort!r}"
+            raise InvalidQuery(message)
+        conditions: list[ColumnElement[bool]] = []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            unknown = [s for s in statuses if s not in GROUP_STATUSES]
+            if unknown:
+                message = (
+                    f"unknown group status {unknown[0]!r}; use one of {', '.join(GROUP_STATUSES)}"
+                )
+                raise InvalidQuery(message)
+            conditions.append(error_groups.c.status.in_(statuses))
+        for name, value in (
+            ("error_type", error_type),
+            ("service", service),
+            ("environment", environment),
+        ):
+            if value is not None:
+                conditions.append(error_groups.c[name] == value)
+        if search:
+            conditions.append(
+                or_(
+                    *(
+                        error_groups.c[name].icontains(search, autoescape=True)
+                        for name in ("title", "fingerprint", "error_code", "error_type")
+                    )
+                )
+            )
+        column = error_groups.c[sort]
+        order = (
+            (column.desc(), error_groups.c.id.desc()) if descending else (column, error_groups.c.id)
+        )
+        query = (
+            select(*(error_groups.c[name] for name in GROUP_FIELDS))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read() as connection:
+            items = tuple(_group(row) for row in connection.execute(query))
+            total = connection.execute(
+                select(func.count()).select_from(error_groups).where(*conditions)
+            ).scalar_one()
+        return Page(items=items, total=int(total), limit=limit, offset=offset)
+
+    def group(self, key: str | int) -> ErrorGroup | None:
+        """The group with this fingerprint (or numeric id), or None."""
+        with self._read() as connection:
+            return _find_group(connection, key)
+
+    def resolve_group(self, key: str | int, notes: str | None = None) -> ErrorGroup:
+        """Mark a group and all its stored errors resolved; NotFound if unknown.
+
+        If the group occurs again later it is marked ``regressed``.
+        """
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": "resolved", "resolved_at": now}
+        if notes is not None:
+            values["notes"] = notes
+        return self._set_group(key, values, rows_resolved=True)
+
+    def unresolve_group(self, key: str | int) -> ErrorGroup:
+        """Reopen a group and its stored errors; NotFound if unknown."""
+        values: dict[str, Any] = {"status": "unresolved", "resolved_at": None}
+        return self._set_group(key, values, rows_resolved=False)
+
+    def ignore_group(self, key: str | int, notes: str | None = None) -> ErrorGroup:
+        """Mark a group ignored: still counted, left out of the unresolved list."""
+        values: dict[str, Any] = {"status": "ignored"}
+        if notes is not None:
+            values["notes"] = notes
+        return self._set_group(key, values, rows_resolved=None)
+
+    def _set_group(
+        self, key: str | int, values: dict[str, Any], *, rows_resolved: bool | None
+    ) -> ErrorGroup:
+        with self._write() as connection:
+            found = _find_group(connection, key)
+            if found is None:
+                message = (
+                    f"no error group has fingerprint or id {key!r} in the store at {self._url}"
+                )
+                raise NotFound(message)
+            connection.execute(
+                update(error_groups).where(error_groups.c.id == found.id).values(**values)
+            )
+            if rows_resolved is not None:
+                connection.execute(
+                    update(errors)
+                    .where(
+                        errors.c.fingerprint == found.fingerprint,
+                        errors.c.resolved == (not rows_resolved),
+                    )
+                    .values(resolved=rows_resolved)
+                )
+            changed = _find_group(connection, found.id)
+        if changed is None:
+            message = f"group {key!r} vanished while being updated"
+            raise NotFound(message)
+        return changed
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _reason(exc: DBAPIError) -> str:
+    """The driver's error, on one line."""
+    original: BaseException = exc.orig if exc.orig is not None else exc
+    lines = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {lines[0] if lines else 'no detail'}"
+
+
+def _transient(cause: BaseException | None) -> bool:
+    """A deadlock, serialization failure or busy database: worth retrying at once."""
+    if not isinstance(cause, DBAPIError):
+        return False
+    original = cause.orig
+    if getattr(original, "sqlstate", None) in {"40P01", "40001"}:
+        return True
+    text_ = str(original).lower()
+    return "database is locked" in text_ or "database is busy" in text_
+
+
+def _when(value: datetime, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        message = f"{name} must be a datetime, got {type(value).__name__}: {value!r}"
+        raise InvalidQuery(message)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        message = f"limit must be between 1 and {MAX_LIMIT}, got {limit}"
+        raise InvalidQuery(message)
+    if offset < 0:
+        message = f"offset must be 0 or more, got {offset}"
+        raise InvalidQuery(message)
+
+
+def _missing_error(error_id: str) -> str:
+    return f"no stored error has error_id {error_id!r}"
+
+
+def _error_conditions(filters: ErrorFilters) -> list[ColumnElement[bool]]:
+    unknown = sorted(set(filters) - _FILTER_NAMES)
+    if unknown:
+        message = f"unknown filter {unknown[0]!r}; accepted: {', '.join(sorted(_FILTER_NAMES))}"
+        raise InvalidQuery(message)
+    conditions: list[ColumnElement[bool]] = []
+    for name in _EXACT_FILTERS:
+        value = filters.get(name)
+        if value is not None:
+            conditions.append(errors.c[name] == value)
+    resolved = filters.get("resolved")
+    if resolved is not None:
+        conditions.append(errors.c.resolved == bool(resolved))
+    since = filters.get("since")
+    if since is not None:
+        conditions.append(errors.c.timestamp >= _when(since, "since"))
+    until = filters.get("until")
+    if until is not None:
+        conditions.append(errors.c.timestamp < _when(until, "until"))
+    search = filters.get("search")
+    if search:
+        conditions.append(
+            or_(
+                *(
+                    errors.c[name].icontains(search, autoescape=True)
+                    for name in (
+                        "error_message",
+                        "title",
+                        "error_code",
+                        "exception_type",
+                        "endpoint",
+                        "error_id",
+                    )
+                )
+            )
+        )
+    return conditions
+
+
+def _select_errors() -> Select[Any]:
+    return select(*(errors.c[name] for name in ERROR_FIELDS))
+
+
+def _stored(row: Row[Any]) -> StoredError:
+    values = row._asdict()
+    if values["data"] is None:
+        values["data"] = {}
+    values["resolved"] = bool(values["resolved"])
+    return StoredError(**values)
+
+
+def _group(row: Row[Any]) -> ErrorGroup:
+    values = row._asdict()
+    values["count"] = int(values["count"])
+    return ErrorGroup(**values)
+
+
+def _find_group(connection: Connection, key: str | int) -> ErrorGroup | None:
+    columns = [error_groups.c[name] for name in GROUP_FIELDS]
+    if isinstance(key, str):
+        row = connection.execute(
+            select(*columns).where(error_groups.c.fingerprint == key)
+        ).one_or_none()
+        if row is not None or not key.isdigit():
+            return None if row is None else _group(row)
+        key = int(key)
+    row = connection.execute(select(*columns).where(error_groups.c.id == key)).one_or_none()
+    return None if row is None else _group(row)
+
+
+def _encode_cursor(item: StoredError) -> str:
+    raw = f"{item.timestamp.isoformat()}|{item.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, ident = raw.partition("|")
+        return _when(datetime.fromisoformat(when), "cursor"), int(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
+        raise InvalidQuery(message) from None
+
+
+def _bucket_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        message = f"unexpected time bucket {value!r} from the database"
+        raise StoreError(message)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _csv_row(row: Row[Any], neutralize: bool) -> list[str]:
+    cells: list[str] = []
+    for value in _stored(row).as_dict().values():
+        if value is None:
+            cell = ""
+        elif isinstance(value, bool):
+            cell = "true" if value else "false"
+        elif isinstance(value, dict):
+            cell = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        else:
+            cell = str(value)
+            if neutralize and isinstance(value, str) and cell.startswith(_FORMULA_START):
+                cell = "'" + cell
+        cells.append(cell)
+    return cells
