@@ -1,0 +1,69 @@
+"""errorkit for FastAPI::
+
+    from fastapi import FastAPI
+    import errorkit.fastapi
+
+    app = FastAPI()
+    errorkit.fastapi.install(app)                # or format="problem" / "wrapped" / a callable
+
+Besides what :mod:`errorkit.starlette` does, request validation errors are answered with one
+entry per field, and the OpenAPI schema documents errorkit's 4XX, 5XX and 422 answers
+instead of FastAPI's ``{"detail": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from errorkit._extras import require
+
+require("fastapi", extra="fastapi", feature="errorkit.fastapi")
+
+from fastapi import FastAPI  # noqa: E402 - after the extra check on purpose
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+
+from errorkit.http._common import DEFAULT_BODY_LIMIT  # noqa: E402
+from errorkit.http.envelope import FORMATS, Renderer  # noqa: E402
+from errorkit.http.openapi import document_errors  # noqa: E402
+from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
+from errorkit.starlette import ErrorkitMiddleware, exception_handler, install_asgi  # noqa: E402
+
+__all__ = ["ErrorkitMiddleware", "exception_handler", "install"]
+
+
+def install(
+    app: FastAPI,
+    *,
+    format: str | Renderer | None = None,
+    request_id_header: str = REQUEST_ID_HEADER,
+    trust_request_id: bool = True,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    openapi: bool = True,
+    openapi_schema: Mapping[str, Any] | None = None,
+) -> None:
+    """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
+    "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
+
+    With ``openapi=True`` the schema documents errorkit's answers; for a renderer of your
+    own pass ``openapi_schema`` (the JSON Schema of its body).
+    """
+    renderer = install_asgi(
+        app,
+        format=format,
+        request_id_header=request_id_header,
+        trust_request_id=trust_request_id,
+        body_limit=body_limit,
+        handled=(RequestValidationError,),
+    )
+    if not openapi:
+        return
+    name = next((k for k, v in FORMATS.items() if v is renderer), None)
+    if name is None and openapi_schema is None:
+        openapi_schema = {"type": "object", "description": "An error (custom format)."}
+    build = app.openapi
+
+    def documented_openapi() -> dict[str, Any]:
+        return document_errors(build(), name or "custom", custom_schema=openapi_schema)
+
+    app.openapi = documented_openapi  # type: ignore[method-assign]

@@ -1,0 +1,98 @@
+"""errorkit for Flask::
+
+    from flask import Flask
+    import errorkit.flask
+
+    app = Flask(__name__)
+    errorkit.flask.install(app)                  # or format="problem" / "wrapped" / a callable
+
+Every error, expected or not, is answered in one shape with the right status and headers
+(Werkzeug's HTTP exceptions for every status, pydantic validation errors with one entry per
+field, anything else as a generic 500 with an error id); ``X-Request-ID`` is accepted or
+generated, returned and bound to the context, streamed bodies included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from errorkit._extras import require
+
+require("flask", extra="flask", feature="errorkit.flask")
+
+from flask import Flask, Response, request  # noqa: E402 - after the extra check on purpose
+from werkzeug.exceptions import HTTPException  # noqa: E402
+
+from errorkit.errors import AppError  # noqa: E402
+from errorkit.http._asgi import check_options  # noqa: E402
+from errorkit.http._common import (  # noqa: E402
+    DEFAULT_BODY_LIMIT,
+    STATE_KEY,
+    RequestState,
+    answer_exception,
+    detached_state,
+)
+from errorkit.http._wsgi import WSGIMiddleware, environ_header  # noqa: E402
+from errorkit.http.envelope import Renderer, get_renderer  # noqa: E402
+from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
+
+__all__ = ["WSGIMiddleware", "install"]
+
+_EXTENSION = "errorkit"
+
+
+def install(
+    app: Flask,
+    *,
+    format: str | Renderer | None = None,
+    request_id_header: str = REQUEST_ID_HEADER,
+    trust_request_id: bool = True,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+) -> None:
+    """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
+    "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
+
+    ``trust_request_id=False`` ignores incoming request ids; ``body_limit`` bounds how much
+    of the body the app reads is kept for reports (0 keeps none).
+    """
+    check_options(request_id_header, body_limit)
+    renderer = get_renderer(format)
+    if _EXTENSION in app.extensions:
+        msg = "errorkit is already installed on this app; call install() once per app"
+        raise RuntimeError(msg)
+    app.wsgi_app = WSGIMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        request_id_header=request_id_header,
+        trust_request_id=trust_request_id,
+        body_limit=body_limit,
+    )
+
+    def handle(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException) and (
+            exc.code is None or exc.code < 400 or exc.response is not None
+        ):
+            # Redirects, and answers the app built itself (abort(response)), stay as they are.
+            return exc
+        state = request.environ.get(STATE_KEY)
+        if not isinstance(state, RequestState):
+            state = detached_state(
+                lambda name: environ_header(request.environ, name),
+                method=request.method,
+                path=request.path,
+                request_id_header=request_id_header,
+            )
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        answer, c = answer_exception(exc, state, renderer, endpoint=rule)
+        if c.status >= 500 and not isinstance(exc, AppError | HTTPException):
+            # An unexpected error: the server log still gets its traceback, as without us.
+            app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
+        headers = [(k, v) for k, v in answer.headers if k != "content-type"]
+        return Response(
+            answer.body,
+            status=answer.status,
+            headers=headers,
+            content_type=answer.header("content-type") or "application/json",
+        )
+
+    app.register_error_handler(Exception, handle)
+    app.extensions[_EXTENSION] = renderer

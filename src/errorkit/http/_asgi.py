@@ -1,0 +1,225 @@
+"""errorkit's pure-ASGI middleware, shared by the FastAPI and Starlette integrations.
+
+One class does three jobs for an HTTP request:
+
+1. request context: accept or generate the request id, read ``X-Correlation-ID`` and
+   ``traceparent``, bind them into :mod:`errorkit.context` for the request's lifetime and
+   return ``X-Request-ID`` on every answer;
+2. body capture: keep the first ``body_limit`` bytes the app itself reads (nothing is read
+   on its behalf), so a report can carry the request payload;
+3. catch-all: any exception still unhandled becomes errorkit's answer. Unexpected server
+   errors are re-raised after the answer is sent, like Starlette's own
+   ``ServerErrorMiddleware``, so the server still logs them; they are reported once.
+
+The integrations install it twice: outermost (so every middleware sees the context) and
+innermost (so its 500 flows back through ``CORSMiddleware`` and keeps the CORS headers).
+The inner instance finds the outer one's state in the scope and only catches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from errorkit._reporting import report
+from errorkit.classify import classify
+from errorkit.context import current_context
+from errorkit.errors import AppError, ErrorType
+from errorkit.http._common import (
+    DEFAULT_BODY_LIMIT,
+    STATE_KEY,
+    RequestState,
+    answer_exception,
+    finish_request,
+    mark_answered,
+    start_request,
+)
+from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer
+from errorkit.http.request_id import REQUEST_ID_HEADER
+
+__all__ = ["ErrorkitMiddleware", "check_options", "route_template"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def check_options(request_id_header: str, body_limit: int) -> None:
+    """Refuse options that cannot work, saying what to pass instead."""
+    if (
+        not isinstance(request_id_header, str)
+        or not request_id_header
+        or not all(c.isalnum() or c in "-_" for c in request_id_header)
+    ):
+        msg = (
+            f"request_id_header={request_id_header!r} is not a usable header name; "
+            "use letters, digits and dashes, e.g. 'X-Request-ID'"
+        )
+        raise ValueError(msg)
+    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 0:
+        msg = (
+            f"body_limit={body_limit!r}: must be a whole number of bytes >= 0 "
+            "(0 keeps no request body for reports)"
+        )
+        raise ValueError(msg)
+
+
+def route_template(scope: Scope, state: RequestState | None = None) -> str | None:
+    """The matched route's path template (``/items/{item_id}``), prefixed with the path
+    of the mounts it sits under; None before routing or when nothing matched."""
+    route = scope.get("route") or _match_route(scope)
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    root = scope.get("root_path", "")
+    base = state.root_path if state is not None else ""
+    if isinstance(root, str) and root.startswith(base) and len(root) > len(base):
+        return root[len(base) :] + path
+    return path
+
+
+def _match_route(scope: Scope) -> Any:
+    # Some routers (FastAPI's, for plain Starlette routes) do not record the matched route
+    # in the scope; match again. Only error answers get here, never the happy path.
+    router = scope.get("router")
+    for route in getattr(router, "routes", ()):
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # noqa: BLE001, S112 - a route that cannot match this scope is not it
+            continue
+        if getattr(match, "name", None) == "FULL":
+            return route
+    return None
+
+
+class ErrorkitMiddleware:
+    """Request context, request id and catch-all for an ASGI app (see the module doc)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        format: str | Renderer | None = None,
+        request_id_header: str = REQUEST_ID_HEADER,
+        trust_request_id: bool = True,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+        handled: tuple[type[BaseException], ...] = (AppError,),
+    ) -> None:
+        check_options(request_id_header, body_limit)
+        self.app = app
+        self.renderer = get_renderer(format)
+        self.header_name = request_id_header.lower()
+        self._header_bytes = self.header_name.encode("latin-1")
+        self.trust_request_id = trust_request_id
+        self.body_limit = body_limit
+        self.handled = handled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.get(STATE_KEY)
+        if isinstance(state, RequestState):
+            await self._run(scope, receive, send, state)
+            return
+
+        raw = dict(scope.get("headers", ()))
+
+        def header(name: str) -> str | None:
+            value = raw.get(name.encode("latin-1"))
+            return None if value is None else value.decode("latin-1")
+
+        state, current_token, ctx_token = start_request(
+            header,
+            method=scope.get("method", "GET"),
+            path=scope.get("path", "/"),
+            request_id_header=self.header_name,
+            trust_request_id=self.trust_request_id,
+            body_limit=self.body_limit,
+        )
+        state.root_path = scope.get("root_path", "")
+        id_header = (self._header_bytes, state.request_id.encode("latin-1"))
+        skip = self._header_bytes
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != skip]
+                headers.append(id_header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        async def receive_and_keep(message_source: Receive = receive) -> Message:
+            message = await message_source()
+            if message["type"] == "http.request":
+                state.record(message.get("body", b""))
+            return message
+
+        try:
+            await self._run(
+                {**scope, STATE_KEY: state},
+                receive_and_keep if self.body_limit else receive,
+                send_with_id,
+                state,
+            )
+        finally:
+            finish_request(current_token, ctx_token)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, state: RequestState) -> None:
+        started = False
+        send_failed = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, send_failed
+            if message["type"] == "http.response.start":
+                started = True
+            try:
+                await send(message)
+            except BaseException:
+                send_failed = True
+                raise
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if send_failed:
+                # The transport failed (the client went away): not an error of the app.
+                raise
+            if started:
+                # Headers are out, so there is nothing left to answer: report it and let the
+                # server log it and close the connection.
+                self._report_late(exc, scope, state)
+                raise
+            answer, c = answer_exception(
+                exc, state, self.renderer, endpoint=route_template(scope, state)
+            )
+            await _send_answer(tracking_send, answer)
+            if c.status >= 500 and not isinstance(exc, self.handled):
+                mark_answered(exc)
+                raise
+
+    def _report_late(self, exc: Exception, scope: Scope, state: RequestState) -> None:
+        c = classify(exc)
+        report(
+            exc,
+            error_type=str(ErrorType.STREAM),
+            endpoint=route_template(scope, state) or state.path,
+            method=state.method,
+            user_agent=state.user_agent,
+            request_id=state.request_id,
+            session_id=current_context().session_id,
+            request_payload=state.payload(),
+            status=c.status,
+            severity=str(c.severity),
+        )
+
+
+async def _send_answer(send: Send, answer: EncodedAnswer) -> None:
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1", "replace"))
+        for name, value in answer.headers
+    ]
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body, "more_body": False})

@@ -1,0 +1,234 @@
+"""What the ASGI and WSGI sides share: per-request state and "answer this exception"."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from errorkit._guard import guard
+from errorkit._reporting import report
+from errorkit.catalog import Severity
+from errorkit.classify import Classification, classify
+from errorkit.context import bind_context, current_context, reset_context
+from errorkit.errors import AppError, ErrorType, error_id_of
+from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer
+from errorkit.http.request_id import (
+    CORRELATION_ID_HEADER,
+    TRACEPARENT_HEADER,
+    accept_request_id,
+    is_valid_request_id,
+    parse_traceparent,
+)
+
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "STATE_KEY",
+    "RequestState",
+    "answer_exception",
+    "current_request",
+    "detached_state",
+    "finish_request",
+    "mark_answered",
+    "start_request",
+    "was_answered",
+]
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+STATE_KEY = "errorkit.request"  # where the state lives in an ASGI scope / WSGI environ
+
+_current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
+    "errorkit_request", default=None
+)
+
+
+@dataclass(slots=True, eq=False)
+class RequestState:
+    """One request as errorkit sees it: ids, what to report, and the body read so far."""
+
+    request_id: str
+    correlation_id: str
+    method: str
+    path: str
+    user_agent: str | None = None
+    content_type: str | None = None
+    body_limit: int = DEFAULT_BODY_LIMIT
+    body: bytearray = field(default_factory=bytearray)
+    body_truncated: bool = False
+    request_id_header: str = "x-request-id"
+    root_path: str = ""
+
+    def record(self, chunk: bytes) -> None:
+        """Keep what the app reads, up to ``body_limit`` bytes."""
+        if not chunk:
+            return
+        room = self.body_limit - len(self.body)
+        if room <= 0:
+            self.body_truncated = True
+            return
+        if len(chunk) > room:
+            self.body_truncated = True
+            chunk = chunk[:room]
+        self.body += chunk
+
+    def payload(self) -> Any:
+        """The body for the report: parsed JSON when it is complete JSON, else raw bytes."""
+        if not self.body:
+            return None
+        data = bytes(self.body)
+        if not self.body_truncated and self.content_type and "json" in self.content_type:
+            try:
+                return json.loads(data)
+            except ValueError:
+                return data
+        return data
+
+
+def current_request() -> RequestState | None:
+    """The request errorkit is handling in this context (None outside one)."""
+    return _current.get()
+
+
+def start_request(
+    header: Callable[[str], str | None],
+    *,
+    method: str,
+    path: str,
+    request_id_header: str,
+    trust_request_id: bool,
+    body_limit: int,
+) -> tuple[RequestState, contextvars.Token[Any], contextvars.Token[Any]]:
+    """Build the state from headers (``header(lowercase_name)``), bind the context;
+    return the state and the two tokens that undo the binding."""
+    incoming = header(request_id_header) if trust_request_id else None
+    request_id = accept_request_id(incoming)
+    correlation = header(CORRELATION_ID_HEADER.lower())
+    correlation_id = (
+        correlation if correlation is not None and is_valid_request_id(correlation) else request_id
+    )
+    state = RequestState(
+        request_id=request_id,
+        correlation_id=correlation_id,
+        method=method,
+        path=path,
+        user_agent=header("user-agent"),
+        content_type=header("content-type"),
+        body_limit=body_limit,
+        request_id_header=request_id_header,
+    )
+    trace = parse_traceparent(header(TRACEPARENT_HEADER))
+    ctx_token = bind_context(
+        request_id=request_id,
+        correlation_id=correlation_id,
+        trace_id=trace.trace_id if trace else None,
+        span_id=trace.span_id if trace else None,
+        endpoint=path,
+        method=method,
+    )
+    return state, _current.set(state), ctx_token
+
+
+def finish_request(
+    current_token: contextvars.Token[Any], ctx_token: contextvars.Token[Any]
+) -> None:
+    """Undo what :func:`start_request` bound."""
+    _current.reset(current_token)
+    reset_context(ctx_token)
+
+
+def detached_state(
+    header: Callable[[str], str | None],
+    *,
+    method: str,
+    path: str,
+    request_id_header: str = "x-request-id",
+) -> RequestState:
+    """A state for an exception caught outside errorkit's middleware (no context bound)."""
+    request_id = accept_request_id(header(request_id_header.lower()))
+    return RequestState(
+        request_id=request_id,
+        correlation_id=request_id,
+        method=method,
+        path=path,
+        user_agent=header("user-agent"),
+        content_type=header("content-type"),
+        request_id_header=request_id_header.lower(),
+    )
+
+
+_ANSWERED_ATTR = "__errorkit_answered__"
+
+
+def mark_answered(exc: BaseException) -> None:
+    """Remember that ``exc`` already got its answer (so a later layer does not render it)."""
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _ANSWERED_ATTR, True)
+
+
+def was_answered(exc: BaseException) -> bool:
+    return bool(getattr(exc, _ANSWERED_ATTR, False))
+
+
+_FALLBACK = Classification(
+    error_type=ErrorType.UNKNOWN,
+    code="INTERNAL_ERROR",
+    status=500,
+    severity=Severity.ERROR,
+    retriable=False,
+)
+
+
+def _minimal(error_id: str, request_id: str) -> EncodedAnswer:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "INTERNAL_ERROR",
+                "message": "An internal error occurred.",
+                "error_id": error_id,
+                "request_id": request_id,
+            }
+        }
+    ).encode()
+    return EncodedAnswer(500, body, (("content-type", "application/json"),))
+
+
+def answer_exception(
+    exc: BaseException,
+    state: RequestState,
+    renderer: Renderer,
+    *,
+    endpoint: str | None = None,
+) -> tuple[EncodedAnswer, Classification]:
+    """Classify ``exc``, report it once, and render the answer. Never raises outside tests:
+    if errorkit itself fails here, the client still gets a minimal 500 with the error id."""
+    answer: EncodedAnswer | None = None
+    c = _FALLBACK
+    with guard("http.answer"):
+        c = classify(exc)
+        error_id = report(
+            exc,
+            error_type=str(c.error_type),
+            endpoint=endpoint or state.path,
+            method=state.method,
+            user_agent=state.user_agent,
+            request_id=state.request_id,
+            session_id=current_context().session_id,
+            request_payload=state.payload(),
+            status=c.status,
+            severity=str(c.severity),
+        )
+        meta = ErrorMeta(
+            error_id=error_id,
+            request_id=state.request_id,
+            timestamp=exc.timestamp if isinstance(exc, AppError) else datetime.now(UTC),
+            correlation_id=state.correlation_id,
+            instance=state.path,
+        )
+        answer = encode_answer(c, meta, renderer)
+    if answer is None:
+        return _minimal(error_id_of(exc), state.request_id), _FALLBACK
+    return answer, c

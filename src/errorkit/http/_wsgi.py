@@ -1,0 +1,150 @@
+"""The WSGI twin of the ASGI middleware (used by the Flask integration).
+
+Each request runs in a copy of the caller's :mod:`contextvars` context, and so does every
+step of iterating its response: the request id stays bound while a streamed body is
+produced, and nothing has to be reset afterwards (the copy is simply dropped).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from errorkit.http._asgi import check_options
+from errorkit.http._common import DEFAULT_BODY_LIMIT, STATE_KEY, RequestState, start_request
+from errorkit.http.request_id import REQUEST_ID_HEADER
+
+__all__ = ["WSGIMiddleware", "environ_header"]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def environ_header(environ: dict[str, Any], name: str) -> str | None:
+    """A request header from a WSGI environ by its (case-insensitive) name."""
+    key = name.upper().replace("-", "_")
+    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        value = environ.get(key)
+    else:
+        value = environ.get("HTTP_" + key)
+    return value if isinstance(value, str) and value else None
+
+
+class _KeepingInput:
+    """Wraps ``wsgi.input``: whatever the app reads is also kept (bounded) for reports."""
+
+    def __init__(self, stream: Any, state: RequestState) -> None:
+        self._stream = stream
+        self._state = state
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._stream.read(size) if size is not None else self._stream.read()
+        self._state.record(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is None:
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        size: int | None = readinto(buffer)
+        if size:
+            self._state.record(bytes(memoryview(buffer)[:size]))
+        return size
+
+    def readline(self, size: int = -1) -> bytes:
+        data: bytes = self._stream.readline(size)
+        self._state.record(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = self._stream.readlines(hint)
+        for line in lines:
+            self._state.record(line)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            self._state.record(line)
+            yield line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _InContext:
+    """The app's response iterable, iterated (and closed) inside the request's context."""
+
+    def __init__(self, result: Iterable[bytes], ctx: contextvars.Context) -> None:
+        self._result = result
+        self._ctx = ctx
+        self._iter: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iter is None:
+            self._iter = self._ctx.run(iter, self._result)
+        return self._ctx.run(next, self._iter)
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            self._ctx.run(close)
+
+
+class WSGIMiddleware:
+    """Request id, context and body capture for a WSGI app."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        request_id_header: str = REQUEST_ID_HEADER,
+        trust_request_id: bool = True,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+    ) -> None:
+        check_options(request_id_header, body_limit)
+        self.app = app
+        self.header_name = request_id_header
+        self.trust_request_id = trust_request_id
+        self.body_limit = body_limit
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if isinstance(environ.get(STATE_KEY), RequestState):
+            return self.app(environ, start_response)
+        ctx = contextvars.copy_context()
+        result = ctx.run(self._call, environ, start_response)
+        return _InContext(result, ctx)
+
+    def _call(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        state, _, _ = start_request(
+            lambda name: environ_header(environ, name),
+            method=environ.get("REQUEST_METHOD", "GET"),
+            path=environ.get("PATH_INFO", "/") or "/",
+            request_id_header=self.header_name,
+            trust_request_id=self.trust_request_id,
+            body_limit=self.body_limit,
+        )
+        state.root_path = environ.get("SCRIPT_NAME", "")
+        environ[STATE_KEY] = state
+        stream = environ.get("wsgi.input")
+        if stream is not None and self.body_limit:
+            environ["wsgi.input"] = _KeepingInput(stream, state)
+        skip = self.header_name.lower()
+
+        def start_with_id(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            headers = [(k, v) for k, v in headers if k.lower() != skip]
+            headers.append((self.header_name, state.request_id))
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start_with_id)

@@ -1,0 +1,155 @@
+"""Errors in streamed answers (Server-Sent Events and other chunked bodies).
+
+Once a stream has started, its status and headers are on the wire: an error can no longer
+become a 500. :func:`stream_errors` wraps the generator that produces the chunks; when it
+fails mid-stream, the wrapper reports the error (``error_type="stream_error"``), sends one
+error event and ``data: [DONE]``, and ends the stream cleanly::
+
+    return StreamingResponse(stream_errors(chunks()), media_type="text/event-stream")
+
+A client that goes away (the server closes the generator, or cancels the task that awaits
+it) stops the generator quietly: that is not an error of the app.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, TypeVar, cast, overload
+
+from errorkit._reporting import report
+from errorkit.classify import classify
+from errorkit.context import current_context
+from errorkit.errors import ErrorType
+from errorkit.http._common import current_request
+from errorkit.http.envelope import safe_for_client
+
+__all__ = ["DONE", "error_event", "sse_event", "stream_errors"]
+
+DONE = "data: [DONE]\n\n"
+
+Chunk = TypeVar("Chunk", str, bytes)
+
+
+def sse_event(data: Any, *, event: str | None = None) -> str:
+    """One SSE event whose ``data`` is ``data`` as compact JSON (a ``str`` as it is)."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    lines = "".join(f"data: {line}\n" for line in text.split("\n"))
+    return (f"event: {event}\n" if event else "") + lines + "\n"
+
+
+def error_event(exc: BaseException, *, endpoint: str | None = None) -> str:
+    """Report ``exc`` as a stream error and return its SSE error event:
+    ``data: {"error": {"message", "type", "code", "error_id", "request_id", "retriable"}}``."""
+    c = classify(exc)
+    ctx = current_context()
+    state = current_request()
+    error_id = report(
+        exc,
+        error_type=str(ErrorType.STREAM),
+        endpoint=endpoint or ctx.endpoint or (state.path if state else None),
+        method=ctx.method,
+        user_agent=state.user_agent if state else None,
+        request_id=ctx.request_id,
+        session_id=ctx.session_id,
+        request_payload=state.payload() if state else None,
+        status=c.status,
+        severity=str(c.severity),
+    )
+    safe = safe_for_client(c)
+    error: dict[str, Any] = {
+        "message": safe.message,
+        "type": str(ErrorType.STREAM),
+        "code": safe.code,
+        "error_id": error_id,
+        "request_id": ctx.request_id,
+        "retriable": safe.retriable,
+    }
+    if safe.retry_after is not None:
+        error["retry_after"] = max(0, math.ceil(safe.retry_after))
+    return sse_event({"error": error})
+
+
+def _like(chunk_is_bytes: bool, text: str) -> Any:
+    return text.encode() if chunk_is_bytes else text
+
+
+@overload
+def stream_errors(
+    source: AsyncIterable[Chunk], *, done: bool = True, endpoint: str | None = None
+) -> AsyncIterator[Chunk]: ...
+
+
+@overload
+def stream_errors(
+    source: Iterable[Chunk], *, done: bool = True, endpoint: str | None = None
+) -> Iterator[Chunk]: ...
+
+
+def stream_errors(
+    source: AsyncIterable[Chunk] | Iterable[Chunk],
+    *,
+    done: bool = True,
+    endpoint: str | None = None,
+) -> AsyncIterator[Chunk] | Iterator[Chunk]:
+    """Pass ``source``'s chunks through; on failure send the error event (and ``[DONE]``
+    unless ``done=False``) and stop. Sync sources give a sync iterator, async ones an
+    async iterator; error events are ``bytes`` when the source's chunks were."""
+    if isinstance(source, AsyncIterable):
+        return _async_stream(source, done, endpoint)
+    if isinstance(source, Iterable):
+        return _sync_stream(source, done, endpoint)
+    msg = (
+        f"stream_errors() needs an iterable or async iterable of str or bytes chunks, "
+        f"not {type(source).__name__}"
+    )
+    raise TypeError(msg)
+
+
+async def _async_stream(
+    source: AsyncIterable[Chunk], done: bool, endpoint: str | None
+) -> AsyncIterator[Chunk]:
+    iterator = aiter(source)
+    as_bytes = False
+    try:
+        while True:
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure of the source ends the stream
+                yield cast(Chunk, _like(as_bytes, error_event(exc, endpoint=endpoint)))
+                if done:
+                    yield cast(Chunk, _like(as_bytes, DONE))
+                return
+            as_bytes = isinstance(chunk, bytes)
+            yield chunk
+    finally:
+        # GeneratorExit / CancelledError (the client went away) land here too: close the
+        # source so its own cleanup runs, and report nothing.
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _sync_stream(source: Iterable[Chunk], done: bool, endpoint: str | None) -> Iterator[Chunk]:
+    iterator = iter(source)
+    as_bytes = False
+    try:
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure of the source ends the stream
+                yield cast(Chunk, _like(as_bytes, error_event(exc, endpoint=endpoint)))
+                if done:
+                    yield cast(Chunk, _like(as_bytes, DONE))
+                return
+            as_bytes = isinstance(chunk, bytes)
+            yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,156 @@
+"""errorkit for Starlette::
+
+    from starlette.applications import Starlette
+    import errorkit.starlette
+
+    app = Starlette(routes=[...])
+    errorkit.starlette.install(app)              # or format="problem" / "wrapped" / a callable
+
+Every error, expected or not, is answered in one shape with the right status and headers;
+``X-Request-ID`` is accepted or generated, returned and bound to the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from errorkit._extras import require
+
+require("starlette", extra="starlette", feature="errorkit.starlette")
+
+from starlette.applications import Starlette  # noqa: E402 - after the extra check on purpose
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+from errorkit.errors import AppError  # noqa: E402
+from errorkit.http._asgi import ErrorkitMiddleware, check_options, route_template  # noqa: E402
+from errorkit.http._common import (  # noqa: E402
+    DEFAULT_BODY_LIMIT,
+    STATE_KEY,
+    RequestState,
+    answer_exception,
+    detached_state,
+    was_answered,
+)
+from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer  # noqa: E402
+from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
+
+__all__ = ["ErrorkitMiddleware", "exception_handler", "install"]
+
+_INSTALLED_ATTR = "_errorkit_renderer"
+
+
+def _response(answer: EncodedAnswer, extra: dict[str, str] | None = None) -> Response:
+    headers = {k: v for k, v in answer.headers if k != "content-type"}
+    if extra:
+        headers.update(extra)
+    media_type = answer.header("content-type") or "application/json"
+    return Response(answer.body, answer.status, headers=headers, media_type=media_type)
+
+
+def _state_of(request: Request, request_id_header: str) -> tuple[RequestState, bool]:
+    state = request.scope.get(STATE_KEY)
+    if isinstance(state, RequestState):
+        return state, False
+    headers = request.headers
+    detached = detached_state(
+        headers.get,
+        method=request.method,
+        path=request.url.path,
+        request_id_header=request_id_header,
+    )
+    return detached, True
+
+
+def exception_handler(
+    format: str | Renderer | None = None, *, request_id_header: str = REQUEST_ID_HEADER
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A Starlette exception handler that answers in errorkit's format (``install()``
+    registers it; use it directly to answer one exception class errorkit's way)."""
+    renderer = get_renderer(format)
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        state, detached = _state_of(request, request_id_header)
+        if was_answered(exc):
+            # errorkit's middleware answered and re-raised it for the server log; this
+            # answer is never sent (the response has started).
+            return Response(status_code=500)
+        answer, _ = answer_exception(
+            exc, state, renderer, endpoint=route_template(request.scope, state)
+        )
+        # Outside errorkit's middleware no layer adds the request id: add it here.
+        extra = {request_id_header: state.request_id} if detached else None
+        return _response(answer, extra)
+
+    return handle
+
+
+def install_asgi(
+    app: Starlette,
+    *,
+    format: str | Renderer | None,
+    request_id_header: str,
+    trust_request_id: bool,
+    body_limit: int,
+    handled: tuple[type[Exception], ...] = (),
+) -> Renderer:
+    """What :func:`install` does, with extra exception classes to answer as handled
+    (the FastAPI integration adds ``RequestValidationError``)."""
+    check_options(request_id_header, body_limit)
+    renderer = get_renderer(format)
+    if getattr(app, _INSTALLED_ATTR, None) is not None:
+        msg = "errorkit is already installed on this app; call install() once per app"
+        raise RuntimeError(msg)
+    if app.middleware_stack is not None:
+        msg = (
+            "install() must run before the app serves its first request (its middleware "
+            "stack is already built); call it right after creating the app"
+        )
+        raise RuntimeError(msg)
+    handler = exception_handler(renderer, request_id_header=request_id_header)
+    for exc_class in (HTTPException, AppError, *handled):
+        app.add_exception_handler(exc_class, handler)
+    # The last resort, for exceptions raised by middleware added outside errorkit's own.
+    app.add_exception_handler(Exception, handler)
+
+    def middleware() -> Middleware:
+        return Middleware(
+            ErrorkitMiddleware,
+            format=renderer,
+            request_id_header=request_id_header,
+            trust_request_id=trust_request_id,
+            body_limit=body_limit,
+            handled=(AppError, HTTPException, *handled),
+        )
+
+    # Outermost: every other middleware runs inside the request context.
+    app.user_middleware.insert(0, middleware())
+    # Innermost: the answer to an unexpected error flows back through CORSMiddleware & co.
+    app.user_middleware.append(middleware())
+    setattr(app, _INSTALLED_ATTR, renderer)
+    return renderer
+
+
+def install(
+    app: Starlette,
+    *,
+    format: str | Renderer | None = None,
+    request_id_header: str = REQUEST_ID_HEADER,
+    trust_request_id: bool = True,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+) -> None:
+    """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
+    "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
+
+    ``trust_request_id=False`` ignores incoming request ids; ``body_limit`` bounds how much
+    of the body the app reads is kept for reports (0 keeps none).
+    """
+    install_asgi(
+        app,
+        format=format,
+        request_id_header=request_id_header,
+        trust_request_id=trust_request_id,
+        body_limit=body_limit,
+    )
