@@ -1,0 +1,127 @@
+"""Store URLs, SQLite settings, and failures when the database is not there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from tests.store._support import RecordFactory
+
+from errorkit.store import (
+    ErrorStore,
+    InvalidStoreURL,
+    StoreUnavailable,
+    describe_url,
+    normalize_url,
+    open_store,
+)
+from errorkit.store.engine import create_store_engine
+
+UNREACHABLE = "postgresql://errorkit:hunter2@127.0.0.1:1/errors"
+
+
+def test_sqlite_runs_in_wal_with_the_documented_settings(tmp_path: Path) -> None:
+    """WAL, synchronous=NORMAL, a 5 s busy timeout and foreign keys are on."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with engine.connect() as conn:
+        settings = {
+            name: conn.execute(text(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        }
+    engine.dispose()
+    assert settings == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
+
+
+def test_sqlite_parent_directory_is_created(tmp_path: Path, make_record: RecordFactory) -> None:
+    """A store file in a directory that does not exist yet just works."""
+    path = tmp_path / "deep" / "er" / "errors.db"
+    with ErrorStore(f"sqlite:///{path}") as store:
+        store.write_batch([make_record()])
+    assert path.exists()
+
+
+def test_sqlite_directory_that_cannot_be_made(tmp_path: Path) -> None:
+    """A path under a regular file fails with the directory and the URL named."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnavailable, match="cannot create the directory"):
+        ErrorStore(f"sqlite:///{blocker / 'errors.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgres://u@127.0.0.1/db", "postgresql+psycopg"),
+        ("postgresql://u@127.0.0.1/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@127.0.0.1/db", "postgresql+psycopg"),
+        ("sqlite:///errors.db", "sqlite"),
+        ("sqlite+pysqlite:///errors.db", "sqlite"),
+    ],
+)
+def test_accepted_urls(url: str, driver: str) -> None:
+    """PostgreSQL URLs are pointed at psycopg 3; SQLite file URLs are kept."""
+    assert normalize_url(url).drivername == driver
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://root:s3cret@127.0.0.1/db", "uses 'mysql'"),
+        ("postgresql+psycopg2://root:s3cret@127.0.0.1/db", "uses 'postgresql+psycopg2'"),
+        ("not a url", "cannot read store URL"),
+        ("sqlite://", "in-memory SQLite"),
+        ("sqlite:///:memory:", "in-memory SQLite"),
+    ],
+)
+def test_refused_urls_say_what_is_accepted(url: str, words: str) -> None:
+    """A bad URL names itself without the password and lists the accepted forms."""
+    with pytest.raises(InvalidStoreURL, match=re.escape(words)) as caught:
+        ErrorStore(url)
+    assert "s3cret" not in str(caught.value)
+    assert "sqlite:///" in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_describe_url_hides_the_password() -> None:
+    """Both text and parsed URLs are shown with *** for the password."""
+    assert describe_url(UNREACHABLE) == "postgresql://errorkit:***@127.0.0.1:1/errors"
+    assert "hunter2" not in describe_url(normalize_url(UNREACHABLE))
+
+
+def test_store_is_lazy_until_used() -> None:
+    """Creating a store for a database that is down succeeds; using it then fails clearly."""
+    store = ErrorStore(UNREACHABLE)
+    with pytest.raises(StoreUnavailable) as caught:
+        store.ping()
+    message = str(caught.value)
+    assert "127.0.0.1:1" in message
+    assert "hunter2" not in message
+    store.close()
+
+
+def test_write_to_a_store_that_is_down_raises_unavailable(make_record: RecordFactory) -> None:
+    """The pipeline learns of an outage through StoreUnavailable (and spools)."""
+    with ErrorStore(UNREACHABLE) as store, pytest.raises(StoreUnavailable):
+        store.write_batch([make_record()])
+
+
+def test_open_store_connects_at_once() -> None:
+    """open_store() fails right away when the database is down."""
+    with pytest.raises(StoreUnavailable, match="cannot reach the store"):
+        open_store(UNREACHABLE)
+
+
+@pytest.mark.postgres
+def test_postgres_scheme_alias_reaches_the_server(postgres_database: str) -> None:
+    """A postgres:// URL (as hosting providers hand out) works as is."""
+    alias = postgres_database.replace("postgresql+psycopg://", "postgres://")
+    with ErrorStore(alias) as store:
+        store.ping()
+        assert store.dialect == "postgresql"
