@@ -1,0 +1,1 @@
+"""Runnable examples of errorkit (``python -m examples.demo``)."""

@@ -1,0 +1,62 @@
+"""The demo keeps giving the answers it documents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env.pop("ERRORKIT_DEMO_CHECK", None)
+    return env
+
+
+def test_demo_check_mode_passes() -> None:
+    """`python -m examples.demo --check` runs every curl line and all answers match."""
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.demo", "--check", "--port", "0"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all answers match" in result.stdout
+    assert "FAIL" not in result.stdout
+
+
+def test_demo_serves_until_interrupted() -> None:
+    """Without --check the demo prints its curl lines and stops cleanly on Ctrl-C."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examples.demo", "--port", "0"],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops the demo"):
+                break
+        output = "".join(lines)
+        assert "curl -s -i" in output
+        assert "/v1/chat/completions" in output
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
