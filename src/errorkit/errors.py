@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from errorkit.catalog import CatalogError, Category, Severity, catalog, validate_code
 from errorkit.context import current_context
@@ -746,6 +746,23 @@ class CircuitOpenError(AppError):
     category = Category.EXTERNAL
     severity = Severity.WARNING
     error_type = ErrorType.API
+
+    if not TYPE_CHECKING:  # hidden from type checkers so that typos still fail there
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for an attribute never set: a breaker builds its rejections
+            # without __init__ (a flood of them must stay cheap), so the error id is made
+            # on first use.
+            if name == "error_id":
+                value = str(uuid.uuid4())
+                self.__dict__["error_id"] = value
+                return value
+            msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+            raise AttributeError(msg)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        _ = self.error_id  # a pickled copy names the same occurrence
+        return super().__reduce__()
 
 
 def iter_error_classes() -> Iterator[type[AppError]]:
