@@ -1,0 +1,126 @@
+"""Small pieces every recovery tool shares: which errors a tool acts on, names, summaries."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, TypeAlias, cast
+
+from errorkit.classify import classify
+from errorkit.scrub import default_scrubber
+
+ErrorTypes: TypeAlias = type[BaseException] | tuple[type[BaseException], ...]
+ErrorPredicate: TypeAlias = Callable[[BaseException], bool]
+ErrorFilter: TypeAlias = ErrorTypes | ErrorPredicate
+
+_MESSAGE_LIMIT = 300
+
+
+def is_error_types(value: object) -> bool:
+    if isinstance(value, type):
+        return issubclass(value, BaseException)
+    return (
+        isinstance(value, tuple)
+        and len(value) > 0
+        and all(isinstance(t, type) and issubclass(t, BaseException) for t in value)
+    )
+
+
+def error_matcher(on: ErrorFilter | None, default: ErrorPredicate, *, owner: str) -> ErrorPredicate:
+    """A predicate from ``on=``: exception types, a callable, or None for ``default``."""
+    if on is None:
+        return default
+    if is_error_types(on):
+        types = cast("ErrorTypes", on)
+
+        def matches(exc: BaseException) -> bool:
+            return isinstance(exc, types)
+
+        return matches
+    if callable(on) and not isinstance(on, type):
+        return on
+    msg = (
+        f"{owner}(on={on!r}): pass an exception class, a tuple of exception classes, or a "
+        "callable(exception) -> bool"
+    )
+    raise TypeError(msg)
+
+
+def server_side(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency is failing (not that the request was wrong).
+
+    True for what classification calls retriable (timeouts, 429, 503, connection errors) and
+    for every server-side (5xx) error; False for client errors (4xx).
+    """
+    c = classify(exc)
+    return c.retriable or c.status >= 500
+
+
+def operation_name(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        module = getattr(fn, "__module__", None)
+        return f"{module}.{name}" if isinstance(module, str) else name
+    return type(fn).__name__
+
+
+def error_class(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def safe_message(exc: BaseException) -> str:
+    """``str(exc)`` scrubbed of secrets, on one line, at most a few hundred characters."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break error handling
+        text = f"<unprintable {type(exc).__name__}>"
+    text = default_scrubber().scrub_text(text, single_line=True)
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[:_MESSAGE_LIMIT] + "..."
+    return text
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` returns a coroutine (async def, a partial of one, or an object
+    whose ``__call__`` is async)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or not callable(fn):
+        return False
+    return inspect.iscoroutinefunction(type(fn).__call__)
+
+
+def reject_generators(fn: Callable[..., Any], owner: str) -> None:
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        msg = (
+            f"{owner} cannot wrap the generator function {operation_name(fn)}: its body runs "
+            "only while it is iterated. Wrap the function that consumes it instead."
+        )
+        raise TypeError(msg)
+
+
+def check_seconds(owner: str, name: str, value: object, *, allow_zero: bool = True) -> float:
+    """``value`` as seconds (a number or a timedelta), or a TypeError/ValueError saying why."""
+    from datetime import timedelta
+
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{owner}({name}={value!r}): pass seconds as a number or a timedelta"
+        raise TypeError(msg)
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        msg = f"{owner}({name}={value!r}): must be a finite number of seconds {bound}"
+        raise ValueError(msg)
+    return seconds
+
+
+def check_count(owner: str, name: str, value: object, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"{owner}({name}={value!r}): must be a whole number >= {minimum}"
+        raise ValueError(msg)
+    return value
