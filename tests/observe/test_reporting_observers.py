@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from errorkit import _guard, _reporting
+from errorkit.errors import error_id_of
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_failing_observer_never_reaches_the_caller(monkeypatch: pytest.MonkeyPat
     _reporting.add_observer(broken)
     try:
         exc = LookupError("x")
-        assert _reporting.report(exc) == _reporting.error_id_of(exc)
+        assert _reporting.report(exc) == error_id_of(exc)
     finally:
         _reporting.remove_observer(broken)
     assert _guard.internal_error_counts()["report.observer"] == before + 1
