@@ -1,0 +1,436 @@
+"""Prometheus metrics fed by the same pipeline as the store.
+
+Counters move when capture stores an event (through its listener, on the writer thread),
+when a retry happens and when a breaker changes state; queue depth, dropped events and the
+spool size are read from capture's statistics at scrape time, so the hot path does no work
+for them. Every label has a bounded number of values: codes the catalog does not know
+collapse into ``OTHER``, and services, error types, operations and breakers past their cap
+collapse into ``other``.
+
+Metrics live in their own ``CollectorRegistry`` unless you pass one (for example
+``prometheus_client.REGISTRY`` to share the process-wide one).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from errorkit._guard import guard, internal_error_counts
+from errorkit.catalog import Severity, catalog
+from errorkit.errors import ErrorType
+
+__all__ = [
+    "BREAKER_STATES",
+    "OTHER",
+    "OTHER_CODE",
+    "BoundedLabel",
+    "CaptureStats",
+    "Metrics",
+    "default_metrics",
+    "set_default_metrics",
+]
+
+OTHER: Final = "other"
+OTHER_CODE: Final = "OTHER"
+BREAKER_STATES: Final = ("closed", "open", "half_open")
+_MAX_LABEL_CHARS: Final = 100
+
+# Error handling is fast (microseconds to a few milliseconds); the buckets say so.
+_HANDLING_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+
+class BoundedLabel:
+    """Maps raw values to label values, letting at most ``limit`` distinct ones through.
+
+    ``known`` (if given) decides which values may appear at all; the others become
+    ``overflow``. Once ``limit`` values were seen, new ones become ``overflow`` too.
+    """
+
+    def __init__(
+        self, limit: int, overflow: str = OTHER, known: Callable[[str], bool] | None = None
+    ) -> None:
+        if limit < 1:
+            msg = f"limit={limit!r}: a label needs room for at least one value"
+            raise ValueError(msg)
+        self.limit = limit
+        self.overflow = overflow
+        self._known = known
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        text = "" if value is None else str(value)[:_MAX_LABEL_CHARS]
+        if text in self._seen:
+            return text
+        if self._known is not None and not self._known(text):
+            return self.overflow
+        with self._lock:
+            if text in self._seen:
+                return text
+            if len(self._seen) >= self.limit:
+                return self.overflow
+            self._seen.add(text)
+        return text
+
+
+CaptureStats = Callable[[], Any]
+"""Returns capture's statistics: a mapping or an object with ``queue_depth``, ``dropped``
+(reason -> count), ``sampled`` (count or reason -> count) and ``spool_bytes``."""
+
+
+def _capture_stats_default() -> Any:
+    capture = _optional_module("errorkit.capture")
+    stats = getattr(capture, "stats", None) if capture is not None else None
+    return stats() if callable(stats) else None
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _field(stats: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(stats, Mapping):
+            if name in stats:
+                return stats[name]
+        elif hasattr(stats, name):
+            return getattr(stats, name)
+    return None
+
+
+def _by_reason(value: Any, default_reason: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    return {default_reason: float(value)}
+
+
+class _CaptureCollector(Collector):
+    """Reads capture's statistics when Prometheus scrapes."""
+
+    def __init__(self, source: CaptureStats, reasons: BoundedLabel) -> None:
+        self._source = source
+        self._reasons = reasons
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def _families(
+        self,
+    ) -> tuple[GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "errorkit_capture_queue_depth",
+                "Events accepted by capture and waiting for the writer.",
+            ),
+            CounterMetricFamily(
+                "errorkit_capture_events_dropped",
+                "Events capture could not keep, by reason (each is still counted).",
+                labels=["reason"],
+            ),
+            CounterMetricFamily(
+                "errorkit_capture_events_sampled",
+                "Occurrences counted but not stored as rows (flood sampling), by reason.",
+                labels=["reason"],
+            ),
+            GaugeMetricFamily(
+                "errorkit_capture_spool_size_bytes",
+                "Bytes of events waiting in the local spool to be replayed.",
+            ),
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        stats = None
+        with guard("metrics.capture_stats"):
+            stats = self._source()
+        if stats is None:
+            return []
+        queue, dropped, sampled, spool = self._families()
+        depth = _field(stats, "queue_depth", "queued", "queue_size")
+        if depth is not None:
+            queue.add_metric([], float(depth))
+        for reason, count in _by_reason(
+            _field(stats, "dropped", "dropped_by_reason"), "dropped"
+        ).items():
+            dropped.add_metric([self._reasons(reason)], count)
+        for reason, count in _by_reason(
+            _field(stats, "sampled", "sampled_by_reason"), "flood"
+        ).items():
+            sampled.add_metric([self._reasons(reason)], count)
+        size = _field(stats, "spool_bytes", "spool_size_bytes", "spool_size")
+        if size is not None:
+            spool.add_metric([], float(size))
+        return [queue, dropped, sampled, spool]
+
+
+class _InternalErrorsCollector(Collector):
+    """errorkit's own swallowed failures, by site (see ``errorkit._guard``)."""
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "errorkit_internal_errors",
+            "Failures inside errorkit that were swallowed to protect the app, by site.",
+            labels=["site"],
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for site, count in sorted(internal_error_counts().items()):
+            family.add_metric([site], float(count))
+        return [family]
+
+
+def _known_code(code: str) -> bool:
+    return code in catalog
+
+
+_SEVERITIES: Final = frozenset(str(s) for s in Severity)
+_ERROR_TYPES: Final = frozenset(str(t) for t in ErrorType)
+
+
+def _state_name(state: object) -> str:
+    raw = getattr(state, "value", state)
+    text = str(raw).strip().lower().replace("-", "_").replace(" ", "_")
+    if text.endswith(("halfopen", "half_open")):
+        return "half_open"
+    return text.rsplit(".", 1)[-1]
+
+
+class Metrics:
+    """errorkit's Prometheus metrics in one registry.
+
+    ``errorkit_errors_total{error_type,code,severity,service}``,
+    ``errorkit_error_handling_duration_seconds{error_type}``,
+    ``errorkit_retries_total{operation}``, ``errorkit_retries_exhausted_total{operation}``,
+    ``errorkit_circuit_breaker_state{breaker,state}`` (1 for the current state),
+    ``errorkit_circuit_breaker_transitions_total{breaker,from_state,to_state}``, and at
+    scrape time ``errorkit_capture_queue_depth``, ``errorkit_capture_events_dropped_total``,
+    ``errorkit_capture_events_sampled_total``, ``errorkit_capture_spool_size_bytes`` and
+    ``errorkit_internal_errors_total{site}``.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        capture_stats: CaptureStats | None = None,
+        max_codes: int = 200,
+        max_services: int = 20,
+        max_error_types: int = 50,
+        max_operations: int = 100,
+        max_breakers: int = 100,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.codes = BoundedLabel(max_codes, OTHER_CODE, known=_known_code)
+        self.services = BoundedLabel(max_services)
+        self.error_types = BoundedLabel(len(_ERROR_TYPES) + max_error_types)
+        self.severities = BoundedLabel(len(_SEVERITIES), known=_SEVERITIES.__contains__)
+        self.operations = BoundedLabel(max_operations)
+        self.breakers = BoundedLabel(max_breakers)
+        self.states = BoundedLabel(len(BREAKER_STATES) + 3)
+        self._reasons = BoundedLabel(30)
+        self._breaker_lock = threading.Lock()
+        self._breaker_states: dict[str, str] = {}
+        r = self.registry
+        self.errors_total = Counter(
+            "errorkit_errors",
+            "Errors captured, by error type, catalog code, severity and service.",
+            ["error_type", "code", "severity", "service"],
+            registry=r,
+        )
+        self.error_handling_seconds = Histogram(
+            "errorkit_error_handling_duration_seconds",
+            "Time spent handling an error: classify, answer and hand to capture.",
+            ["error_type"],
+            buckets=_HANDLING_BUCKETS,
+            registry=r,
+        )
+        self.retries_total = Counter(
+            "errorkit_retries",
+            "Retry attempts made after a failed call, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.retries_exhausted_total = Counter(
+            "errorkit_retries_exhausted",
+            "Calls that failed after their last allowed attempt, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "errorkit_circuit_breaker_state",
+            "1 for the state each circuit breaker is in, 0 for the others.",
+            ["breaker", "state"],
+            registry=r,
+        )
+        self.breaker_transitions_total = Counter(
+            "errorkit_circuit_breaker_transitions",
+            "Circuit breaker state changes.",
+            ["breaker", "from_state", "to_state"],
+            registry=r,
+        )
+        r.register(_CaptureCollector(capture_stats or _capture_stats_default, self._reasons))
+        r.register(_InternalErrorsCollector())
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def record_errors(
+        self,
+        error_type: str,
+        code: str,
+        severity: str,
+        service: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Count ``count`` occurrences (capture's listener calls this). Never raises."""
+        with guard("metrics.record_errors"):
+            if count <= 0:
+                return
+            self.errors_total.labels(
+                error_type=self.error_types(error_type),
+                code=self.codes(code),
+                severity=self.severities(str(getattr(severity, "value", severity))),
+                service=self.services(service or ""),
+            ).inc(count)
+
+    def observe_error_handling(self, seconds: float, *, error_type: str = "unknown_error") -> None:
+        """Record how long handling one error took. Never raises."""
+        with guard("metrics.observe_error_handling"):
+            self.error_handling_seconds.labels(error_type=self.error_types(error_type)).observe(
+                max(0.0, seconds)
+            )
+
+    @contextmanager
+    def time_error_handling(
+        self, error_type: str = "unknown_error", *, clock: Callable[[], float] = time.perf_counter
+    ) -> Iterator[None]:
+        """Time a block of error handling into the histogram."""
+        started = clock()
+        try:
+            yield
+        finally:
+            self.observe_error_handling(clock() - started, error_type=error_type)
+
+    def record_retry(self, operation: str, *, exhausted: bool = False) -> None:
+        """Count one retry of ``operation`` (or one that gave up). Never raises."""
+        with guard("metrics.record_retry"):
+            label = self.operations(operation)
+            if exhausted:
+                self.retries_exhausted_total.labels(operation=label).inc()
+            else:
+                self.retries_total.labels(operation=label).inc()
+
+    def set_breaker_state(self, breaker: str, state: object) -> None:
+        """Show ``breaker`` in ``state`` (closed, open, half_open). Never raises."""
+        with guard("metrics.set_breaker_state"):
+            name = self.breakers(breaker)
+            current = self.states(_state_name(state))
+            with self._breaker_lock:
+                self._breaker_states[name] = current
+                for known in {*BREAKER_STATES, current}:
+                    self.breaker_state.labels(breaker=name, state=known).set(
+                        1.0 if known == current else 0.0
+                    )
+
+    def record_breaker_transition(self, breaker: str, old_state: object, new_state: object) -> None:
+        """A breaker changed state (the resilience listener calls this). Never raises."""
+        with guard("metrics.record_breaker_transition"):
+            self.breaker_transitions_total.labels(
+                breaker=self.breakers(breaker),
+                from_state=self.states(_state_name(old_state)),
+                to_state=self.states(_state_name(new_state)),
+            ).inc()
+            self.set_breaker_state(breaker, new_state)
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def instrument(self) -> list[str]:
+        """Subscribe to whatever errorkit pipeline parts are installed: capture's listener,
+        breaker transitions and retry hooks. Returns the names of the parts it joined."""
+        joined: list[str] = []
+        capture = _optional_module("errorkit.capture")
+        add = getattr(capture, "add_listener", None) if capture is not None else None
+        if callable(add):
+            add(self.record_errors)
+            joined.append("capture")
+        resilience = _optional_module("errorkit.resilience")
+        if resilience is not None:
+            for attr, callback, label in (
+                ("add_breaker_listener", self.record_breaker_transition, "breakers"),
+                ("add_retry_listener", self._on_retry, "retries"),
+            ):
+                hook = getattr(resilience, attr, None)
+                if callable(hook):
+                    hook(callback)
+                    joined.append(label)
+        return joined
+
+    def _on_retry(self, operation: str, *args: Any, **kwargs: Any) -> None:
+        self.record_retry(operation, exhausted=bool(kwargs.get("exhausted", False)))
+
+    # -- exposition ---------------------------------------------------------------------------
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition body and its content type (OpenMetrics when ``accept`` asks)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+_default_lock = threading.Lock()
+_default: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """The process-wide :class:`Metrics` (created with its own registry on first use)."""
+    global _default
+    current = _default
+    if current is None:
+        with _default_lock:
+            if _default is None:
+                _default = Metrics()
+            current = _default
+    return current
+
+
+def set_default_metrics(metrics: Metrics | None) -> Metrics | None:
+    """Replace the process-wide metrics (None: create a fresh one on next use); returns the
+    previous one."""
+    global _default
+    if metrics is not None and not isinstance(metrics, Metrics):
+        msg = f"set_default_metrics() needs a Metrics instance, not {type(metrics).__name__}"
+        raise TypeError(msg)
+    with _default_lock:
+        previous, _default = _default, metrics
+    return previous
