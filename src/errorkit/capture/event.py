@@ -1,0 +1,500 @@
+"""The event model: what the caller's thread takes, and the record the writer builds from it.
+
+:class:`ErrorEvent` is deliberately raw: the exception object (with its traceback), a
+snapshot of the context, the time and the fields the caller passed. Everything that can wait
+(stack formatting, source lines, the exception chain, classification, scrubbing, size caps,
+serialisation) happens in :class:`RecordBuilder` on the writer's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from errorkit import _guard
+from errorkit.catalog import Severity
+from errorkit.classify import Classification, classify
+from errorkit.context import ErrorContext
+from errorkit.errors import AppError, ErrorType
+from errorkit.scrub import Scrubber
+from errorkit.store.records import ErrorRecord
+
+from .fingerprint import is_in_app
+
+__all__ = [
+    "KNOWN_FIELDS",
+    "MAX_CHAIN",
+    "MAX_FRAMES",
+    "MAX_GROUP_MEMBERS",
+    "MAX_STACK_CHARS",
+    "MESSAGE_CODE",
+    "ErrorEvent",
+    "RecordBuilder",
+    "normalize_severity",
+]
+
+#: Frames kept per exception: the outermost 10 and the innermost 90.
+MAX_FRAMES = 100
+_HEAD_FRAMES = 10
+#: Exceptions kept from one cause/context chain.
+MAX_CHAIN = 8
+#: Members kept per ExceptionGroup, and how deep nested groups are followed.
+MAX_GROUP_MEMBERS = 10
+MAX_GROUP_DEPTH = 3
+#: The stack trace text is cut to this many characters.
+MAX_STACK_CHARS = 65_536
+#: User agents are cut to this many characters.
+MAX_USER_AGENT = 512
+#: Short identifiers (request id, session id, endpoint, ...) are cut to this many characters.
+MAX_ID_CHARS = 256
+#: The code of events captured from a message rather than an exception.
+MESSAGE_CODE = "LOG_MESSAGE"
+
+#: Context fields with a column of their own; any other keyword goes to ``data["extra"]``.
+KNOWN_FIELDS = frozenset(
+    {
+        "error_type",
+        "code",
+        "status",
+        "severity",
+        "endpoint",
+        "method",
+        "user_agent",
+        "request_id",
+        "session_id",
+        "correlation_id",
+        "trace_id",
+        "user_id",
+        "request_payload",
+        "response_payload",
+        "headers",
+        "extra",
+        "tags",
+        "logger",
+        "mechanism",
+    }
+)
+
+_SEVERITY_ALIASES = {
+    "fatal": "critical",
+    "warn": "warning",
+    "exception": "error",
+    "notset": "debug",
+    "trace": "debug",
+}
+_SEVERITIES = frozenset(s.value for s in Severity)
+
+
+def normalize_severity(value: object, default: str = "error") -> str:
+    """A severity name from a :class:`Severity`, a logging level name or number."""
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 50:
+            return "critical"
+        if value >= 40:
+            return "error"
+        if value >= 30:
+            return "warning"
+        return "info" if value >= 20 else "debug"
+    text = str(value).strip().lower()
+    text = _SEVERITY_ALIASES.get(text, text)
+    return text if text in _SEVERITIES else default
+
+
+class ErrorEvent:
+    """One occurrence as the caller's thread hands it over: nothing formatted yet."""
+
+    __slots__ = (
+        "context",
+        "error_id",
+        "exception",
+        "fields",
+        "fingerprint",
+        "level",
+        "message",
+        "timestamp",
+        "title",
+    )
+
+    def __init__(
+        self,
+        error_id: str,
+        exception: BaseException | None,
+        message: str | None,
+        level: str | None,
+        timestamp: float,
+        context: ErrorContext,
+        fields: dict[str, Any],
+        fingerprint: str,
+        title: str,
+    ) -> None:
+        self.error_id = error_id
+        self.exception = exception
+        self.message = message
+        self.level = level
+        self.timestamp = timestamp
+        self.context = context
+        self.fields = fields
+        self.fingerprint = fingerprint
+        self.title = title
+
+    def __repr__(self) -> str:
+        return f"ErrorEvent(error_id={self.error_id!r}, title={self.title!r})"
+
+
+def _type_path(exc_type: type[BaseException]) -> str:
+    module = exc_type.__module__
+    return exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+
+
+def _text(value: Any) -> str:
+    try:
+        return value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the event
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _exception_message(exc: BaseException) -> str:
+    if isinstance(exc, AppError):
+        return _text(exc.message)
+    return _text(exc)
+
+
+def _cap_bytes(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    cut = data[:limit].decode("utf-8", "ignore")
+    return f"{cut}...[truncated {len(data) - limit} bytes]"
+
+
+def _short(value: Any, limit: int = MAX_ID_CHARS) -> str | None:
+    if value is None:
+        return None
+    text = _text(value)
+    return text if len(text) <= limit else text[:limit]
+
+
+class RecordBuilder:
+    """Builds the stored :class:`ErrorRecord` of an :class:`ErrorEvent` (writer's thread)."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        environment: str | None,
+        release: str | None,
+        max_payload_bytes: int,
+        scrubber: Scrubber,
+    ) -> None:
+        self.service = service
+        self.environment = environment
+        self.release = release
+        self.max_payload_bytes = max_payload_bytes
+        self.scrubber = scrubber
+        self._payload_scrubber = replace(scrubber, max_string=max(max_payload_bytes, 1))
+        self._lines: dict[tuple[str, int], str] = {}
+
+    # -- the record -----------------------------------------------------------------------
+
+    def build(self, event: ErrorEvent) -> ErrorRecord:
+        """The record for ``event``; a failure here yields a minimal record, never none."""
+        try:
+            return self._build(event)
+        except Exception as exc:
+            _guard.report_internal_error("capture.build_record", exc)
+            if _guard._strict:  # errorkit's own tests want its bugs to fail
+                raise
+            return self.minimal(event, f"{type(exc).__name__} while building the event")
+
+    def minimal(self, event: ErrorEvent, why: str) -> ErrorRecord:
+        """A record holding only what cannot fail (id, time, group), saying ``why``."""
+        return ErrorRecord(
+            error_id=event.error_id,
+            timestamp=datetime.fromtimestamp(event.timestamp, UTC),
+            error_type=ErrorType.UNKNOWN.value,
+            error_code="INTERNAL_ERROR",
+            error_message=f"errorkit could not build this event ({why})",
+            severity="error",
+            fingerprint=event.fingerprint,
+            title=event.title,
+            service=self.service,
+            environment=self.environment,
+            release=self.release,
+        )
+
+    def _build(self, event: ErrorEvent) -> ErrorRecord:
+        fields = event.fields
+        ctx = event.context
+        exc = event.exception
+        scrub = self.scrubber
+        data: dict[str, Any] = {}
+        classification: Classification | None = None
+        stack: str | None = None
+        exception_type: str | None = None
+        if exc is not None:
+            classification = classify(exc)
+            message = _exception_message(exc)
+            exception_type = _type_path(type(exc))
+            chain = self._chain(exc)
+            data["exceptions"] = chain
+            stack = _cap_bytes(self._format_stack(chain), MAX_STACK_CHARS)
+            data["classification"] = {
+                "category": str(classification.category),
+                "retriable": classification.retriable,
+            }
+        else:
+            message = event.message or ""
+        error_type = _text(
+            fields.get("error_type")
+            or (classification.error_type if classification else ErrorType.UNKNOWN.value)
+        )
+        default_code = classification.code if classification else MESSAGE_CODE
+        code = _text(fields.get("code") or default_code)
+        status = fields.get("status", classification.status if classification else None)
+        default_severity = (
+            str(classification.severity)
+            if classification
+            else normalize_severity(event.level, "error")
+        )
+        severity = normalize_severity(fields.get("severity"), default_severity)
+        if event.level is not None:
+            data["level"] = event.level
+
+        app_error = exc if isinstance(exc, AppError) else None
+        request_id = (
+            fields.get("request_id")
+            or ctx.request_id
+            or (app_error.request_id if app_error else None)
+        )
+        correlation_id = (
+            fields.get("correlation_id")
+            or ctx.correlation_id
+            or (app_error.correlation_id if app_error else None)
+        )
+        tags = dict(ctx.tags)
+        if isinstance(fields.get("tags"), Mapping):
+            tags.update({_text(k): _text(v) for k, v in fields["tags"].items()})
+        context = ctx.as_dict()
+        context.pop("tags", None)
+        if context:
+            data["context"] = scrub.scrub(context, single_line=True)
+        if tags:
+            data["tags"] = scrub.scrub(tags, single_line=True)
+        if fields.get("headers") is not None:
+            data["headers"] = scrub.scrub_headers(fields["headers"])
+        extra = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS}
+        if isinstance(fields.get("extra"), Mapping):
+            extra.update(fields["extra"])
+        if extra:
+            data["extra"] = self._bounded(scrub.scrub(extra))
+        for key in ("logger", "mechanism"):
+            if fields.get(key) is not None:
+                data[key] = _short(fields[key])
+
+        return ErrorRecord(
+            error_id=event.error_id,
+            timestamp=datetime.fromtimestamp(event.timestamp, UTC),
+            error_type=_short(error_type, 64) or ErrorType.UNKNOWN.value,
+            error_code=_short(code, 64) or "INTERNAL_ERROR",
+            error_message=scrub.scrub_text(message),
+            severity=severity,
+            fingerprint=event.fingerprint,
+            title=scrub.scrub_text(event.title, single_line=True),
+            stack_trace=stack,
+            exception_type=exception_type,
+            status=_status(status),
+            session_id=_short(fields.get("session_id") or ctx.session_id),
+            request_id=_short(request_id),
+            correlation_id=_short(correlation_id),
+            trace_id=_short(fields.get("trace_id") or ctx.trace_id),
+            user_id=_short(fields.get("user_id") or ctx.user_id),
+            endpoint=_short(scrub.scrub_text(_text(e), single_line=True))
+            if (e := fields.get("endpoint") or ctx.endpoint)
+            else None,
+            method=_short(fields.get("method") or ctx.method, 16),
+            user_agent=scrub.scrub_text(_text(ua)[:MAX_USER_AGENT], single_line=True)
+            if (ua := fields.get("user_agent"))
+            else None,
+            request_payload=self.payload(fields.get("request_payload")),
+            response_payload=self.payload(fields.get("response_payload")),
+            service=self.service,
+            environment=self.environment,
+            release=self.release,
+            data=data,
+        )
+
+    # -- payloads -------------------------------------------------------------------------
+
+    def payload(self, value: Any) -> str | None:
+        """A request or response body as scrubbed text of at most ``max_payload_bytes``.
+
+        Bytes and text that hold JSON are parsed so that sensitive keys are found; other
+        text is scrubbed for secrets inside it."""
+        if value is None:
+            return None
+        limit = self.max_payload_bytes
+        scrubber = self._payload_scrubber
+        if isinstance(value, bytes | bytearray | memoryview):
+            raw = bytes(value)
+            if len(raw) > limit * 4:  # too big to parse: keep (and scrub) the start only
+                text = raw[: limit * 2].decode("utf-8", "replace")
+                return _cap_bytes(scrubber.scrub_text(text), limit)
+            value = raw.decode("utf-8", "replace")
+        if isinstance(value, str):
+            stripped = value.lstrip()
+            if stripped[:1] in ("{", "[") and len(value) <= limit * 4:
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return _cap_bytes(scrubber.scrub_text(value), limit)
+            else:
+                return _cap_bytes(scrubber.scrub_text(value), limit)
+        cleaned = scrubber.scrub(value)
+        text = json.dumps(cleaned, ensure_ascii=False, default=str, separators=(",", ":"))
+        return _cap_bytes(text, limit)
+
+    def _bounded(self, value: Any) -> Any:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        if len(text.encode("utf-8", "surrogatepass")) <= self.max_payload_bytes:
+            return value
+        return _cap_bytes(text, self.max_payload_bytes)
+
+    # -- stacks ---------------------------------------------------------------------------
+
+    def _source(self, filename: str, lineno: int) -> str:
+        key = (filename, lineno)
+        line = self._lines.get(key)
+        if line is None:
+            raw = linecache.getline(filename, lineno).strip()
+            line = self.scrubber.scrub_text(raw[:500], single_line=True) if raw else ""
+            if len(self._lines) >= 16_384:
+                self._lines.clear()
+            self._lines[key] = line
+        return line
+
+    def frames(self, exc: BaseException) -> tuple[list[dict[str, Any]], int]:
+        """The frames of ``exc``'s traceback (outermost first) and how many were omitted."""
+        tbs = []
+        tb = exc.__traceback__
+        while tb is not None:
+            tbs.append(tb)
+            tb = tb.tb_next
+        omitted = 0
+        if len(tbs) > MAX_FRAMES:
+            omitted = len(tbs) - MAX_FRAMES
+            tbs = tbs[:_HEAD_FRAMES] + tbs[-(MAX_FRAMES - _HEAD_FRAMES) :]
+        out = []
+        for tb in tbs:
+            frame = tb.tb_frame
+            code = frame.f_code
+            filename = code.co_filename
+            lineno = tb.tb_lineno or 0
+            out.append(
+                {
+                    "filename": filename,
+                    "lineno": lineno,
+                    "function": code.co_qualname,
+                    "module": _text(frame.f_globals.get("__name__", "")),
+                    "source": self._source(filename, lineno),
+                    "in_app": is_in_app(filename),
+                }
+            )
+        return out, omitted
+
+    def _describe(self, exc: BaseException, depth: int) -> dict[str, Any]:
+        frames, omitted = self.frames(exc)
+        item: dict[str, Any] = {
+            "type": _type_path(type(exc)),
+            "message": self.scrubber.scrub_text(_exception_message(exc)),
+            "frames": frames,
+        }
+        if omitted:
+            item["frames_omitted"] = omitted
+        if isinstance(exc, AppError):
+            item["code"] = exc.code
+        if isinstance(exc, BaseExceptionGroup) and depth < MAX_GROUP_DEPTH:
+            members = list(exc.exceptions)
+            item["members"] = [self._describe(m, depth + 1) for m in members[:MAX_GROUP_MEMBERS]]
+            if len(members) > MAX_GROUP_MEMBERS:
+                item["members_omitted"] = len(members) - MAX_GROUP_MEMBERS
+        return item
+
+    def _chain(self, exc: BaseException) -> list[dict[str, Any]]:
+        """``exc`` then its causes and contexts (nearest first), each with its frames."""
+        out: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen and len(out) < MAX_CHAIN:
+            seen.add(id(current))
+            item = self._describe(current, 0)
+            if current.__cause__ is not None:
+                item["relation"] = "cause"
+                nxt: BaseException | None = current.__cause__
+            elif not current.__suppress_context__ and current.__context__ is not None:
+                item["relation"] = "context"
+                nxt = current.__context__
+            else:
+                nxt = None
+            out.append(item)
+            current = nxt
+        return out
+
+    def _format_stack(self, chain: list[dict[str, Any]]) -> str:
+        """Python's own traceback layout: the oldest cause first, the raised error last."""
+        return _join_chain(chain)
+
+
+def _format_one(item: dict[str, Any], indent: str) -> str:
+    lines: list[str] = []
+    if item["frames"]:
+        lines.append(f"{indent}Traceback (most recent call last):")
+        for index, frame in enumerate(item["frames"]):
+            if index == _HEAD_FRAMES and item.get("frames_omitted"):
+                lines.append(f"{indent}  [... {item['frames_omitted']} frames omitted ...]")
+            lines.append(
+                f'{indent}  File "{frame["filename"]}", line {frame["lineno"]}, '
+                f"in {frame['function']}"
+            )
+            if frame["source"]:
+                lines.append(f"{indent}    {frame['source']}")
+    message = item["message"]
+    lines.append(f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}")
+    for number, member in enumerate(item.get("members", ()), start=1):
+        lines.append(f"{indent}+---------------- {number} ----------------")
+        lines.append(_format_one(member, indent + "| "))
+    if item.get("members_omitted"):
+        lines.append(f"{indent}+---------------- ... ----------------")
+        lines.append(f"{indent}| and {item['members_omitted']} more exceptions")
+    return "\n".join(lines) + "\n"
+
+
+def _join_chain(chain: list[dict[str, Any]]) -> str:
+    """Join formatted exceptions oldest first with the right separator between each pair."""
+    blocks = [_format_one(item, "") for item in reversed(chain)]
+    relations = [item.get("relation") for item in reversed(chain)]
+    out = [blocks[0]]
+    for index in range(1, len(blocks)):
+        # blocks[index] is newer than blocks[index - 1]; its own relation names the link.
+        relation = relations[index]
+        if relation == "cause":
+            out.append("\nThe above exception was the direct cause of the following exception:\n\n")
+        else:
+            out.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+        out.append(blocks[index])
+    return "".join(out)
+
+
+def _status(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        status = int(value)
+    except (TypeError, ValueError):
+        return None
+    return status if 0 <= status <= 999 else None
