@@ -139,28 +139,57 @@ def test_breaker_state_is_one_for_the_current_state(metrics: Metrics) -> None:
 
 
 def test_capture_statistics_are_read_at_scrape_time() -> None:
-    """Queue depth, dropped and sampled events and spool size come from capture's stats."""
+    """Queue depth and capacity, dropped events, writes, spool size and store state come
+    from capture's stats when scraped."""
     stats: dict[str, Any] = {
+        "configured": True,
         "queue_depth": 7,
+        "queue_size": 10_000,
         "dropped": {"queue_full": 3, "too_large": 1},
-        "sampled": 40,
+        "events_written": 40,
         "spool_bytes": 2048,
+        "store_available": False,
     }
     metrics = Metrics(capture_stats=lambda: stats)
     assert value(metrics, "errorkit_capture_queue_depth") == 7.0
     stats["queue_depth"] = 2
     assert value(metrics, "errorkit_capture_queue_depth") == 2.0
+    assert value(metrics, "errorkit_capture_queue_capacity") == 10_000.0
     assert value(metrics, "errorkit_capture_events_dropped_total", reason="queue_full") == 3.0
     assert value(metrics, "errorkit_capture_events_dropped_total", reason="too_large") == 1.0
-    assert value(metrics, "errorkit_capture_events_sampled_total", reason="flood") == 40.0
+    assert value(metrics, "errorkit_capture_events_written_total") == 40.0
     assert value(metrics, "errorkit_capture_spool_size_bytes") == 2048.0
+    assert value(metrics, "errorkit_capture_store_up") == 0.0
 
 
 def test_capture_statistics_may_be_an_object() -> None:
-    """Stats with attributes work as well as a mapping."""
-    stats = types.SimpleNamespace(queue_depth=1, dropped={}, sampled={"flood": 2}, spool_bytes=0)
+    """Stats with attributes (capture's CaptureStats) work as well as a mapping."""
+    stats = types.SimpleNamespace(configured=True, queue_depth=1, dropped={"flood": 2})
     metrics = Metrics(capture_stats=lambda: stats)
-    assert value(metrics, "errorkit_capture_events_sampled_total", reason="flood") == 2.0
+    assert value(metrics, "errorkit_capture_events_dropped_total", reason="flood") == 2.0
+
+
+def test_unconfigured_capture_exposes_nothing() -> None:
+    """Before capture is configured there is no queue to show."""
+    metrics = Metrics(capture_stats=lambda: {"configured": False, "queue_depth": 0})
+    assert value(metrics, "errorkit_capture_queue_depth") is None
+
+
+def test_capture_listener_counts_stored_and_sampled_occurrences(metrics: Metrics) -> None:
+    """on_capture counts every occurrence; sampled-out ones are also counted as sampled."""
+    stored = types.SimpleNamespace(
+        error_type="api_error",
+        code="UPSTREAM_UNAVAILABLE",
+        severity="error",
+        service="chat",
+        count=1,
+        sampled=False,
+    )
+    sampled = types.SimpleNamespace(**{**vars(stored), "count": 40, "sampled": True})
+    metrics.on_capture(stored)
+    metrics.on_capture(sampled)
+    assert value(metrics, "errorkit_errors_total", code="UPSTREAM_UNAVAILABLE") == 41.0
+    assert value(metrics, "errorkit_capture_events_sampled_total", reason="flood") == 40.0
 
 
 def test_failing_capture_statistics_do_not_break_the_scrape(lenient_guard: None) -> None:
@@ -210,6 +239,7 @@ def test_names_and_types_follow_prometheus_conventions(metrics: Metrics) -> None
         "errorkit_retries_exhausted": "counter",
         "errorkit_circuit_breaker_state": "gauge",
         "errorkit_circuit_breaker_transitions": "counter",
+        "errorkit_capture_events_sampled": "counter",
         "errorkit_internal_errors": "counter",
     }
 
@@ -252,13 +282,16 @@ def test_bounded_label_refuses_a_zero_limit() -> None:
 
 @pytest.fixture
 def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """Stand-ins for errorkit.capture and errorkit.resilience registering listeners."""
+    """Stand-ins for errorkit.capture and errorkit.resilience with their listener APIs."""
     joined: dict[str, list[Any]] = {"capture": [], "breakers": [], "retries": []}
     capture = types.ModuleType("errorkit.capture")
     capture.add_listener = joined["capture"].append  # type: ignore[attr-defined]
-    capture.stats = lambda: {"queue_depth": 5}  # type: ignore[attr-defined]
+    capture.stats = lambda: {"configured": True, "queue_depth": 5}  # type: ignore[attr-defined]
     resilience = types.ModuleType("errorkit.resilience")
     resilience.add_breaker_listener = joined["breakers"].append  # type: ignore[attr-defined]
+    resilience.breaker_statuses = lambda: [  # type: ignore[attr-defined]
+        types.SimpleNamespace(name="search", state="half_open")
+    ]
     resilience.add_retry_listener = joined["retries"].append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "errorkit.capture", capture)
     monkeypatch.setitem(sys.modules, "errorkit.resilience", resilience)
@@ -269,16 +302,58 @@ def test_instrument_subscribes_to_the_pipeline(fake_pipeline: dict[str, list[Any
     """instrument() joins capture's listener, breaker transitions and retries."""
     metrics = Metrics()
     assert metrics.instrument() == ["capture", "breakers", "retries"]
-    (on_errors,) = fake_pipeline["capture"]
-    on_errors("api_error", "UPSTREAM_UNAVAILABLE", "error", "checkout", 2)
+    (on_capture,) = fake_pipeline["capture"]
+    on_capture(
+        types.SimpleNamespace(
+            error_type="api_error",
+            code="UPSTREAM_UNAVAILABLE",
+            severity="error",
+            service="checkout",
+            count=2,
+            sampled=False,
+        )
+    )
     (on_transition,) = fake_pipeline["breakers"]
     on_transition("llm", "closed", "open")
     (on_retry,) = fake_pipeline["retries"]
-    on_retry("llm_call", attempt=2)
+    on_retry(types.SimpleNamespace(operation="llm_call", attempt=2))
     assert value(metrics, "errorkit_errors_total", code="UPSTREAM_UNAVAILABLE") == 2.0
     assert value(metrics, "errorkit_circuit_breaker_state", breaker="llm", state="open") == 1.0
+    assert (
+        value(metrics, "errorkit_circuit_breaker_state", breaker="search", state="half_open") == 1.0
+    )
     assert value(metrics, "errorkit_retries_total", operation="llm_call") == 1.0
     assert value(metrics, "errorkit_capture_queue_depth") == 5.0
+
+
+def test_real_breakers_and_retries_feed_the_metrics(metrics: Metrics) -> None:
+    """A real circuit breaker's transitions and a real retry's hook move the metrics."""
+    from errorkit.errors import CircuitOpenError, ServiceUnavailableError
+    from errorkit.resilience import CircuitBreaker, ManualClock, retry
+
+    clock = ManualClock()
+    breaker = CircuitBreaker(
+        "observe-test-upstream",
+        failure_threshold=2,
+        clock=clock,
+        listeners=[metrics.record_breaker_transition],
+    )
+    policy = retry(
+        attempts=3, on_retry=metrics.on_retry, capture=False, clock=clock, name="upstream_call"
+    )
+
+    def flaky() -> None:
+        raise ServiceUnavailableError()
+
+    with pytest.raises(CircuitOpenError):
+        policy.call(breaker.call, flaky)
+    assert value(metrics, "errorkit_retries_total", operation="upstream_call") == 2.0
+    assert (
+        value(
+            metrics, "errorkit_circuit_breaker_state", breaker="observe-test-upstream", state="open"
+        )
+        == 1.0
+    )
 
 
 def test_default_metrics_is_one_instance_until_replaced() -> None:

@@ -98,8 +98,9 @@ class BoundedLabel:
 
 
 CaptureStats = Callable[[], Any]
-"""Returns capture's statistics: a mapping or an object with ``queue_depth``, ``dropped``
-(reason -> count), ``sampled`` (count or reason -> count) and ``spool_bytes``."""
+"""Returns capture's statistics (``errorkit.capture.stats()``): an object or a mapping with
+``queue_depth``, ``queue_size``, ``dropped`` (reason -> count), ``spool_bytes``,
+``events_written`` and ``store_available``; missing fields are left out."""
 
 
 def _capture_stats_default() -> Any:
@@ -141,54 +142,64 @@ class _CaptureCollector(Collector):
         self._reasons = reasons
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families())
+        return list(self._families().values())
 
-    def _families(
-        self,
-    ) -> tuple[GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
+        return {
+            "queue_depth": GaugeMetricFamily(
                 "errorkit_capture_queue_depth",
                 "Events accepted by capture and waiting for the writer.",
             ),
-            CounterMetricFamily(
+            "queue_size": GaugeMetricFamily(
+                "errorkit_capture_queue_capacity",
+                "How many events the capture queue holds at most.",
+            ),
+            "dropped": CounterMetricFamily(
                 "errorkit_capture_events_dropped",
-                "Events capture could not keep, by reason (each is still counted).",
+                "Event samples capture could not keep, by reason (occurrences stay counted).",
                 labels=["reason"],
             ),
-            CounterMetricFamily(
-                "errorkit_capture_events_sampled",
-                "Occurrences counted but not stored as rows (flood sampling), by reason.",
-                labels=["reason"],
+            "events_written": CounterMetricFamily(
+                "errorkit_capture_events_written",
+                "Events the writer stored.",
             ),
-            GaugeMetricFamily(
+            "spool_bytes": GaugeMetricFamily(
                 "errorkit_capture_spool_size_bytes",
                 "Bytes of events waiting in the local spool to be replayed.",
             ),
-        )
+            "store_available": GaugeMetricFamily(
+                "errorkit_capture_store_up",
+                "1 when the writer's last contact with the store worked, 0 when it failed.",
+            ),
+        }
 
     def collect(self) -> Iterable[Metric]:
         stats = None
         with guard("metrics.capture_stats"):
             stats = self._source()
-        if stats is None:
+        if stats is None or _field(stats, "configured") is False:
             return []
-        queue, dropped, sampled, spool = self._families()
-        depth = _field(stats, "queue_depth", "queued", "queue_size")
-        if depth is not None:
-            queue.add_metric([], float(depth))
-        for reason, count in _by_reason(
-            _field(stats, "dropped", "dropped_by_reason"), "dropped"
-        ).items():
-            dropped.add_metric([self._reasons(reason)], count)
-        for reason, count in _by_reason(
-            _field(stats, "sampled", "sampled_by_reason"), "flood"
-        ).items():
-            sampled.add_metric([self._reasons(reason)], count)
-        size = _field(stats, "spool_bytes", "spool_size_bytes", "spool_size")
-        if size is not None:
-            spool.add_metric([], float(size))
-        return [queue, dropped, sampled, spool]
+        families = self._families()
+        out: list[Metric] = []
+        for key, family in families.items():
+            raw = _field(stats, key, *_ALIASES.get(key, ()))
+            if raw is None:
+                continue
+            if key == "dropped":
+                for reason, count in _by_reason(raw, "dropped").items():
+                    family.add_metric([self._reasons(reason)], count)
+            else:
+                family.add_metric([], float(raw))
+            out.append(family)
+        return out
+
+
+_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "queue_depth": ("queued",),
+    "dropped": ("dropped_by_reason",),
+    "spool_bytes": ("spool_size_bytes",),
+}
 
 
 class _InternalErrorsCollector(Collector):
@@ -235,9 +246,11 @@ class Metrics:
     ``errorkit_error_handling_duration_seconds{error_type}``,
     ``errorkit_retries_total{operation}``, ``errorkit_retries_exhausted_total{operation}``,
     ``errorkit_circuit_breaker_state{breaker,state}`` (1 for the current state),
-    ``errorkit_circuit_breaker_transitions_total{breaker,from_state,to_state}``, and at
-    scrape time ``errorkit_capture_queue_depth``, ``errorkit_capture_events_dropped_total``,
-    ``errorkit_capture_events_sampled_total``, ``errorkit_capture_spool_size_bytes`` and
+    ``errorkit_circuit_breaker_transitions_total{breaker,from_state,to_state}``,
+    ``errorkit_capture_events_sampled_total{reason}``, and read at scrape time
+    ``errorkit_capture_queue_depth``, ``errorkit_capture_queue_capacity``,
+    ``errorkit_capture_events_dropped_total{reason}``, ``errorkit_capture_events_written_total``,
+    ``errorkit_capture_spool_size_bytes``, ``errorkit_capture_store_up`` and
     ``errorkit_internal_errors_total{site}``.
     """
 
@@ -295,6 +308,12 @@ class Metrics:
             ["breaker", "state"],
             registry=r,
         )
+        self.sampled_total = Counter(
+            "errorkit_capture_events_sampled",
+            "Occurrences counted but not stored as rows (flood sampling), by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.breaker_transitions_total = Counter(
             "errorkit_circuit_breaker_transitions",
             "Circuit breaker state changes.",
@@ -325,6 +344,17 @@ class Metrics:
                 service=self.services(service or ""),
             ).inc(count)
 
+    def on_capture(self, summary: Any) -> None:
+        """capture's listener: one stored event, or a count of sampled-out occurrences
+        (``errorkit.capture.add_listener(metrics.on_capture)``). Never raises."""
+        with guard("metrics.on_capture"):
+            count = int(summary.count)
+            self.record_errors(
+                summary.error_type, summary.code, summary.severity, summary.service, count
+            )
+            if getattr(summary, "sampled", False) and count > 0:
+                self.sampled_total.labels(reason="flood").inc(count)
+
     def observe_error_handling(self, seconds: float, *, error_type: str = "unknown_error") -> None:
         """Record how long handling one error took. Never raises."""
         with guard("metrics.observe_error_handling"):
@@ -342,6 +372,11 @@ class Metrics:
             yield
         finally:
             self.observe_error_handling(clock() - started, error_type=error_type)
+
+    def on_retry(self, event: Any) -> None:
+        """A retry hook: ``retry(..., on_retry=metrics.on_retry)`` counts each retry of the
+        event's ``operation``. Never raises."""
+        self.record_retry(str(getattr(event, "operation", event)))
 
     def record_retry(self, operation: str, *, exhausted: bool = False) -> None:
         """Count one retry of ``operation`` (or one that gave up). Never raises."""
@@ -377,28 +412,45 @@ class Metrics:
     # -- wiring -------------------------------------------------------------------------------
 
     def instrument(self) -> list[str]:
-        """Subscribe to whatever errorkit pipeline parts are installed: capture's listener,
-        breaker transitions and retry hooks. Returns the names of the parts it joined."""
+        """Subscribe to the errorkit parts that are installed: capture's listener, every
+        breaker's transitions (seeding the state of breakers that exist already) and a
+        process-wide retry listener. Returns the names of the parts it joined."""
         joined: list[str] = []
         capture = _optional_module("errorkit.capture")
         add = getattr(capture, "add_listener", None) if capture is not None else None
         if callable(add):
-            add(self.record_errors)
+            add(self.on_capture)
             joined.append("capture")
         resilience = _optional_module("errorkit.resilience")
-        if resilience is not None:
-            for attr, callback, label in (
-                ("add_breaker_listener", self.record_breaker_transition, "breakers"),
-                ("add_retry_listener", self._on_retry, "retries"),
-            ):
-                hook = getattr(resilience, attr, None)
-                if callable(hook):
-                    hook(callback)
-                    joined.append(label)
+        if resilience is None:
+            return joined
+        add_breaker = getattr(resilience, "add_breaker_listener", None)
+        if callable(add_breaker):
+            add_breaker(self.record_breaker_transition)
+            statuses = getattr(resilience, "breaker_statuses", None)
+            for status in statuses() if callable(statuses) else ():
+                self.set_breaker_state(status.name, status.state)
+            joined.append("breakers")
+        add_retry = getattr(resilience, "add_retry_listener", None)
+        if callable(add_retry):
+            add_retry(self.on_retry)
+            joined.append("retries")
         return joined
 
-    def _on_retry(self, operation: str, *args: Any, **kwargs: Any) -> None:
-        self.record_retry(operation, exhausted=bool(kwargs.get("exhausted", False)))
+    def uninstrument(self) -> None:
+        """Undo :meth:`instrument`."""
+        capture = _optional_module("errorkit.capture")
+        remove = getattr(capture, "remove_listener", None) if capture is not None else None
+        if callable(remove):
+            remove(self.on_capture)
+        resilience = _optional_module("errorkit.resilience")
+        for attr, callback in (
+            ("remove_breaker_listener", self.record_breaker_transition),
+            ("remove_retry_listener", self.on_retry),
+        ):
+            hook = getattr(resilience, attr, None) if resilience is not None else None
+            if callable(hook):
+                hook(callback)
 
     # -- exposition ---------------------------------------------------------------------------
 
