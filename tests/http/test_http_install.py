@@ -257,3 +257,49 @@ def test_openapi_custom_renderer_uses_the_given_schema() -> None:
     )
     components = app.openapi()["components"]["schemas"]
     assert components["ErrorkitError"] == flat
+
+
+# --- what an answer may show ---------------------------------------------------------------
+
+
+def _classification(**details: Any) -> Any:
+    from errorkit import ConflictError
+    from errorkit.classify import classify
+
+    return classify(ConflictError(**details))
+
+
+@pytest.mark.parametrize(
+    ("details", "secret"),
+    [
+        ({"password": "hunter2"}, "hunter2"),
+        ({"note": "Authorization: Bearer abcdef123456"}, "abcdef123456"),
+        ({"card": 4111111111111111}, "4111111111111111"),
+        ({"nested": {"api_key": "sk-proj-abcdefghijklmnopqrstu"}}, "sk-proj-abcdef"),
+        ({"dsn": "postgres://app:s3cr3t@db/app"}, "s3cr3t"),
+    ],
+    ids=["sensitive-key", "bearer-in-text", "card-number", "nested", "url-password"],
+)
+def test_details_are_scrubbed_before_answering(details: dict[str, Any], secret: str) -> None:
+    """Secrets in an error's details never reach the answer body."""
+    import json
+
+    from errorkit.http.envelope import safe_for_client
+
+    safe = safe_for_client(_classification(**details))
+    assert secret not in json.dumps(safe.details)
+
+
+def test_scrubbing_follows_a_new_default_scrubber() -> None:
+    """Replacing the process-wide scrubber applies to the next answer."""
+    from errorkit.http.envelope import safe_for_client
+    from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
+
+    c = _classification(tenant="acme")
+    assert safe_for_client(c).details == {"tenant": "acme"}
+    previous = default_scrubber()
+    set_default_scrubber(Scrubber(extra_keys=["tenant"]))
+    try:
+        assert safe_for_client(c).details == {"tenant": "[Filtered]"}
+    finally:
+        set_default_scrubber(previous)

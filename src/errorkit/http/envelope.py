@@ -28,7 +28,7 @@ from errorkit.catalog import catalog
 from errorkit.classify import Classification
 from errorkit.config import ConfigError, get_settings
 from errorkit.errors import FieldError
-from errorkit.scrub import default_scrubber
+from errorkit.scrub import Scrubber, default_scrubber
 
 __all__ = [
     "FORMATS",
@@ -197,20 +197,68 @@ def get_renderer(format: str | Renderer | None = None) -> Renderer:
     raise ConfigError(msg)
 
 
+class _ScrubCache:
+    """Error answers repeat the same messages, keys and short values: remember what the
+    scrubber made of them (bounded; emptied when the process-wide scrubber changes)."""
+
+    max_entries = 4096
+    max_length = 256
+
+    def __init__(self) -> None:
+        self._scrubber: Scrubber | None = None
+        self._texts: dict[str, str] = {}
+
+    def text(self, scrubber: Scrubber, value: str) -> str:
+        if scrubber is not self._scrubber:
+            self._scrubber, self._texts = scrubber, {}
+        if len(value) > self.max_length:
+            return scrubber.scrub_text(value, single_line=True)
+        cached = self._texts.get(value)
+        if cached is None:
+            if len(self._texts) >= self.max_entries:
+                self._texts.clear()
+            cached = self._texts[value] = scrubber.scrub_text(value, single_line=True)
+        return cached
+
+
+_cache = _ScrubCache()
+_CARD_FREE = 10**12  # integers below this cannot be card numbers
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | float):
+        return True
+    return isinstance(value, int) and abs(value) < _CARD_FREE
+
+
+def _scrub_details(scrubber: Scrubber, details: Mapping[str, Any]) -> dict[str, Any]:
+    # The common case, a flat mapping of scalars, uses the scrubber's own rules through the
+    # cache; anything else goes through the scrubber whole.
+    if len(details) <= scrubber.max_items:
+        out: dict[str, Any] = {}
+        for key, value in details.items():
+            if not isinstance(key, str):
+                break
+            if scrubber.is_sensitive_key(key):
+                out[_cache.text(scrubber, key)] = scrubber.replacement
+            elif _plain(value):
+                out[_cache.text(scrubber, key)] = value
+            elif isinstance(value, str):
+                out[_cache.text(scrubber, key)] = _cache.text(scrubber, value)
+            else:
+                break
+        else:
+            return out
+    scrubbed = scrubber.scrub(dict(details), single_line=True)
+    return scrubbed if isinstance(scrubbed, dict) else {}
+
+
 def safe_for_client(c: Classification) -> Classification:
     """``c`` with message, details and field errors passed through the scrubber."""
     scrubber = default_scrubber()
-    details = scrubber.scrub(dict(c.details)) if c.details else {}
-    errors = tuple(
-        FieldError(e.loc, scrubber.scrub_text(e.message, single_line=True), e.type)
-        for e in c.errors
-    )
-    return replace(
-        c,
-        message=scrubber.scrub_text(c.message, single_line=True),
-        details=details if isinstance(details, dict) else {},
-        errors=errors,
-    )
+    details = _scrub_details(scrubber, c.details) if c.details else {}
+    errors = tuple(FieldError(e.loc, _cache.text(scrubber, e.message), e.type) for e in c.errors)
+    return replace(c, message=_cache.text(scrubber, c.message), details=details, errors=errors)
 
 
 @dataclass(frozen=True, slots=True)
