@@ -1,0 +1,243 @@
+"""Store writes: errorkit's ``write_batch`` against the raw driver, SQLite and PostgreSQL.
+
+Rows have the shape of a captured error: a uuid, six short columns, a 2 KB stack trace and
+a 500 B request payload. Both sides write into the same migrated ``errors`` table (same
+indexes) in 1000-row transactions; the raw side is ``executemany`` of a plain INSERT on
+the driver (sqlite3, psycopg 3) and does nothing else, while ``write_batch`` also inserts
+idempotently, learns which rows were new and upserts the group counts.
+
+    python -m bench store          # ERRORKIT_BENCH_ROWS=50000 by default
+
+PostgreSQL is reached on 127.0.0.1 (ERRORKIT_BENCH_POSTGRES_URL); the benchmark creates
+its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from errorkit.store import ErrorRecord, ErrorStore, upgrade
+
+ROWS = int(os.environ.get("ERRORKIT_BENCH_ROWS", "50000"))
+BATCH = 1000
+POSTGRES_URL = os.environ.get(
+    "ERRORKIT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+STACK = (
+    'Traceback (most recent call last):\n  File "/srv/app/handlers/chat.py", line 88, in post\n'
+    "    answer = await client.complete(prompt)\n"
+) * 20
+PAYLOAD = '{"model": "qwen", "messages": [{"role": "user", "content": "' + "x" * 440 + '"}]}'
+COLUMNS = (
+    "error_id",
+    "timestamp",
+    "error_type",
+    "error_code",
+    "severity",
+    "session_id",
+    "endpoint",
+    "method",
+    "error_message",
+    "fingerprint",
+    "title",
+    "stack_trace",
+    "request_payload",
+    "created_at",
+)
+
+
+@dataclass
+class Outcome:
+    backend: str
+    raw: float
+    ours: float
+    replay: float
+
+
+def make_records(count: int) -> list[ErrorRecord]:
+    start = datetime.now(UTC)
+    return [
+        ErrorRecord(
+            error_id=str(uuid.uuid4()),
+            timestamp=start + timedelta(microseconds=i),
+            error_type="api_error",
+            error_code="UPSTREAM_TIMEOUT",
+            severity="error",
+            session_id=f"session-{i % 500}",
+            endpoint="/v1/chat/completions",
+            method="POST",
+            error_message="upstream did not answer within 30s",
+            fingerprint=f"fp-{i % 50:02d}",
+            title="UpstreamTimeout: upstream did not answer",
+            stack_trace=STACK[:2048],
+            request_payload=PAYLOAD[:500],
+        )
+        for i in range(count)
+    ]
+
+
+def raw_rows(records: Sequence[ErrorRecord], text_times: bool) -> list[tuple[Any, ...]]:
+    """The same values as plain tuples, prepared before timing (the raw side's best case)."""
+    now = datetime.now(UTC)
+    rows = []
+    for r in records:
+        stamp: Any = r.timestamp.replace(tzinfo=None).isoformat(" ") if text_times else r.timestamp
+        created: Any = now.replace(tzinfo=None).isoformat(" ") if text_times else now
+        rows.append(
+            (
+                r.error_id,
+                stamp,
+                r.error_type,
+                r.error_code,
+                r.severity,
+                r.session_id,
+                r.endpoint,
+                r.method,
+                r.error_message,
+                r.fingerprint,
+                r.title,
+                r.stack_trace,
+                r.request_payload,
+                created,
+            )
+        )
+    return rows
+
+
+def rate(run: Callable[[], None], rows: int) -> float:
+    started = time.perf_counter()
+    run()
+    return rows / (time.perf_counter() - started)
+
+
+def ours(url: str, records: list[ErrorRecord]) -> tuple[float, float]:
+    """(rows/s writing new rows, rows/s replaying all of them as duplicates)."""
+    with ErrorStore(url) as store:
+        store.ping()
+
+        def write() -> None:
+            for start in range(0, len(records), BATCH):
+                store.write_batch(records[start : start + BATCH])
+
+        first = rate(write, len(records))
+        replay = rate(write, len(records))
+        group = store.group("fp-00")
+        expected = len(records) // 50 + (1 if len(records) % 50 else 0)
+        if group is None or group.count != expected:
+            message = f"group count is {group and group.count}, expected {expected}"
+            raise RuntimeError(message)
+    return first, replay
+
+
+def bench_sqlite(records: list[ErrorRecord], folder: Path) -> Outcome:
+    raw_path = folder / "raw.db"
+    upgrade(f"sqlite:///{raw_path}")
+    rows = raw_rows(records, text_times=True)
+    connection = sqlite3.connect(raw_path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    insert = f"INSERT INTO errors ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+    def write() -> None:
+        for start in range(0, len(rows), BATCH):
+            connection.execute("BEGIN")
+            connection.executemany(insert, rows[start : start + BATCH])
+            connection.execute("COMMIT")
+
+    raw = rate(write, len(rows))
+    connection.close()
+    first, replay = ours(f"sqlite:///{folder / 'errorkit.db'}", records)
+    return Outcome("SQLite (WAL, synchronous=NORMAL)", raw, first, replay)
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str | None]:
+    """A new database on 127.0.0.1, dropped afterwards; None when PostgreSQL is not there."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    if base.host not in {"127.0.0.1", "localhost"}:
+        message = f"the benchmark only talks to 127.0.0.1, not {base.host}"
+        raise RuntimeError(message)
+    name = f"errorkit_bench_{uuid.uuid4().hex[:10]}"
+    admin_url = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL skipped: not reachable at {base.host}:{base.port} ({exc})")
+        yield None
+        return
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+def bench_postgres(records: list[ErrorRecord]) -> Outcome | None:
+    import psycopg
+
+    with scratch_postgres() as url:
+        if url is None:
+            return None
+        upgrade(url)
+        rows = raw_rows(records, text_times=False)
+        insert = (
+            f"INSERT INTO errors ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+        )
+        with psycopg.connect(url.replace("+psycopg", "")) as connection:
+
+            def write() -> None:
+                for start in range(0, len(rows), BATCH):
+                    with connection.transaction(), connection.cursor() as cursor:
+                        cursor.executemany(insert, rows[start : start + BATCH])
+
+            raw = rate(write, len(rows))
+            connection.execute("TRUNCATE errors, error_groups, applied_deltas")
+            connection.commit()
+        first, replay = ours(url, records)
+        return Outcome("PostgreSQL (psycopg 3)", raw, first, replay)
+
+
+def main() -> None:
+    records = make_records(ROWS)
+    print(
+        f"{ROWS:,} rows (uuid, 6 short columns, 2 KB stack, 500 B payload) "
+        f"in {BATCH}-row transactions"
+    )
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="errorkit-bench-") as folder:
+        outcomes.append(bench_sqlite(records, Path(folder)))
+    postgres = bench_postgres(records)
+    if postgres is not None:
+        outcomes.append(postgres)
+    print(
+        f"{'backend':34} {'raw executemany':>16} {'write_batch':>12} {'ours/raw':>9} "
+        f"{'replay (dups)':>14}"
+    )
+    for o in outcomes:
+        print(
+            f"{o.backend:34} {o.raw:>12,.0f} r/s {o.ours:>8,.0f} r/s {o.ours / o.raw:>9.2f} "
+            f"{o.replay:>10,.0f} r/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
