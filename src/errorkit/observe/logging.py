@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 import structlog
 from structlog.exceptions import DropEvent
@@ -41,6 +41,15 @@ __all__ = [
     "scrub_event",
     "setup_logging",
 ]
+
+
+class Writable(Protocol):
+    """Where lines go: anything with ``write(str)`` (and ``flush()``), like ``sys.stderr``."""
+
+    def write(self, s: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
 
 Category = Literal["app", "errors", "security", "performance"]
 CATEGORIES: Final[tuple[Category, ...]] = ("app", "errors", "security", "performance")
@@ -432,7 +441,7 @@ def setup_logging(
     level: int | str | None = None,
     environment: str | None = None,
     renderer: Literal["json", "console"] | None = None,
-    stream: TextIO | None = None,
+    stream: Writable | None = None,
     console: bool = True,
     log_dir: str | os.PathLike[str] | None = None,
     categories: Iterable[Category] = CATEGORIES,
@@ -582,7 +591,7 @@ def _build_formatter(
     foreign_pre_chain: Sequence[Processor],
     scrubber: Scrubber | None,
     colors: bool | None,
-    stream: TextIO | None,
+    stream: Writable | None,
 ) -> structlog.stdlib.ProcessorFormatter:
     final: list[Processor]
     if renderer == "json":
