@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -324,9 +325,9 @@ def store_error_summary(store: Any, window_seconds: float) -> ErrorSummary:
 
 
 def _capture_store_summary(window_seconds: float) -> ErrorSummary | None:
-    try:
-        from errorkit import capture
-    except ImportError:
+    # Capture not imported means no store configured (and no import cost per request).
+    capture = sys.modules.get("errorkit.capture")
+    if capture is None:
         return None
     current_store = getattr(capture, "current_store", None)
     store = current_store() if callable(current_store) else None
@@ -336,9 +337,8 @@ def _capture_store_summary(window_seconds: float) -> ErrorSummary | None:
 
 
 def _resilience_breakers() -> Mapping[str, Any] | Iterable[Any] | None:
-    try:
-        from errorkit import resilience
-    except ImportError:
+    resilience = sys.modules.get("errorkit.resilience")
+    if resilience is None:
         return None
     statuses = getattr(resilience, "breaker_statuses", None)
     if not callable(statuses):
