@@ -116,9 +116,18 @@ _EXACT_FILTERS = (
 )
 
 
-def open_store(url: str | URL, **options: Any) -> ErrorStore:
+def open_store(
+    url: str | URL,
+    *,
+    migrate: bool = True,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    pool_size: int = 5,
+    echo: bool = False,
+) -> ErrorStore:
     """Open the store at ``url`` now: connects and migrates, raising if it cannot."""
-    store = ErrorStore(url, **options)
+    store = ErrorStore(
+        url, migrate=migrate, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, echo=echo
+    )
     try:
         store.ping()
     except BaseException:
@@ -197,12 +206,19 @@ class ErrorStore:
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
+        """Database failures as StoreError; the raw driver's too (the bulk paths use it)."""
+        driver = self._engine.dialect.loaded_dbapi
         try:
             yield
-        except (OperationalError, InterfaceError) as exc:
+        except (
+            OperationalError,
+            InterfaceError,
+            driver.OperationalError,
+            driver.InterfaceError,
+        ) as exc:
             message = f"the store at {self._url} is unavailable: {_reason(exc)}"
             raise StoreUnavailable(message) from exc
-        except DBAPIError as exc:
+        except (DBAPIError, driver.Error) as exc:
             message = f"the store at {self._url} refused the operation: {_reason(exc)}"
             raise StoreError(message) from exc
 
@@ -599,18 +615,25 @@ class ErrorStore:
 # -- helpers --------------------------------------------------------------------------
 
 
-def _reason(exc: DBAPIError) -> str:
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception behind SQLAlchemy's wrapper, if any."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def _reason(exc: BaseException) -> str:
     """The driver's error, on one line."""
-    original: BaseException = exc.orig if exc.orig is not None else exc
+    original = _driver_error(exc)
     lines = str(original).strip().splitlines()
     return f"{type(original).__name__}: {lines[0] if lines else 'no detail'}"
 
 
 def _transient(cause: BaseException | None) -> bool:
     """A deadlock, serialization failure or busy database: worth retrying at once."""
-    if not isinstance(cause, DBAPIError):
+    if cause is None:
         return False
-    original = cause.orig
+    original = _driver_error(cause)
     if getattr(original, "sqlstate", None) in {"40P01", "40001"}:
         return True
     text_ = str(original).lower()
