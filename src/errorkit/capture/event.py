@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ MAX_STACK_CHARS = 65_536
 MAX_USER_AGENT = 512
 #: Short identifiers (request id, session id, endpoint, ...) are cut to this many characters.
 MAX_ID_CHARS = 256
+#: The longest error id the store keeps (a UUID's text).
+MAX_ERROR_ID = 36
 #: The code of events captured from a message rather than an exception.
 MESSAGE_CODE = "LOG_MESSAGE"
 
@@ -214,8 +217,11 @@ class RecordBuilder:
 
     def minimal(self, event: ErrorEvent, why: str) -> ErrorRecord:
         """A record holding only what cannot fail (id, time, group), saying ``why``."""
+        error_id = event.error_id
+        if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
+            error_id = str(uuid.uuid4())
         return ErrorRecord(
-            error_id=event.error_id,
+            error_id=error_id,
             timestamp=datetime.fromtimestamp(event.timestamp, UTC),
             error_type=ErrorType.UNKNOWN.value,
             error_code="INTERNAL_ERROR",
@@ -297,8 +303,13 @@ class RecordBuilder:
             if fields.get(key) is not None:
                 data[key] = _short(fields[key])
 
+        error_id = event.error_id
+        if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
+            # The store keys rows by a UUID-sized id; keep an odd one (an app's own) as data.
+            data["original_error_id"] = _text(error_id)[:MAX_ID_CHARS]
+            error_id = str(uuid.uuid4())
         return ErrorRecord(
-            error_id=event.error_id,
+            error_id=error_id,
             timestamp=datetime.fromtimestamp(event.timestamp, UTC),
             error_type=_short(error_type, 64) or ErrorType.UNKNOWN.value,
             error_code=_short(code, 64) or "INTERNAL_ERROR",
