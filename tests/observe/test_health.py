@@ -97,6 +97,28 @@ async def test_async_check_that_hangs_times_out() -> None:
     assert component.error == "timed out after 0.05s"
 
 
+async def test_hung_checks_hold_a_bounded_number_of_daemon_threads() -> None:
+    """With every worker stuck, a check fails at once instead of piling up threads; the
+    threads are daemons, so a hung dependency never blocks the process's exit."""
+    release = threading.Event()
+    health = registry(max_workers=2)
+    health.add("legacy", lambda: release.wait(), timeout=0.05)
+    before = set(threading.enumerate())
+    try:
+        for _ in range(2):
+            await health.readiness()
+        stuck = [t for t in set(threading.enumerate()) - before if t.name == "errorkit-health"]
+        component = (await health.readiness()).component("legacy")
+    finally:
+        release.set()
+    assert len(stuck) == 2 and all(t.daemon for t in stuck)
+    assert component is not None and component.error is not None
+    assert "no free health-check thread" in component.error
+    for thread in stuck:
+        thread.join(timeout=5)
+    assert (await health.readiness()).status is HealthStatus.HEALTHY
+
+
 async def test_sync_check_that_hangs_times_out_without_blocking() -> None:
     """A blocked sync check times out; the answer does not wait for the thread."""
     release = threading.Event()
@@ -106,7 +128,6 @@ async def test_sync_check_that_hangs_times_out_without_blocking() -> None:
         report = await health.readiness()
     finally:
         release.set()
-        health.close()
     component = report.component("legacy")
     assert component is not None and component.error == "timed out after 0.05s"
 

@@ -62,7 +62,6 @@ def services(postgres_url: str, redis_url: str) -> Iterator[dict[str, Any]]:
     try:
         yield {"registry": registry, "postgres": pg_proxy, "redis": redis_proxy}
     finally:
-        registry.close()
         engine.dispose()
         pg_proxy.stop()
         redis_proxy.stop()

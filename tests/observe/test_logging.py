@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from errorkit import _guard
 from errorkit.config import ConfigError
@@ -21,6 +23,7 @@ from errorkit.observe.logging import (
     log_performance_metric,
     log_security_event,
     scrub_event,
+    setup_logging,
 )
 
 from .conftest import Lines
@@ -418,3 +421,63 @@ def test_scrub_event_cleans_odd_keys() -> None:
     """A key with a line break cannot forge a line either."""
     out = scrub_event({"a\nb": 1})
     assert list(out) == ["a\\nb"]
+
+
+def test_scrub_cache_is_bounded() -> None:
+    """Thousands of distinct values never grow the remembered scrub results past the cap."""
+    from errorkit.observe import logging as observe_logging
+
+    for i in range(5_000):
+        scrub_event({"event": f"distinct value {i}"})
+    caches = observe_logging._caches_for(observe_logging.default_scrubber())
+    assert len(caches.texts) <= observe_logging._CACHE_ITEMS
+
+
+def test_a_new_scrubber_is_not_served_stale_results(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """Results remembered for one scrubber are not reused by another."""
+    from errorkit.scrub import Scrubber
+
+    first, second = Lines(), Lines()
+    configure_logging(stream=first, renderer="json")
+    _native().info("ticket", ref="INTERNAL-4242")
+    configure_logging(
+        stream=second, renderer="json", scrubber=Scrubber(extra_patterns=[r"INTERNAL-\d+"])
+    )
+    _native().info("ticket", ref="INTERNAL-4242")
+    assert first.records()[0]["ref"] == "INTERNAL-4242"
+    assert second.records()[0]["ref"] == "[Filtered]"
+
+
+_secret_chars = st.text(
+    alphabet=st.characters(
+        min_codepoint=48, max_codepoint=122, whitelist_categories=("Lu", "Ll", "Nd")
+    ),
+    min_size=12,
+    max_size=40,
+)
+
+
+@given(
+    prefix=st.text(max_size=40),
+    suffix=st.text(max_size=40),
+    secret=_secret_chars,
+    shape=st.sampled_from(["password={}", "Bearer {}", "api_key: {}", "https://u:{}@h/"]),
+)
+def test_planted_secrets_never_reach_a_line(
+    prefix: str, suffix: str, secret: str, shape: str
+) -> None:
+    """Whatever surrounds it, a planted credential is not written, and a record is one line."""
+    assume(secret not in prefix and secret not in suffix)
+    stream = Lines()
+    setup = setup_logging(stream=stream, renderer="json", level="INFO")
+    try:
+        message = f"{prefix} {shape.format(secret)} {suffix}"
+        _native().info(message, note=message)
+        logging.getLogger("lib").warning(message)
+    finally:
+        setup.close()
+    text = stream.getvalue()
+    assert secret not in text
+    assert len(text.splitlines()) == 2

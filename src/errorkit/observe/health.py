@@ -15,13 +15,13 @@ is reported through errorkit's pipeline as a ``health_check_error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -396,9 +396,10 @@ class HealthRegistry:
 
     ``error_source`` and ``breaker_source`` default to the store capture writes to and the
     breakers of :mod:`errorkit.resilience`; pass None to leave a section out. Sync checks
-    run on a small thread pool (``max_workers``), so a hung check costs one thread and
-    times out instead of blocking the answer. Results are reused for ``cache_seconds``
-    (default 1 s) so a busy load balancer does not hammer the dependencies.
+    run on daemon threads, at most ``max_workers`` at once, so a hung check costs one
+    thread and times out instead of blocking the answer (or the process's exit). Results
+    are reused for ``cache_seconds`` (default 1 s) so a busy load balancer does not hammer
+    the dependencies.
     """
 
     def __init__(
@@ -444,7 +445,7 @@ class HealthRegistry:
         self._checks: dict[str, Check] = {}
         self._lock = threading.Lock()
         self._max_workers = max_workers
-        self._executor: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(max_workers)
         self._cached: tuple[float, tuple[ComponentHealth, ...]] | None = None
 
     # -- registration -------------------------------------------------------------------------
@@ -505,22 +506,40 @@ class HealthRegistry:
     def checks(self) -> tuple[Check, ...]:
         return tuple(self._checks.values())
 
-    def close(self) -> None:
-        """Stop the check threads (checks still running finish on their own)."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` on a daemon thread (a hung check never blocks the answer, nor the
+        interpreter's exit); at most ``max_workers`` run at once."""
+        if not self._slots.acquire(blocking=False):
+            msg = (
+                f"no free health-check thread: {self._max_workers} earlier checks are still "
+                "running (raise max_workers or give the dependency a shorter timeout)"
+            )
+            raise HealthCheckError(msg, reason="no free thread")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
 
-    # -- running ------------------------------------------------------------------------------
+        def settle(result: Any, exc: BaseException | None) -> None:
+            if future.done():  # timed out meanwhile
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self._max_workers, thread_name_prefix="errorkit-health"
-                )
-            return self._executor
+        def run() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+                error = exc
+            finally:
+                self._slots.release()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=run, name="errorkit-health", daemon=True).start()
+        return await future
 
     async def _run_one(self, check: Check) -> ComponentHealth:
         started = self._clock()
@@ -531,10 +550,7 @@ class HealthRegistry:
             if check.is_async:
                 result = await asyncio.wait_for(check.function(), check.timeout)
             else:
-                loop = asyncio.get_running_loop()
-                result = await asyncio.wait_for(
-                    loop.run_in_executor(self._pool(), check.function), check.timeout
-                )
+                result = await asyncio.wait_for(self._in_thread(check.function), check.timeout)
                 if inspect.isawaitable(result):
                     remaining = max(0.001, check.timeout - (self._clock() - started))
                     result = await asyncio.wait_for(result, remaining)
@@ -597,10 +613,9 @@ class HealthRegistry:
         source = self.error_source
         if source is None:
             return None
-        loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
-                loop.run_in_executor(self._pool(), source, self.error_window), self.store_timeout
+                self._in_thread(source, self.error_window), self.store_timeout
             )
         except TimeoutError:
             error = f"the errors store did not answer within {self.store_timeout}s"
