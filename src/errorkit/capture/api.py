@@ -1,0 +1,409 @@
+"""The public face of capture: configure once, then capture from anywhere.
+
+::
+
+    import errorkit.capture as capture
+
+    capture.configure(store_url="sqlite:///errors.db", service="billing")
+    try:
+        charge(order)
+    except Exception as exc:
+        error_id = capture.capture(exc, endpoint="/charge", request_payload=body)
+
+``capture`` returns at once and never raises. Before :func:`configure` it only names the
+occurrence (and counts it as dropped, reason ``not_configured``), so libraries and tests that
+never configure errorkit never create a file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from errorkit import _guard, _reporting
+from errorkit._guard import guard
+from errorkit.classify import classify
+from errorkit.config import Settings, update_settings
+from errorkit.errors import AppError, ErrorType, error_id_of
+from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
+
+from .event import normalize_severity
+from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline
+from .spool import Spool, default_spool_dir
+
+__all__ = [
+    "EXIT_FLUSH_TIMEOUT",
+    "add_listener",
+    "capture",
+    "capture_message",
+    "configure",
+    "current_store",
+    "flush",
+    "is_configured",
+    "remove_listener",
+    "shutdown",
+    "stats",
+]
+
+#: How long interpreter exit waits for the writer to store what is left (then: spool).
+EXIT_FLUSH_TIMEOUT = 10.0
+
+_CAPTURED = "__errorkit_captured__"
+
+_pipeline: Pipeline | None = None
+_disabled = False  # configure(enabled=False) was called
+_listeners: list[Listener] = []
+_early_drops: Counter[str] = Counter()
+_lock = threading.RLock()
+_atexit_registered = False
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _drop_early(reason: str) -> None:
+    # Counter increments are not atomic across threads; this path is only statistics.
+    _early_drops[reason] += 1
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def configure(
+    store_url: str | None = None,
+    *,
+    service: str | None = None,
+    environment: str | None = None,
+    release: str | None = None,
+    capture_4xx: bool | None = None,
+    enabled: bool | None = None,
+    queue_size: int | None = None,
+    batch_size: int | None = None,
+    flush_interval: float | None = None,
+    max_payload_bytes: int | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
+    flood_per_minute: int | None = None,
+    scrubber: Scrubber | None = None,
+    store: BatchWriter | None = None,
+) -> Settings:
+    """Start capturing into the store at ``store_url`` (or into ``store``, any object with
+    ``write_batch``). Arguments left out keep their value from the environment
+    (``ERRORKIT_*``) or the defaults. Calling it again flushes and replaces the pipeline.
+
+    Raises :class:`~errorkit.config.ConfigError` or
+    :class:`~errorkit.store.InvalidStoreURL` for a value it cannot use; it does not connect
+    (the writer does, so an app starts even while its store is down)."""
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "store_url": store_url,
+            "service": service,
+            "environment": environment,
+            "release": release,
+            "capture_4xx": capture_4xx,
+            "capture_enabled": enabled,
+            "queue_size": queue_size,
+            "batch_size": batch_size,
+            "flush_interval": flush_interval,
+            "max_payload_bytes": max_payload_bytes,
+            "spool_dir": None if spool_dir is None else os.fspath(spool_dir),
+            "spool_max_bytes": spool_max_bytes,
+            "flood_per_minute": flood_per_minute,
+        }.items()
+        if value is not None
+    }
+    if store is not None and not callable(getattr(store, "write_batch", None)):
+        message = (
+            f"configure(store=...) needs an object with write_batch(records, deltas), such "
+            f"as errorkit.store.ErrorStore; got {type(store).__name__}"
+        )
+        raise TypeError(message)
+    from errorkit.store.engine import normalize_url
+
+    settings = update_settings(**overrides)
+    normalize_url(settings.store_url)  # a bad URL fails here, with the accepted forms
+    if scrubber is not None:
+        set_default_scrubber(scrubber)
+    elif settings.scrub_keys or settings.scrub_patterns:
+        set_default_scrubber(
+            Scrubber(extra_keys=settings.scrub_keys, extra_patterns=settings.scrub_patterns)
+        )
+    global _disabled
+    pipeline = None
+    if settings.capture_enabled:
+        pipeline = _build(settings, store)
+    _disabled = not settings.capture_enabled
+    _install(pipeline)
+    return settings
+
+
+def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
+    directory = settings.spool_dir or default_spool_dir(settings.store_url)
+    spool = Spool(directory, settings.spool_max_bytes)
+    url = settings.store_url
+
+    def open_store() -> BatchWriter:
+        from errorkit.store.repository import ErrorStore
+
+        return ErrorStore(url)
+
+    pipeline = Pipeline(
+        store,
+        store_factory=None if store is not None else open_store,
+        service=settings.service,
+        environment=settings.environment,
+        release=settings.release,
+        scrubber=default_scrubber(),
+        spool=spool,
+        queue_size=settings.queue_size,
+        batch_size=settings.batch_size,
+        flush_interval=settings.flush_interval,
+        max_payload_bytes=settings.max_payload_bytes,
+        flood_per_minute=settings.flood_per_minute,
+    )
+    for listener in _listeners:
+        pipeline.add_listener(listener)
+    return pipeline
+
+
+def _install(pipeline: Pipeline | None) -> None:
+    """Make ``pipeline`` the process's pipeline (flushing and stopping the previous one)."""
+    global _pipeline, _atexit_registered
+    with _lock:
+        previous, _pipeline = _pipeline, pipeline
+        if pipeline is not None:
+            _reporting.set_reporter(_report)
+            if not _atexit_registered:
+                atexit.register(_at_exit)
+                _atexit_registered = True
+        elif _reporting.get_reporter() is _report:
+            _reporting.set_reporter(None)
+    if previous is not None and previous is not pipeline:
+        previous.shutdown(EXIT_FLUSH_TIMEOUT)
+
+
+def _swap(pipeline: Pipeline | None) -> Pipeline | None:
+    """Replace the pipeline without stopping the old one (the testing helpers use this)."""
+    global _pipeline
+    with _lock:
+        previous, _pipeline = _pipeline, pipeline
+        if pipeline is not None:
+            _reporting.set_reporter(_report)
+        elif _reporting.get_reporter() is _report:
+            _reporting.set_reporter(None)
+    return previous
+
+
+def is_configured() -> bool:
+    """Whether :func:`configure` installed a pipeline (and capture is enabled)."""
+    return _pipeline is not None
+
+
+# --- capturing -------------------------------------------------------------------------------
+
+
+def capture(
+    exc: BaseException | None = None,
+    /,
+    *,
+    fingerprint: str | Sequence[Any] | None = None,
+    **context: Any,
+) -> str:
+    """Capture ``exc`` (default: the exception being handled) and return its error id.
+
+    Returns at once and never raises. ``context`` fields with a column of their own:
+    ``error_type, code, status, severity, endpoint, method, user_agent, request_id,
+    session_id, correlation_id, trace_id, user_id, request_payload, response_payload``;
+    ``headers``, ``tags`` and ``extra`` go to the event's data, scrubbed, as does any other
+    keyword. ``fingerprint`` (a string or a list, where ``"{{ default }}"`` stands for the
+    default) overrides grouping. The same exception object is captured once."""
+    if exc is None:
+        exc = sys.exception()
+        if exc is None:
+            _drop_early("no_exception")
+            return _new_id()
+    try:
+        error_id = error_id_of(exc)
+    except Exception:  # noqa: BLE001 - not an exception object: still answer with an id
+        _drop_early("not_an_exception")
+        return _new_id()
+    pipeline = _pipeline
+    if pipeline is None:
+        _drop_early("disabled" if _disabled else "not_configured")
+        return error_id
+    # The guard, written out: this is the hot path and a context manager costs a microsecond.
+    try:
+        if getattr(exc, _CAPTURED, False):
+            return error_id
+        try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
+            setattr(exc, _CAPTURED, True)
+        except (AttributeError, TypeError):
+            pass
+        pipeline.submit(error_id, exc, context, fingerprint=fingerprint)
+    except Exception as internal:
+        _guard.report_internal_error("capture", internal)
+        if _guard._strict:  # the test suite wants errorkit's own bugs to fail tests
+            raise
+    return error_id
+
+
+def capture_message(
+    message: str,
+    level: str = "error",
+    *,
+    fingerprint: str | Sequence[Any] | None = None,
+    **context: Any,
+) -> str:
+    """Capture a message without an exception (``level``: debug ... critical); returns its
+    error id. Messages group by their text with values (numbers, ids) replaced."""
+    error_id = _new_id()
+    pipeline = _pipeline
+    if pipeline is None:
+        _drop_early("disabled" if _disabled else "not_configured")
+        return error_id
+    with guard("capture_message"):
+        text = message if isinstance(message, str) else str(message)
+        template = context.pop("template", None)
+        pipeline.submit(
+            error_id,
+            None,
+            context,
+            message=text,
+            level=normalize_severity(level, "error"),
+            template=template if isinstance(template, str) else None,
+            fingerprint=fingerprint,
+        )
+    return error_id
+
+
+def _report(exc: BaseException, *, error_id: str, **context: Any) -> None:
+    """The reporter behind :func:`errorkit._reporting.report`: the capture policy.
+
+    Every 5xx is captured; 4xx only with ``capture_4xx``; validation errors then as
+    warnings. Reports without a status (jobs, health checks, retries that gave up) use the
+    exception's own classification."""
+    pipeline = _pipeline
+    if pipeline is None or getattr(exc, _CAPTURED, False):
+        return
+    status = context.get("status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        status = exc.status if isinstance(exc, AppError) else classify(exc).status
+    if status < 500:
+        from errorkit.config import get_settings
+
+        if not get_settings().capture_4xx:
+            return
+        error_type = context.get("error_type") or (
+            exc.error_type if isinstance(exc, AppError) else classify(exc).error_type
+        )
+        if error_type == ErrorType.VALIDATION:
+            context["severity"] = "warning"
+    context.setdefault("status", status)
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _CAPTURED, True)
+    pipeline.submit(error_id, exc, context)
+
+
+# --- control ---------------------------------------------------------------------------------
+
+
+def flush(timeout: float | None = 5.0) -> bool:
+    """Store everything captured so far: the queue, the pending counts and a replay of the
+    spool. True when all of it is in the store; False on timeout or while the store is down
+    (then it waits in the spool). Safe to call from framework shutdown hooks."""
+    pipeline = _pipeline
+    if pipeline is None:
+        return True
+    with guard("flush"):
+        return pipeline.flush(timeout)
+    return False
+
+
+def shutdown(timeout: float | None = 5.0) -> bool:
+    """Flush, stop the writer and uninstall the pipeline (capture becomes a no-op)."""
+    global _pipeline, _disabled
+    with _lock:
+        pipeline, _pipeline = _pipeline, None
+        _disabled = False
+        if _reporting.get_reporter() is _report:
+            _reporting.set_reporter(None)
+    if pipeline is None:
+        return True
+    with guard("shutdown"):
+        return pipeline.shutdown(timeout)
+    return False
+
+
+def _at_exit() -> None:
+    pipeline = _pipeline
+    if pipeline is not None:
+        with guard("atexit"):
+            pipeline.shutdown(EXIT_FLUSH_TIMEOUT)
+
+
+def _after_fork_in_child() -> None:
+    pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def current_store() -> Any:
+    """The store the pipeline writes to (an ``errorkit.store.ErrorStore`` unless another
+    was configured), or None before :func:`configure`."""
+    pipeline = _pipeline
+    return None if pipeline is None else pipeline.store
+
+
+def stats() -> CaptureStats:
+    """Queue depth, dropped samples by reason, spool size, events written, internal errors."""
+    pipeline = _pipeline
+    if pipeline is None:
+        from errorkit._guard import internal_error_counts
+
+        return CaptureStats(
+            configured=False,
+            dropped=dict(_early_drops),
+            internal_errors=internal_error_counts(),
+        )
+    current = pipeline.stats()
+    if _early_drops:
+        dropped = Counter(current.dropped)
+        dropped.update(_early_drops)
+        from dataclasses import replace
+
+        current = replace(current, dropped=dict(dropped))
+    return current
+
+
+def add_listener(listener: Listener) -> None:
+    """Call ``listener(summary)`` on the writer's thread for every stored event and every
+    count of sampled-out occurrences (for metrics such as ``errorkit_errors_total``)."""
+    if not callable(listener):
+        message = f"add_listener() needs a callable(CaptureSummary), not {listener!r}"
+        raise TypeError(message)
+    with _lock:
+        _listeners.append(listener)
+        if _pipeline is not None:
+            _pipeline.add_listener(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Stop calling ``listener``."""
+    with _lock:
+        with contextlib.suppress(ValueError):
+            _listeners.remove(listener)
+        if _pipeline is not None:
+            _pipeline.remove_listener(listener)
