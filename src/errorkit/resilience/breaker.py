@@ -692,12 +692,8 @@ class CircuitBreaker:
         return LastFailure(error_class(exc), safe_message(exc), at)
 
     def _reject(self, retry_after: float) -> CircuitOpenError:
-        logger.debug(
-            "circuit %s: call refused, next probe in %.3fs",
-            self.name,
-            retry_after,
-            extra={"breaker": self.name, "retry_after": retry_after},
-        )
+        # Not logged one by one: a flood of refusals would flood the logs. The transition to
+        # open is logged, and status().rejected counts them.
         return _rejection(self.name, self._message, retry_after)
 
     def acquire(self) -> Permit:
