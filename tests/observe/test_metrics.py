@@ -326,6 +326,14 @@ def test_instrument_subscribes_to_the_pipeline(fake_pipeline: dict[str, list[Any
     assert value(metrics, "errorkit_capture_queue_depth") == 5.0
 
 
+def test_instrument_twice_subscribes_once(fake_pipeline: dict[str, list[Any]]) -> None:
+    """A second instrument() (two integrations installed) does not double count."""
+    metrics = Metrics()
+    metrics.instrument()
+    metrics.instrument()
+    assert [len(v) for v in fake_pipeline.values()] == [1, 1, 1]
+
+
 def test_real_breakers_and_retries_feed_the_metrics(metrics: Metrics) -> None:
     """A real circuit breaker's transitions and a real retry's hook move the metrics."""
     from errorkit.errors import CircuitOpenError, ServiceUnavailableError

@@ -278,6 +278,7 @@ class Metrics:
         self._reasons = BoundedLabel(30)
         self._breaker_lock = threading.Lock()
         self._breaker_states: dict[str, str] = {}
+        self._instrumented: list[str] | None = None
         r = self.registry
         self.errors_total = Counter(
             "errorkit_errors",
@@ -416,8 +417,13 @@ class Metrics:
     def instrument(self) -> list[str]:
         """Subscribe to the errorkit parts that are installed: capture's listener, every
         breaker's transitions (seeding the state of breakers that exist already) and a
-        process-wide retry listener. Returns the names of the parts it joined."""
-        joined: list[str] = []
+        process-wide retry listener. Returns the names of the parts it joined; calling it
+        again joins nothing twice."""
+        with self._breaker_lock:
+            if self._instrumented is not None:
+                return list(self._instrumented)
+            self._instrumented = []
+        joined = self._instrumented
         capture = _optional_module("errorkit.capture")
         add = getattr(capture, "add_listener", None) if capture is not None else None
         if callable(add):
@@ -425,7 +431,7 @@ class Metrics:
             joined.append("capture")
         resilience = _optional_module("errorkit.resilience")
         if resilience is None:
-            return joined
+            return list(joined)
         add_breaker = getattr(resilience, "add_breaker_listener", None)
         if callable(add_breaker):
             add_breaker(self.record_breaker_transition)
@@ -437,10 +443,14 @@ class Metrics:
         if callable(add_retry):
             add_retry(self.on_retry)
             joined.append("retries")
-        return joined
+        return list(joined)
 
     def uninstrument(self) -> None:
         """Undo :meth:`instrument`."""
+        with self._breaker_lock:
+            if self._instrumented is None:
+                return
+            self._instrumented = None
         capture = _optional_module("errorkit.capture")
         remove = getattr(capture, "remove_listener", None) if capture is not None else None
         if callable(remove):
