@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from tests._services import fresh_postgres_database
 from tests.store._support import T0, DeltaFactory, RecordFactory
 
-from errorkit.store import CountDelta, ErrorRecord, ErrorStore, upgrade
+from errorkit.store import CountDelta, ErrorRecord, ErrorStore, open_store, upgrade
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -50,7 +50,8 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[ErrorStore]:
-    with ErrorStore(store_url) as opened:
+    """The store at ``store_url``, opened (and migrated) before the test starts."""
+    with open_store(store_url) as opened:
         yield opened
 
 

@@ -271,6 +271,16 @@ def test_unreachable_store_exits_3(cli: click.Group, args: tuple[str, str]) -> N
     assert "hunter2" not in result.output
 
 
+def test_missing_sqlite_file_is_reported_not_created(cli: click.Group, tmp_path: Path) -> None:
+    """Reading a SQLite store that does not exist exits 3 and leaves no empty file behind."""
+    path = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, ["errors", "list", "--store", f"sqlite:///{path}"])
+    assert result.exit_code == 3
+    assert "the file does not exist" in result.output
+    assert "errorkit db upgrade" in result.output
+    assert not path.exists()
+
+
 def test_bad_store_url_exits_2(cli: click.Group) -> None:
     """An unsupported URL is bad input: exit 2 with the accepted forms."""
     result = CliRunner().invoke(cli, ["errors", "list", "--store", "mysql://root:pw@db/x"])

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -32,7 +33,7 @@ from errorkit.store import (
     StoreError,
     upgrade,
 )
-from errorkit.store.engine import describe_url
+from errorkit.store.engine import describe_url, normalize_url
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -200,17 +201,31 @@ def _console(stderr: bool = False) -> Console:
 
 @contextmanager
 def _open(url: str) -> Iterator[ErrorStore]:
-    """The store at ``url``, with its failures turned into the CLI's exit codes."""
+    """The existing store at ``url``, with its failures turned into the CLI's exit codes.
+
+    A SQLite file that does not exist is reported rather than created: reading commands
+    must not leave an empty store behind a mistyped path (``db upgrade`` creates one).
+    """
     try:
-        store = ErrorStore(url)
+        parsed = normalize_url(url)
     except InvalidStoreURL as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
+    database = parsed.database or ""
+    is_file = database.startswith("file:") or Path(database).expanduser().is_file()
+    if parsed.drivername == "sqlite" and not is_file:
+        message = (
+            f"no store at {describe_url(parsed)} (the file does not exist); check --store "
+            "or ERRORKIT_STORE_URL, or create it with `errorkit db upgrade`"
+        )
+        raise _Unavailable(message)
+    try:
+        store = ErrorStore(parsed)
     except StoreError as exc:
         raise _Unavailable(str(exc)) from None
     try:
         yield store
     except NotFound as exc:
-        raise _NotFound(f"{exc} (store: {store.url})") from None
+        raise _NotFound(str(exc)) from None
     except InvalidQuery as exc:
         raise click.UsageError(str(exc)) from None
     except StoreError as exc:
@@ -344,7 +359,7 @@ def errors_show(store_url: str, error_id: str, as_json: bool) -> None:
     with _open(store_url) as store:
         item = store.get(error_id)
         if item is None:
-            message = f"no stored error has error_id {error_id!r} (store: {store.url})"
+            message = f"no stored error has error_id {error_id!r} in the store at {store.url}"
             raise _NotFound(message)
     if as_json:
         _print_json(item.as_dict())
@@ -440,7 +455,9 @@ def errors_export(store_url: str, fmt: str, output: str, **values: Any) -> None:
         status = _console(stderr=True)
         try:
             with _progress(status) as progress:
-                task = progress.add_task("exporting", total=store.count(**filters))
+                # Counting costs a query; only a progress bar someone sees needs the total.
+                total = store.count(**filters) if status.is_terminal else None
+                task = progress.add_task("exporting", total=total)
                 written = store.export(
                     stream,
                     fmt="csv" if fmt == "csv" else "jsonl",
@@ -553,7 +570,7 @@ def groups_show(store_url: str, key: str, as_json: bool) -> None:
     with _open(store_url) as store:
         group = store.group(key)
         if group is None:
-            message = f"no error group has fingerprint or id {key!r} (store: {store.url})"
+            message = f"no error group has fingerprint or id {key!r} in the store at {store.url}"
             raise _NotFound(message)
         recent = store.list(fingerprint=group.fingerprint, limit=10, with_total=False).items
     if as_json:

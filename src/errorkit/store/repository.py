@@ -274,7 +274,8 @@ class ErrorStore:
                 update(errors).where(errors.c.error_id == error_id).values(**values)
             )
             if result.rowcount == 0:
-                raise NotFound(_missing_error(error_id))
+                message = f"no stored error has error_id {error_id!r} in the store at {self._url}"
+                raise NotFound(message)
             row = connection.execute(_select_errors().where(errors.c.error_id == error_id)).one()
         return _stored(row)
 
@@ -654,10 +655,6 @@ def _check_page(limit: int, offset: int) -> None:
     if offset < 0:
         message = f"offset must be 0 or more, got {offset}"
         raise InvalidQuery(message)
-
-
-def _missing_error(error_id: str) -> str:
-    return f"no stored error has error_id {error_id!r}"
 
 
 def _error_conditions(filters: ErrorFilters) -> list[ColumnElement[bool]]:
