@@ -10,6 +10,12 @@ again) so drift on the machine hits all variants alike. Paths:
 - ``/crash``: an unexpected ``RuntimeError`` (500; the server closes the connection after
   it, as uvicorn does for any exception that reaches it).
 
+A fourth variant, ``basehttp``, is the bare app plus the same request-id logic written as
+Starlette's ``BaseHTTPMiddleware``: the design errorkit's pure-ASGI middleware replaces.
+
+wrk's numbers move with whatever else the machine runs; the second table is steadier: CPU
+time per request of the same apps called in-process (no server, no sockets), best of 5.
+
 uvicorn runs with ``--log-level critical`` for all three, so none pays for printing
 tracebacks. Sentry's DSN points at a local sink that accepts and discards envelopes.
 errorkit runs without a capture reporter (naming and answering only).
@@ -20,6 +26,7 @@ Environment: ``ERRORKIT_BENCH_SECONDS`` (default 3), ``ERRORKIT_BENCH_ROUNDS`` (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -36,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("bare", "errorkit", "sentry")
+VARIANTS = ("bare", "errorkit", "sentry", "basehttp")
 PATHS = ("/ok", "/error", "/crash")
 
 
@@ -72,6 +79,24 @@ def build_app(variant: str, sink_port: int) -> Any:
 
         sentry_sdk.init(dsn=f"http://public@127.0.0.1:{sink_port}/1")
 
+    if variant == "basehttp":
+        from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        from errorkit.http.request_id import accept_request_id
+
+        class RequestIdMiddleware(BaseHTTPMiddleware):
+            async def dispatch(
+                self, request: Request, call_next: RequestResponseEndpoint
+            ) -> Response:
+                request_id = accept_request_id(request.headers.get("x-request-id"))
+                response = await call_next(request)
+                response.headers["X-Request-ID"] = request_id
+                return response
+
+        app.add_middleware(RequestIdMiddleware)
+
     @app.get("/crash")
     async def crash() -> None:
         raise RuntimeError("boom")
@@ -89,6 +114,56 @@ def serve(variant: str, port: int, sink_port: int) -> None:
         log_level="critical",
         access_log=False,
     )
+
+
+def in_process(variant: str, sink_port: int) -> None:
+    """Print microseconds of CPU per request for each path (best of 5 batches)."""
+    import asyncio
+
+    app = build_app(variant, sink_port)
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            return
+
+        results = []
+        for path in PATHS:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0", "spec_version": "2.4"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "root_path": "",
+                "query_string": b"",
+                "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 80),
+            }
+
+            async def one(scope: dict[str, Any] = scope) -> None:
+                # Crashes are re-raised for the server to log: expected here.
+                with contextlib.suppress(Exception):
+                    await app(dict(scope), receive, send)
+
+            n = 500 if variant == "sentry" and path == "/crash" else 3000
+            for _ in range(min(n, 300)):
+                await one()
+            best = float("inf")
+            for _ in range(5):
+                started = time.process_time()
+                for _ in range(n):
+                    await one()
+                best = min(best, (time.process_time() - started) / n)
+            results.append(f"{path}={best * 1e6:.1f}")
+        print(" ".join(results))
+
+    asyncio.run(run())
 
 
 # --- the harness -----------------------------------------------------------------------------
@@ -148,7 +223,7 @@ def ensure_wrk() -> str | None:
 
 
 @contextmanager
-def servers() -> Iterator[dict[str, int]]:
+def servers() -> Iterator[tuple[dict[str, int], int]]:
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     env = dict(os.environ)
@@ -172,7 +247,7 @@ def servers() -> Iterator[dict[str, int]]:
             ports[variant] = port
         for proc, port in zip(procs, ports.values(), strict=True):
             _wait_for(port, proc)
-        yield ports
+        yield ports, int(sink.server_address[1])
     finally:
         for proc in procs:
             proc.terminate()
@@ -223,6 +298,20 @@ def run_httpx(url: str, seconds: int, connections: int) -> float:
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
+def cpu_per_request(sink_port: int) -> dict[str, dict[str, float]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    out: dict[str, dict[str, float]] = {}
+    for variant in VARIANTS:
+        cmd = [*_pin(0), sys.executable, "-m", "bench.bench_http", "inproc", variant]
+        cmd.append(str(sink_port))
+        text = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        ).stdout
+        out[variant] = {k: float(v) for k, v in (p.split("=") for p in text.split())}
+    return out
+
+
 def main() -> None:
     seconds = int(os.environ.get("ERRORKIT_BENCH_SECONDS", "3"))
     rounds = int(os.environ.get("ERRORKIT_BENCH_ROUNDS", "3"))
@@ -235,7 +324,7 @@ def main() -> None:
         flush=True,
     )
     results: dict[tuple[str, str], list[float]] = {(v, p): [] for v in VARIANTS for p in PATHS}
-    with servers() as ports:
+    with servers() as (ports, sink_port):
         for variant in VARIANTS:  # warm-up
             for path in PATHS:
                 url = f"http://127.0.0.1:{ports[variant]}{path}"
@@ -255,23 +344,37 @@ def main() -> None:
                     print(f"round {r + 1} {path:7} {variant:9} {rps:10.0f} req/s", flush=True)
     print()
     header = (
-        f"{'path':8}{'bare':>10}{'errorkit':>10}{'sentry':>10}"
-        f"{'ek/bare':>10}{'ek/sentry':>11}{'sentry/bare':>13}"
+        f"{'path':8}{'bare':>10}{'errorkit':>10}{'sentry':>10}{'basehttp':>10}"
+        f"{'ek/bare':>10}{'ek/sentry':>11}{'sentry/bare':>13}{'basehttp/bare':>15}"
     )
-    print("median req/s\n" + header)
+    print("median req/s (wrk)\n" + header)
     for path in PATHS:
-        bare, ours, sentry = (statistics.median(results[(v, path)]) for v in VARIANTS)
+        bare, ours, sentry, base = (statistics.median(results[(v, path)]) for v in VARIANTS)
         print(
-            f"{path:8}{bare:10.0f}{ours:10.0f}{sentry:10.0f}"
-            f"{ours / bare:10.2f}{ours / sentry:11.2f}{sentry / bare:13.2f}"
+            f"{path:8}{bare:10.0f}{ours:10.0f}{sentry:10.0f}{base:10.0f}"
+            f"{ours / bare:10.2f}{ours / sentry:11.2f}{sentry / bare:13.2f}{base / bare:15.2f}"
         )
     print("\nraw req/s per round")
     for (variant, path), values in results.items():
         print(f"{path:8}{variant:10}" + " ".join(f"{v:9.0f}" for v in values))
+    cpu = cpu_per_request(sink_port)
+    print("\nCPU microseconds per request, in-process (lower is better; ratio = bare / variant)")
+    print(
+        f"{'path':8}"
+        + "".join(f"{v:>10}" for v in VARIANTS)
+        + "".join(f"{v + '/bare':>15}" for v in VARIANTS[1:])
+    )
+    for path in PATHS:
+        us = [cpu[v][path] for v in VARIANTS]
+        line = f"{path:8}" + "".join(f"{u:10.1f}" for u in us)
+        line += "".join(f"{us[0] / u:15.2f}" for u in us[1:])
+        print(line)
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "serve":
         serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "inproc":
+        in_process(sys.argv[2], int(sys.argv[3]))
     else:
         main()

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from errorkit._reporting import report
+from errorkit._reporting import report, was_reported
 from errorkit.classify import classify
 from errorkit.context import current_context
 from errorkit.errors import AppError, ErrorType
@@ -200,6 +200,8 @@ class ErrorkitMiddleware:
                 raise
 
     def _report_late(self, exc: Exception, scope: Scope, state: RequestState) -> None:
+        if was_reported(exc):
+            return
         c = classify(exc)
         report(
             exc,

@@ -120,15 +120,17 @@ def start_request(
         body_limit=body_limit,
         request_id_header=request_id_header,
     )
+    fields = {
+        "request_id": request_id,
+        "correlation_id": correlation_id,
+        "endpoint": path,
+        "method": method,
+    }
     trace = parse_traceparent(header(TRACEPARENT_HEADER))
-    ctx_token = bind_context(
-        request_id=request_id,
-        correlation_id=correlation_id,
-        trace_id=trace.trace_id if trace else None,
-        span_id=trace.span_id if trace else None,
-        endpoint=path,
-        method=method,
-    )
+    if trace is not None:
+        fields["trace_id"] = trace.trace_id
+        fields["span_id"] = trace.span_id
+    ctx_token = bind_context(**fields)
     return state, _current.set(state), ctx_token
 
 

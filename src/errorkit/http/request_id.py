@@ -7,8 +7,8 @@ a new id and never echoed, so a client cannot inject text into logs or answers.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from dataclasses import dataclass
 
 __all__ = [
@@ -39,8 +39,8 @@ def is_valid_request_id(value: object) -> bool:
 
 
 def new_request_id() -> str:
-    """A fresh request id (32 lowercase hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh random request id (32 lowercase hex characters, 128 bits)."""
+    return os.urandom(16).hex()
 
 
 def accept_request_id(value: str | None) -> str:
