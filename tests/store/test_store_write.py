@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from tests.store._support import T0, DeltaFactory, RecordFactory
 
-from errorkit.store import ErrorRecord, ErrorStore, InvalidRecord
+from errorkit.store import ErrorRecord, ErrorStore, InvalidRecord, StoreUnavailable, open_store
 
 
 def group_count(store: ErrorStore, fingerprint: str) -> int:
@@ -22,7 +26,13 @@ def group_count(store: ErrorStore, fingerprint: str) -> int:
 
 def test_rows_round_trip(store: ErrorStore, make_record: RecordFactory) -> None:
     """Every field written comes back unchanged, with the timestamp in UTC."""
-    record = make_record(response_payload='{"partial": true}', user_id="u-7", trace_id="t" * 32)
+    record = make_record(
+        response_payload='{"partial": true}',
+        user_id="u-7",
+        trace_id="t" * 32,
+        error_message='tab\there, "quotes", back\\slash\nnext line',
+        data={"path": "C:\\temp\\x", "quote": 'say "hi"\n', "nested": [1, 2.5, None, True]},
+    )
     result = store.write_batch([record])
     stored = store.get(record.error_id)
     assert result.inserted == 1
@@ -323,3 +333,42 @@ def test_counts_equal_distinct_ids_under_any_replay(
     for fingerprint, ids in distinct.items():
         assert group_count(store, fingerprint) == len(ids)
     assert store.count(search=f"{run}-") == len(set(idents))
+
+
+def test_sqlite_writer_retries_when_the_lock_stays_busy(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    """A write that finds the file locked past the busy timeout is retried, not lost."""
+    path = tmp_path / "locked.db"
+    store = open_store(f"sqlite:///{path}", busy_timeout_ms=50)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    failures: list[str] = []
+
+    @event.listens_for(store.engine, "handle_error")
+    def release_after_first_failure(context: ExceptionContext) -> None:
+        failures.append(str(context.original_exception))
+        if holder.in_transaction:
+            holder.execute("COMMIT")
+
+    result = store.write_batch([make_record()])
+    holder.close()
+    store.close()
+    assert result.inserted == 1
+    assert failures == ["database is locked"]
+
+
+def test_sqlite_writer_gives_up_on_a_lock_that_is_never_released(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    """After its retries the write raises StoreUnavailable and has written nothing."""
+    path = tmp_path / "locked.db"
+    store = open_store(f"sqlite:///{path}", busy_timeout_ms=20)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailable, match="database is locked"):
+        store.write_batch([make_record()])
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert store.count() == 0
+    store.close()

@@ -9,8 +9,10 @@ Rows go in with the driver's own bulk path (measured in ``bench/bench_store.py``
 * SQLite: the transaction starts with ``BEGIN IMMEDIATE``, so no other writer can insert
   between reading which ``error_id`` values exist and inserting the rest with one
   ``executemany``.
-* PostgreSQL: ``COPY`` into a per-transaction temporary table, then one
-  ``INSERT ... SELECT ... ON CONFLICT (error_id) DO NOTHING RETURNING`` which reports the
+* PostgreSQL: ``COPY`` straight into ``errors`` inside a savepoint, for the common batch of
+  new rows. When an id is already stored the COPY fails whole; the batch is then copied into
+  a per-transaction temporary table and moved with one
+  ``INSERT ... SELECT ... ON CONFLICT (error_id) DO NOTHING RETURNING``, which reports the
   rows that were new even while other writers insert the same ids.
 """
 
@@ -39,7 +41,6 @@ _RECORD_FIELDS = tuple(f.name for f in fields(ErrorRecord))
 _COLUMNS = (*_RECORD_FIELDS, "created_at")
 _GET = operator.attrgetter(*_RECORD_FIELDS)
 _TIMESTAMP = _RECORD_FIELDS.index("timestamp")
-_STATUS = _RECORD_FIELDS.index("status")
 _DATA = _RECORD_FIELDS.index("data")
 _TEXT = tuple(
     i for i, name in enumerate(_RECORD_FIELDS) if name not in {"timestamp", "status", "data"}

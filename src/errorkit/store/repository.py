@@ -253,16 +253,16 @@ class ErrorStore:
         batch = prepare_batch(records, deltas)
         if not batch:
             return WriteResult(duplicates=batch.duplicates, deltas_skipped=batch.delta_duplicates)
-        for attempt in range(_WRITE_ATTEMPTS):
+        attempt = 1
+        while True:
             try:
                 with self._write() as connection:
                     return apply_batch(connection, batch)
             except StoreError as exc:
-                if attempt == _WRITE_ATTEMPTS - 1 or not _transient(exc.__cause__):
+                if attempt == _WRITE_ATTEMPTS or not _transient(exc.__cause__):
                     raise
-            time.sleep(0.05 * 2**attempt)
-        message = "unreachable: the last attempt returns or raises"
-        raise AssertionError(message)
+            time.sleep(0.05 * 2 ** (attempt - 1))
+            attempt += 1
 
     def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
         """Mark one stored error resolved (with optional notes); NotFound if unknown."""
