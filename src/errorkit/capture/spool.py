@@ -343,13 +343,17 @@ class Spool:
         return claimed
 
     def replay(
-        self, write: Callable[[list[ErrorRecord], list[CountDelta]], object]
+        self,
+        write: Callable[[list[ErrorRecord], list[CountDelta]], object],
+        *,
+        on_progress: Callable[[int], None] | None = None,
     ) -> ReplayResult:
         """Write every replayable batch with ``write`` (the store's ``write_batch``).
 
         A file is deleted once all its batches are written. When ``write`` raises, the file
         is put back (its written batches are idempotent duplicates next time) and the
-        result carries the error."""
+        result carries the error. ``on_progress(n)`` hears the records and deltas of each
+        batch written."""
         with self._lock:
             self._check_fork()
             self._seal()
@@ -371,6 +375,8 @@ class Spool:
                     batches += 1
                     records += len(batch_records)
                     deltas += len(batch_deltas)
+                    if on_progress is not None:
+                        on_progress(len(batch_records) + len(batch_deltas))
             except Exception as exc:  # noqa: BLE001 - reported in the result, file kept
                 back = self._sealed_name()
                 with contextlib.suppress(OSError):
