@@ -191,19 +191,19 @@ class FallbackChain(Generic[T]):
                 return FallbackResult(current.target, current.name, tuple(taken))
             try:
                 value = current.target(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    _close(value)
-                    msg = (
-                        f"step {current.name!r} of {self.operation!r} is async: "
-                        "use run_async()/call_async()"
-                    )
-                    raise TypeError(msg)
             except Exception as exc:
                 if not self._matches(exc):
                     raise
                 previous = self._failed(index, exc, reason)
                 taken.append(previous)
                 continue
+            if inspect.isawaitable(value):
+                _close(value)
+                msg = (
+                    f"step {current.name!r} of {self.operation!r} is async: "
+                    "use run_async()/call_async()"
+                )
+                raise TypeError(msg)
             taken.append(FallbackStep(current.name, "ok", reason))
             return FallbackResult(value, current.name, tuple(taken))
         error = self._exhausted(taken)
