@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -303,3 +303,82 @@ def test_scrubbing_follows_a_new_default_scrubber() -> None:
         assert safe_for_client(c).details == {"tenant": "[Filtered]"}
     finally:
         set_default_scrubber(previous)
+
+
+# --- middleware around errorkit's ------------------------------------------------------------
+
+
+def _asgi_app_with(framework: str, before: Any = None, after: Any = None) -> Any:
+    from starlette.responses import JSONResponse
+
+    app = _bare(framework)
+
+    async def context(request: Any) -> Any:
+        return JSONResponse(current_context().as_dict())
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    app.add_route("/context", context)
+    app.add_route("/boom", boom)
+    if before is not None:
+        app.add_middleware(before)
+    importlib.import_module(f"errorkit.{framework}").install(app)
+    if after is not None:
+        app.add_middleware(after)
+    return app
+
+
+class _SeesContext:
+    """A user middleware that records the request id it sees."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        _SeesContext.seen.append(current_context().request_id)
+        await self.app(scope, receive, send)
+
+
+class _Breaks:
+    """A user middleware that fails before calling the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("middleware bug")
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_middleware_added_before_install_sees_the_context(framework: str) -> None:
+    """Middleware added before install() runs inside the request context."""
+    from starlette.testclient import TestClient
+
+    _SeesContext.seen.clear()
+    app = _asgi_app_with(framework, before=_SeesContext)
+    TestClient(app).get("/context", headers={"X-Request-ID": "mw-1"})
+    assert _SeesContext.seen == ["mw-1"]
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_failing_outer_middleware_still_gets_errorkit_answer(
+    framework: str, reports: list[Any]
+) -> None:
+    """An exception from middleware outside errorkit's gets errorkit's 500 and request id."""
+    from starlette.testclient import TestClient
+
+    app = _asgi_app_with(framework, after=_Breaks)
+    answer = TestClient(app, raise_server_exceptions=False).get(
+        "/context", headers={"X-Request-ID": "outer-1"}
+    )
+    assert answer.status_code == 500
+    assert answer.headers["x-request-id"] == "outer-1"
+    assert answer.json()["error"]["code"] == "INTERNAL_ERROR"
+    assert "middleware bug" not in answer.text
+    assert len(reports) == 1
+    assert reports[0].error_id == answer.json()["error"]["error_id"]
