@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from tests.resilience._support import Reports
 
 from errorkit import _reporting
 from errorkit.resilience import ManualClock, default_registry, set_chaos, set_testing
-
-
-class Reports(list[tuple[BaseException, dict[str, Any]]]):
-    """What the reporter received: (exception, context) pairs."""
-
-    def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None:
-        self.append((exc, {"error_id": error_id, **context}))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.resilience.conftest import Reports
+from tests.resilience._support import Reports
 
 import errorkit
 from errorkit import bind_context, current_context, reset_context

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from tests.resilience.conftest import Reports
+from tests.resilience._support import Reports
 
 import errorkit
 from errorkit.resilience import (

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.resilience.conftest import Reports
+from tests.resilience._support import Reports
 
 import errorkit
 from errorkit import _guard
