@@ -1,10 +1,11 @@
 """Store writes: errorkit's ``write_batch`` against the raw driver, SQLite and PostgreSQL.
 
 Rows have the shape of a captured error: a uuid, six short columns, a 2 KB stack trace and
-a 500 B request payload. Both sides write into the same migrated ``errors`` table (same
-indexes) in 1000-row transactions; the raw side is ``executemany`` of a plain INSERT on
-the driver (sqlite3, psycopg 3) and does nothing else, while ``write_batch`` also inserts
-idempotently, learns which rows were new and upserts the group counts.
+a 500 B request payload. Both sides write into tables of the migrated ``errors`` shape (same
+columns and indexes) in 1000-row transactions, taking turns over five rounds; the raw side
+is ``executemany`` of a plain INSERT on the driver (sqlite3, psycopg 3) and does nothing
+else, while ``write_batch`` also validates, inserts idempotently, learns which rows were new
+and upserts the group counts.
 
     python -m bench store          # ERRORKIT_BENCH_ROWS=50000 by default
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -26,10 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from errorkit.store import ErrorRecord, ErrorStore, upgrade
+from errorkit.store import ErrorRecord, ErrorStore, open_store, upgrade
 
 ROWS = int(os.environ.get("ERRORKIT_BENCH_ROWS", "50000"))
 BATCH = 1000
+ROUNDS = 5
 POSTGRES_URL = os.environ.get(
     "ERRORKIT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -114,29 +117,49 @@ def raw_rows(records: Sequence[ErrorRecord], text_times: bool) -> list[tuple[Any
     return rows
 
 
-def rate(run: Callable[[], None], rows: int) -> float:
+def median_rate(
+    raw: Callable[[int, int], None], ours: Callable[[int, int], None], rows: int
+) -> tuple[float, float]:
+    """Median rows/s of each side over ROUNDS rounds, the two sides taking turns.
+
+    Alternating keeps a slow spell of a shared machine from landing on one side only.
+    """
+    step = rows // ROUNDS
+    raw_rates: list[float] = []
+    our_rates: list[float] = []
+    for round_ in range(ROUNDS):
+        start, stop = round_ * step, (round_ + 1) * step
+        for write, rates in ((raw, raw_rates), (ours, our_rates)):
+            started = time.perf_counter()
+            write(start, stop)
+            rates.append((stop - start) / (time.perf_counter() - started))
+    return statistics.median(raw_rates), statistics.median(our_rates)
+
+
+def batches(start: int, stop: int) -> Iterator[tuple[int, int]]:
+    for first in range(start, stop, BATCH):
+        yield first, min(first + BATCH, stop)
+
+
+def our_writer(store: ErrorStore, records: list[ErrorRecord]) -> Callable[[int, int], None]:
+    def write(start: int, stop: int) -> None:
+        for first, last in batches(start, stop):
+            store.write_batch(records[first:last])
+
+    return write
+
+
+def replay_rate(store: ErrorStore, records: list[ErrorRecord]) -> float:
+    """rows/s of writing every record again (all duplicates), checking counts stay exact."""
     started = time.perf_counter()
-    run()
-    return rows / (time.perf_counter() - started)
-
-
-def ours(url: str, records: list[ErrorRecord]) -> tuple[float, float]:
-    """(rows/s writing new rows, rows/s replaying all of them as duplicates)."""
-    with ErrorStore(url) as store:
-        store.ping()
-
-        def write() -> None:
-            for start in range(0, len(records), BATCH):
-                store.write_batch(records[start : start + BATCH])
-
-        first = rate(write, len(records))
-        replay = rate(write, len(records))
-        group = store.group("fp-00")
-        expected = len(records) // 50 + (1 if len(records) % 50 else 0)
-        if group is None or group.count != expected:
-            message = f"group count is {group and group.count}, expected {expected}"
-            raise RuntimeError(message)
-    return first, replay
+    our_writer(store, records)(0, len(records))
+    elapsed = time.perf_counter() - started
+    group = store.group("fp-00")
+    expected = len(records) // 50 + (1 if len(records) % 50 else 0)
+    if group is None or group.count != expected:
+        message = f"group count is {group and group.count}, expected {expected}"
+        raise RuntimeError(message)
+    return len(records) / elapsed
 
 
 def bench_sqlite(records: list[ErrorRecord], folder: Path) -> Outcome:
@@ -148,16 +171,17 @@ def bench_sqlite(records: list[ErrorRecord], folder: Path) -> Outcome:
     connection.execute("PRAGMA synchronous = NORMAL")
     insert = f"INSERT INTO errors ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
-    def write() -> None:
-        for start in range(0, len(rows), BATCH):
+    def raw(start: int, stop: int) -> None:
+        for first, last in batches(start, stop):
             connection.execute("BEGIN")
-            connection.executemany(insert, rows[start : start + BATCH])
+            connection.executemany(insert, rows[first:last])
             connection.execute("COMMIT")
 
-    raw = rate(write, len(rows))
+    with open_store(f"sqlite:///{folder / 'errorkit.db'}") as store:
+        raw_rate, our_rate = median_rate(raw, our_writer(store, records), len(records))
+        replay = replay_rate(store, records)
     connection.close()
-    first, replay = ours(f"sqlite:///{folder / 'errorkit.db'}", records)
-    return Outcome("SQLite (WAL, synchronous=NORMAL)", raw, first, replay)
+    return Outcome("SQLite (WAL, synchronous=NORMAL)", raw_rate, our_rate, replay)
 
 
 @contextmanager
@@ -200,20 +224,23 @@ def bench_postgres(records: list[ErrorRecord]) -> Outcome | None:
         upgrade(url)
         rows = raw_rows(records, text_times=False)
         insert = (
-            f"INSERT INTO errors ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+            f"INSERT INTO raw_errors ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
         )
         with psycopg.connect(url.replace("+psycopg", "")) as connection:
-
-            def write() -> None:
-                for start in range(0, len(rows), BATCH):
-                    with connection.transaction(), connection.cursor() as cursor:
-                        cursor.executemany(insert, rows[start : start + BATCH])
-
-            raw = rate(write, len(rows))
-            connection.execute("TRUNCATE errors, error_groups, applied_deltas")
+            # The raw side gets a table of its own with the same columns and indexes.
+            connection.execute("CREATE TABLE raw_errors (LIKE errors INCLUDING ALL)")
             connection.commit()
-        first, replay = ours(url, records)
-        return Outcome("PostgreSQL (psycopg 3)", raw, first, replay)
+
+            def raw(start: int, stop: int) -> None:
+                for first, last in batches(start, stop):
+                    with connection.transaction(), connection.cursor() as cursor:
+                        cursor.executemany(insert, rows[first:last])
+
+            with open_store(url) as store:
+                raw_rate, our_rate = median_rate(raw, our_writer(store, records), len(records))
+                replay = replay_rate(store, records)
+        return Outcome("PostgreSQL (psycopg 3)", raw_rate, our_rate, replay)
 
 
 def main() -> None:
@@ -228,6 +255,7 @@ def main() -> None:
     postgres = bench_postgres(records)
     if postgres is not None:
         outcomes.append(postgres)
+    print(f"median of {ROUNDS} alternating rounds; replay = every row written again")
     print(
         f"{'backend':34} {'raw executemany':>16} {'write_batch':>12} {'ours/raw':>9} "
         f"{'replay (dups)':>14}"
