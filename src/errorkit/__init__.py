@@ -5,6 +5,7 @@ This module only re-exports the public API; each concept lives in its own module
 
 from __future__ import annotations
 
+from errorkit._extras import MissingExtraError
 from errorkit.catalog import Catalog, CatalogError, Category, CodeInfo, Severity, catalog
 from errorkit.classify import Classification, classify, register_mapper, unregister_mapper
 from errorkit.config import ConfigError, Settings, get_settings
@@ -70,6 +71,17 @@ from errorkit.errors import (
     VersionNotFoundError,
     error_id_of,
 )
+from errorkit.resilience import (
+    CircuitBreaker,
+    CircuitState,
+    FallbackExhaustedError,
+    circuit_breaker,
+    fallback_chain,
+    retry,
+    timeout,
+    with_error_recovery,
+    with_fallback,
+)
 from errorkit.scrub import Scrubber, scrub
 
 __all__ = [
@@ -84,7 +96,9 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Category",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitState",
     "Classification",
     "ClientError",
     "CodeInfo",
@@ -100,6 +114,7 @@ __all__ = [
     "ErrorContext",
     "ErrorType",
     "ExternalServiceError",
+    "FallbackExhaustedError",
     "FieldError",
     "FileTooLargeError",
     "InternalError",
@@ -108,6 +123,7 @@ __all__ = [
     "LLMAPIError",
     "MaintenanceError",
     "MethodNotAllowedError",
+    "MissingExtraError",
     "NetworkError",
     "NotFoundError",
     "OperationTimeoutError",
@@ -136,14 +152,20 @@ __all__ = [
     "VersionNotFoundError",
     "bind_context",
     "catalog",
+    "circuit_breaker",
     "classify",
     "context_scope",
     "current_context",
     "error_id_of",
+    "fallback_chain",
     "get_settings",
     "register_mapper",
     "reset_context",
+    "retry",
     "scrub",
     "set_tag",
+    "timeout",
     "unregister_mapper",
+    "with_error_recovery",
+    "with_fallback",
 ]
