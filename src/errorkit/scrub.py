@@ -10,7 +10,7 @@ mutates its input and never raises: what it cannot scrub it replaces.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,6 +231,23 @@ _STRING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 
+# What a match of each of _STRING_PATTERNS needs (in order), as cheap substring tests on
+# ASCII text and its lower-case form; None: always run. They only skip work, never a match.
+_AUTH_SCHEMES = re.compile("bearer|basic|token|digest|apikey").search
+_KEYWORD_STEMS = re.compile("pass|pwd|secret|token|key|auth|session|sig|credential").search
+_GATES: tuple[Callable[[str, str], object] | None, ...] = (
+    lambda text, lower: "-----BEGIN" in text,
+    lambda text, lower: "eyJ" in text,
+    lambda text, lower: _AUTH_SCHEMES(lower),
+    None,
+    lambda text, lower: "://" in text and "@" in text,
+    lambda text, lower: ("=" in text or ":" in text) and _KEYWORD_STEMS(lower),
+)
+_NO_ASCII_DIGITS = str.maketrans("", "", "0123456789")
+# scrub_text() remembers its answer for texts up to this long, this many at a time.
+_CACHED_TEXT = 256
+_CACHE_ENTRIES = 4096
+
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 
 
@@ -287,6 +304,8 @@ class Scrubber:
     _headers: frozenset[str] = field(init=False, repr=False)
     _keep: frozenset[str] = field(init=False, repr=False)
     _patterns: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
+    _cache: dict[tuple[str, bool], str] = field(init=False, repr=False, compare=False)
+    _key_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_items", "max_string"):
@@ -322,10 +341,23 @@ class Scrubber:
             for p, r in _STRING_PATTERNS
         ]
         object.__setattr__(self, "_patterns", tuple(patterns + extra))
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_key_cache", {})
 
     # -- keys ---------------------------------------------------------------------------------
 
     def is_sensitive_key(self, key: object) -> bool:
+        if not isinstance(key, str) or len(key) > _CACHED_TEXT:
+            return self._is_sensitive_key(key)
+        cached = self._key_cache.get(key)
+        if cached is None:
+            cached = self._is_sensitive_key(key)
+            if len(self._key_cache) >= _CACHE_ENTRIES:
+                self._key_cache.clear()
+            self._key_cache[key] = cached
+        return cached
+
+    def _is_sensitive_key(self, key: object) -> bool:
         norm = normalize_key(key)
         if norm in self._keep:
             return False
@@ -343,14 +375,39 @@ class Scrubber:
 
     def scrub_text(self, text: str, *, single_line: bool = False) -> str:
         """Remove secrets found inside ``text``; cap its length; optionally make it one line."""
+        if len(text) > _CACHED_TEXT:
+            return self._scrub_text(text, single_line)
+        # Short texts (keys, names, ids, messages) recur: the answer is kept, bounded.
+        key = (text, single_line)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._scrub_text(text, single_line)
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached
+
+    def _scrub_text(self, text: str, single_line: bool) -> str:
         try:
             out = text
             if len(out) > self.max_string:
                 cut = len(out) - self.max_string
                 out = out[: self.max_string] + f"...[truncated {cut} chars]"
-            for pattern, repl in self._patterns:
-                out = pattern.sub(repl, out)
-            out = _scrub_cards(out)
+            # Each built-in pattern runs only when the text holds what a match needs (exact
+            # for ASCII text; other text runs every pattern, as case folding could match).
+            plain = out.isascii()
+            lower = out.lower()
+            for index, (pattern, repl) in enumerate(self._patterns):
+                gate = _GATES[index] if plain and index < len(_GATES) else None
+                if gate is not None and not gate(out, lower):
+                    continue
+                new = pattern.sub(repl, out)
+                if new != out:
+                    out = new
+                    plain = out.isascii()
+                    lower = out.lower()
+            if not plain or len(out) - len(out.translate(_NO_ASCII_DIGITS)) >= 13:
+                out = _scrub_cards(out)
             if single_line:
                 out = neutralize_newlines(out)
             return out
