@@ -202,6 +202,21 @@ class RecordBuilder:
         self.scrubber = scrubber
         self._payload_scrubber = replace(scrubber, max_string=max(max_payload_bytes, 1))
         self._lines: dict[tuple[str, int], str] = {}
+        self._cleaned: dict[tuple[str, bool], str] = {}
+
+    def clean(self, text: str, *, single_line: bool = False) -> str:
+        """``text`` scrubbed; short texts are cached, as the same messages, titles and
+        endpoints come back with every occurrence of an error."""
+        if len(text) > 1024:
+            return self.scrubber.scrub_text(text, single_line=single_line)
+        key = (text, single_line)
+        cleaned = self._cleaned.get(key)
+        if cleaned is None:
+            cleaned = self.scrubber.scrub_text(text, single_line=single_line)
+            if len(self._cleaned) >= 8192:
+                self._cleaned.clear()
+            self._cleaned[key] = cleaned
+        return cleaned
 
     # -- the record -----------------------------------------------------------------------
 
@@ -313,10 +328,10 @@ class RecordBuilder:
             timestamp=datetime.fromtimestamp(event.timestamp, UTC),
             error_type=_short(error_type, 64) or ErrorType.UNKNOWN.value,
             error_code=_short(code, 64) or "INTERNAL_ERROR",
-            error_message=scrub.scrub_text(message),
+            error_message=self.clean(message),
             severity=severity,
             fingerprint=event.fingerprint,
-            title=scrub.scrub_text(event.title, single_line=True),
+            title=self.clean(event.title, single_line=True),
             stack_trace=stack,
             exception_type=exception_type,
             status=_status(status),
@@ -325,11 +340,11 @@ class RecordBuilder:
             correlation_id=_short(correlation_id),
             trace_id=_short(fields.get("trace_id") or ctx.trace_id),
             user_id=_short(fields.get("user_id") or ctx.user_id),
-            endpoint=_short(scrub.scrub_text(_text(e), single_line=True))
+            endpoint=_short(self.clean(_text(e), single_line=True))
             if (e := fields.get("endpoint") or ctx.endpoint)
             else None,
             method=_short(fields.get("method") or ctx.method, 16),
-            user_agent=scrub.scrub_text(_text(ua)[:MAX_USER_AGENT], single_line=True)
+            user_agent=self.clean(_text(ua)[:MAX_USER_AGENT], single_line=True)
             if (ua := fields.get("user_agent"))
             else None,
             request_payload=self.payload(fields.get("request_payload")),
@@ -422,7 +437,7 @@ class RecordBuilder:
         frames, omitted = self.frames(exc)
         item: dict[str, Any] = {
             "type": _type_path(type(exc)),
-            "message": self.scrubber.scrub_text(_exception_message(exc)),
+            "message": self.clean(_exception_message(exc)),
             "frames": frames,
         }
         if omitted:

@@ -344,8 +344,10 @@ class Pipeline:
             entry = self._counts.get(fingerprint)
             if entry is not None:
                 entry.count += 1
-                entry.last = max(entry.last, when)
-                entry.first = min(entry.first, when)
+                if when > entry.last:
+                    entry.last = when
+                elif when < entry.first:
+                    entry.first = when
                 return
             overflow = len(self._counts) >= MAX_FINGERPRINTS
         # A new fingerprint: classify outside the lock (once per fingerprint per cycle).
