@@ -203,6 +203,7 @@ class RecordBuilder:
         self._payload_scrubber = replace(scrubber, max_string=max(max_payload_bytes, 1))
         self._lines: dict[tuple[str, int], str] = {}
         self._cleaned: dict[tuple[str, bool], str] = {}
+        self._frames: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = {}
 
     def clean(self, text: str, *, single_line: bool = False) -> str:
         """``text`` scrubbed; short texts are cached, as the same messages, titles and
@@ -405,12 +406,29 @@ class RecordBuilder:
         return line
 
     def frames(self, exc: BaseException) -> tuple[list[dict[str, Any]], int]:
-        """The frames of ``exc``'s traceback (outermost first) and how many were omitted."""
+        """The frames of ``exc``'s traceback (outermost first) and how many were omitted.
+
+        Occurrences of one error come through the same code at the same lines: the frames
+        are built once per path and shared (read-only) by the records that follow it."""
         tbs = []
+        path: list[Any] = []
         tb = exc.__traceback__
         while tb is not None:
             tbs.append(tb)
+            path.append(tb.tb_frame.f_code)
+            path.append(tb.tb_lineno)
             tb = tb.tb_next
+        key = tuple(path)
+        cached = self._frames.get(key)
+        if cached is not None:
+            return cached
+        built = self._build_frames(tbs)
+        if len(self._frames) >= 4096:
+            self._frames.clear()
+        self._frames[key] = built
+        return built
+
+    def _build_frames(self, tbs: list[Any]) -> tuple[list[dict[str, Any]], int]:
         omitted = 0
         if len(tbs) > MAX_FRAMES:
             omitted = len(tbs) - MAX_FRAMES
