@@ -27,9 +27,15 @@ from errorkit.http._common import DEFAULT_BODY_LIMIT  # noqa: E402
 from errorkit.http.envelope import FORMATS, Renderer  # noqa: E402
 from errorkit.http.openapi import document_errors  # noqa: E402
 from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
-from errorkit.starlette import ErrorkitMiddleware, exception_handler, install_asgi  # noqa: E402
+from errorkit.starlette import (  # noqa: E402
+    DEFAULT_ENDPOINTS,
+    EndpointConfig,
+    ErrorkitMiddleware,
+    exception_handler,
+    install_asgi,
+)
 
-__all__ = ["ErrorkitMiddleware", "exception_handler", "install"]
+__all__ = ["EndpointConfig", "ErrorkitMiddleware", "exception_handler", "install"]
 
 
 def install(
@@ -41,12 +47,14 @@ def install(
     body_limit: int = DEFAULT_BODY_LIMIT,
     openapi: bool = True,
     openapi_schema: Mapping[str, Any] | None = None,
+    endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
     "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
 
     With ``openapi=True`` the schema documents errorkit's answers; for a renderer of your
-    own pass ``openapi_schema`` (the JSON Schema of its body).
+    own pass ``openapi_schema`` (the JSON Schema of its body). ``endpoints`` is as in
+    :func:`errorkit.starlette.install`.
     """
     renderer = install_asgi(
         app,
@@ -54,6 +62,7 @@ def install(
         request_id_header=request_id_header,
         trust_request_id=trust_request_id,
         body_limit=body_limit,
+        endpoints=endpoints,
         handled=(RequestValidationError,),
     )
     if not openapi:

@@ -35,8 +35,15 @@ from errorkit.http._common import (  # noqa: E402
 from errorkit.http._wsgi import WSGIMiddleware, environ_header  # noqa: E402
 from errorkit.http.envelope import Renderer, get_renderer  # noqa: E402
 from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
+from errorkit.observe.endpoints import (  # noqa: E402
+    EndpointConfig,
+    check_endpoints,
+    mount_config_flask,
+)
 
-__all__ = ["WSGIMiddleware", "install"]
+DEFAULT_ENDPOINTS = EndpointConfig()
+
+__all__ = ["EndpointConfig", "WSGIMiddleware", "install"]
 
 _EXTENSION = "errorkit"
 
@@ -48,14 +55,18 @@ def install(
     request_id_header: str = REQUEST_ID_HEADER,
     trust_request_id: bool = True,
     body_limit: int = DEFAULT_BODY_LIMIT,
+    endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
     "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
 
     ``trust_request_id=False`` ignores incoming request ids; ``body_limit`` bounds how much
-    of the body the app reads is kept for reports (0 keeps none).
+    of the body the app reads is kept for reports (0 keeps none). ``endpoints`` mounts
+    ``/metrics`` and the health endpoints (see :func:`errorkit.starlette.install`); None
+    mounts none.
     """
     check_options(request_id_header, body_limit)
+    check_endpoints(endpoints)
     renderer = get_renderer(format)
     if _EXTENSION in app.extensions:
         msg = "errorkit is already installed on this app; call install() once per app"
@@ -95,4 +106,6 @@ def install(
         )
 
     app.register_error_handler(Exception, handle)
+    if endpoints is not None:
+        mount_config_flask(app, endpoints)
     app.extensions[_EXTENSION] = renderer

@@ -36,8 +36,21 @@ from errorkit.http._common import (  # noqa: E402
 )
 from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer  # noqa: E402
 from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
+from errorkit.observe.endpoints import (  # noqa: E402
+    EndpointConfig,
+    check_endpoints,
+    mount_config_asgi,
+)
 
-__all__ = ["ErrorkitMiddleware", "exception_handler", "install"]
+DEFAULT_ENDPOINTS = EndpointConfig()
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "EndpointConfig",
+    "ErrorkitMiddleware",
+    "exception_handler",
+    "install",
+]
 
 _INSTALLED_ATTR = "_errorkit_renderer"
 
@@ -94,11 +107,13 @@ def install_asgi(
     request_id_header: str,
     trust_request_id: bool,
     body_limit: int,
+    endpoints: EndpointConfig | None,
     handled: tuple[type[Exception], ...] = (),
 ) -> Renderer:
     """What :func:`install` does, with extra exception classes to answer as handled
     (the FastAPI integration adds ``RequestValidationError``)."""
     check_options(request_id_header, body_limit)
+    check_endpoints(endpoints)
     renderer = get_renderer(format)
     if getattr(app, _INSTALLED_ATTR, None) is not None:
         msg = "errorkit is already installed on this app; call install() once per app"
@@ -129,6 +144,8 @@ def install_asgi(
     app.user_middleware.insert(0, middleware())
     # Innermost: the answer to an unexpected error flows back through CORSMiddleware & co.
     app.user_middleware.append(middleware())
+    if endpoints is not None:
+        mount_config_asgi(app, endpoints)
     setattr(app, _INSTALLED_ATTR, renderer)
     return renderer
 
@@ -140,12 +157,16 @@ def install(
     request_id_header: str = REQUEST_ID_HEADER,
     trust_request_id: bool = True,
     body_limit: int = DEFAULT_BODY_LIMIT,
+    endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
     "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
 
     ``trust_request_id=False`` ignores incoming request ids; ``body_limit`` bounds how much
-    of the body the app reads is kept for reports (0 keeps none).
+    of the body the app reads is kept for reports (0 keeps none). ``endpoints`` mounts
+    ``/metrics``, ``/health``, ``/health/ready`` and ``/health/detailed``: pass an
+    ``EndpointConfig`` to move them, turn one off (``metrics_path=None``) or require a token,
+    or None to mount none.
     """
     install_asgi(
         app,
@@ -153,4 +174,5 @@ def install(
         request_id_header=request_id_header,
         trust_request_id=trust_request_id,
         body_limit=body_limit,
+        endpoints=endpoints,
     )

@@ -18,9 +18,12 @@ The inner instance finds the outer one's state in the scope and only catches.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from errorkit._guard import guard
 from errorkit._reporting import report, was_reported
 from errorkit.classify import classify
 from errorkit.context import current_context
@@ -37,7 +40,10 @@ from errorkit.http._common import (
 from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer
 from errorkit.http.request_id import REQUEST_ID_HEADER
 
-__all__ = ["ErrorkitMiddleware", "check_options", "route_template"]
+__all__ = ["SHUTDOWN_FLUSH_SECONDS", "ErrorkitMiddleware", "check_options", "route_template"]
+
+SHUTDOWN_FLUSH_SECONDS = 10.0
+"""How long a server shutdown waits for captured events to reach the store (or spool)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -117,6 +123,9 @@ class ErrorkitMiddleware:
         self.handled = handled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and STATE_KEY not in scope:
+            await self.app({**scope, STATE_KEY: "lifespan"}, receive, _flush_on_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -215,6 +224,22 @@ class ErrorkitMiddleware:
             status=c.status,
             severity=str(c.severity),
         )
+
+
+def _flush_on_shutdown(send: Send) -> Send:
+    """Flush captured events before the server is told shutdown is complete, so nothing
+    captured during the last requests is lost when the worker exits."""
+
+    async def send_after_flush(message: Message) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            capture = sys.modules.get("errorkit.capture")
+            flush = getattr(capture, "flush", None)
+            if callable(flush):
+                with guard("http.shutdown_flush"):
+                    await asyncio.to_thread(flush, SHUTDOWN_FLUSH_SECONDS)
+        await send(message)
+
+    return send_after_flush
 
 
 async def _send_answer(send: Send, answer: EncodedAnswer) -> None:

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from errorkit.observe.checks import http_check, redis_check, sqlalchemy_check
-from errorkit.observe.endpoints import mount_asgi, mount_flask
+from errorkit.observe.endpoints import EndpointConfig, mount_asgi, mount_flask
 from errorkit.observe.health import (
     ComponentHealth,
     ErrorSummary,
@@ -59,6 +59,7 @@ _LAZY = {
 
 __all__ = [
     "ComponentHealth",
+    "EndpointConfig",
     "ErrorSummary",
     "HealthCheckError",
     "HealthRegistry",

@@ -23,7 +23,17 @@ from errorkit.classify import for_status
 from errorkit.context import current_context
 from errorkit.observe.health import HEALTH_JSON, HealthRegistry, HealthReport, default_health
 
-__all__ = ["Answer", "EndpointConfig", "answer", "answer_sync", "mount_asgi", "mount_flask"]
+__all__ = [
+    "Answer",
+    "EndpointConfig",
+    "answer",
+    "answer_sync",
+    "check_endpoints",
+    "mount_asgi",
+    "mount_config_asgi",
+    "mount_config_flask",
+    "mount_flask",
+]
 
 Kind = Literal["metrics", "liveness", "readiness", "detailed"]
 _NO_STORE: Final = ("cache-control", "no-store")
@@ -206,12 +216,56 @@ def _config(
     )
 
 
+def _instrument(config: EndpointConfig) -> None:
+    # What /metrics shows is fed by capture, breakers and retries: join them once.
+    if config.metrics_path is not None:
+        instrument = getattr(config.metrics_instance(), "instrument", None)
+        if callable(instrument):
+            instrument()
+
+
 def _prometheus_installed() -> bool:
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def mount_config_asgi(app: Any, config: EndpointConfig) -> list[str]:
+    """:func:`mount_asgi` with the options as one :class:`EndpointConfig` (what
+    ``errorkit.fastapi.install(app, endpoints=...)`` passes)."""
+    return mount_asgi(app, **_options(config))
+
+
+def mount_config_flask(app: Any, config: EndpointConfig) -> list[str]:
+    """:func:`mount_flask` with the options as one :class:`EndpointConfig`."""
+    return mount_flask(app, **_options(config))
+
+
+def check_endpoints(config: object) -> None:
+    """Refuse anything but an :class:`EndpointConfig` or None, before an app is changed."""
+    if config is not None:
+        _options(config)
+
+
+def _options(config: object) -> dict[str, Any]:
+    if not isinstance(config, EndpointConfig):
+        msg = (
+            f"endpoints={config!r}: pass an errorkit.observe.EndpointConfig(...) "
+            "or None to mount no endpoints"
+        )
+        raise TypeError(msg)
+    return {
+        "metrics_path": config.metrics_path,
+        "health_path": config.health_path,
+        "ready_path": config.ready_path,
+        "detailed_path": config.detailed_path,
+        "token": config.token,
+        "protect": config.protect,
+        "health": config.health,
+        "metrics": config.metrics,
+    }
 
 
 def mount_asgi(
@@ -242,6 +296,7 @@ def mount_asgi(
     config = _config(
         metrics_path, health_path, ready_path, detailed_path, token, protect, health, metrics
     )
+    _instrument(config)
 
     def endpoint_for(kind: Kind) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -296,6 +351,7 @@ def mount_flask(
     config = _config(
         metrics_path, health_path, ready_path, detailed_path, token, protect, health, metrics
     )
+    _instrument(config)
     names = [f"errorkit_{kind}" for _, kind in config.routes()]
     taken = [n for n in names if n in app.view_functions]
     if taken:

@@ -1,0 +1,88 @@
+"""install() mounts /metrics and the health endpoints by default, configurable or off."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import pytest
+from _apps import FRAMEWORKS, Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from errorkit.observe import EndpointConfig, HealthRegistry
+
+
+def _bare(framework: str) -> Any:
+    if framework == "flask":
+        from flask import Flask
+
+        return Flask("endpoints")
+    if framework == "fastapi":
+        from fastapi import FastAPI
+
+        return FastAPI()
+    from starlette.applications import Starlette
+
+    return Starlette()
+
+
+def _client(framework: str, **install: Any) -> Client:
+    app = _bare(framework)
+    importlib.import_module(f"errorkit.{framework}").install(app, **install)
+    return Client(framework, app)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_endpoints_are_mounted_by_default(framework: str) -> None:
+    """/health, /health/ready, /health/detailed and /metrics answer after a plain install()."""
+    client = _client(framework)
+    for path in ("/health", "/health/ready", "/health/detailed"):
+        answer = client.request("GET", path)
+        assert answer.status == 200, (path, answer.body)
+        assert json.loads(answer.body)["status"] in ("pass", "ok", "healthy")
+    metrics = client.request("GET", "/metrics")
+    assert metrics.status == 200
+    names = {f.name for f in text_string_to_metric_families(metrics.body.decode())}
+    assert "errorkit_errors" in names
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_endpoints_none_mounts_nothing(framework: str) -> None:
+    """endpoints=None leaves every path to the app (errorkit answers the 404)."""
+    client = _client(framework, endpoints=None)
+    for path in ("/health", "/metrics"):
+        answer = client.request("GET", path)
+        assert answer.status == 404
+        assert json.loads(answer.body)["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_paths_move_turn_off_and_take_a_token(framework: str) -> None:
+    """EndpointConfig moves a path, turns one off and protects metrics and detailed health."""
+    health = HealthRegistry(service="api")
+
+    def database() -> None:
+        raise ConnectionRefusedError("db down")
+
+    health.add("database", database, critical=True)
+    config = EndpointConfig(metrics_path=None, health_path="/livez", token="s3cret", health=health)
+    client = _client(framework, endpoints=config)
+    assert client.request("GET", "/livez").status == 200
+    assert client.request("GET", "/metrics").status == 404
+    denied = client.request("GET", "/health/detailed")
+    assert denied.status == 401
+    assert json.loads(denied.body)["error"]["code"] == "AUTH_REQUIRED"
+    detailed = client.request("GET", "/health/detailed", headers={"Authorization": "Bearer s3cret"})
+    assert detailed.status == 503
+    assert "database" in detailed.body.decode()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_bad_endpoints_value_says_the_fix_and_changes_nothing(framework: str) -> None:
+    """Passing something other than an EndpointConfig names what to pass, before install."""
+    app = _bare(framework)
+    module = importlib.import_module(f"errorkit.{framework}")
+    with pytest.raises(TypeError, match="EndpointConfig"):
+        module.install(app, endpoints={"metrics_path": None})
+    module.install(app)  # nothing was half-installed
