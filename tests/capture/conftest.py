@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tests._services import fresh_postgres_database
 
-import errorkit.capture as capture
 from errorkit import _reporting
+from errorkit.capture import api as capture
 from errorkit.config import update_settings
 from errorkit.store import ErrorStore
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from tests.capture.conftest import stored_ids, total_count
 
-import errorkit.capture as capture
 from errorkit import NotFoundError, ServiceUnavailableError, ValidationError, error_id_of
 from errorkit._reporting import report
+from errorkit.capture import api as capture
 from errorkit.capture.pipeline import CaptureSummary
 from errorkit.config import ConfigError
 from errorkit.store import ErrorStore, InvalidStoreURL

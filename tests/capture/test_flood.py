@@ -28,8 +28,8 @@ MEMORY_BOUND_MB = 32
 
 FLOOD = textwrap.dedent(
     """
-    import json, resource, sys
-    import errorkit.capture as capture
+    import json, sys
+    from errorkit.capture import api as capture
 
     def rss_mb():
         with open("/proc/self/statm") as f:
@@ -37,8 +37,9 @@ FLOOD = textwrap.dedent(
         import os
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    def peak_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def peak_mb():  # VmHWM, unlike ru_maxrss, is not inherited from the parent process
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
 
     store_url, spool_dir, captures, distinct = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
     capture.configure(store_url=store_url, spool_dir=spool_dir, flood_per_minute=2,

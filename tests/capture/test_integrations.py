@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import errorkit.capture as capture
 from errorkit.capture import ErrorkitHandler, capture_errors
+from errorkit.capture import api as capture
 from errorkit.store import ErrorRecord
 from errorkit.testing import MemoryStore, capture_events
 

@@ -18,7 +18,7 @@ from tests._services import fresh_postgres_database
 from tests.capture._proxy import tcp_proxy
 from tests.capture.conftest import stored_ids, total_count
 
-import errorkit.capture as capture
+from errorkit.capture import api as capture
 from errorkit.store import ErrorStore
 
 

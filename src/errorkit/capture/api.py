@@ -2,13 +2,13 @@
 
 ::
 
-    import errorkit.capture as capture
+    from errorkit.capture import capture, configure
 
-    capture.configure(store_url="sqlite:///errors.db", service="billing")
+    configure(store_url="sqlite:///errors.db", service="billing")
     try:
         charge(order)
     except Exception as exc:
-        error_id = capture.capture(exc, endpoint="/charge", request_payload=body)
+        error_id = capture(exc, endpoint="/charge", request_payload=body)
 
 ``capture`` returns at once and never raises. Before :func:`configure` it only names the
 occurrence (and counts it as dropped, reason ``not_configured``), so libraries and tests that
