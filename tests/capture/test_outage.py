@@ -178,3 +178,16 @@ def test_an_app_starts_while_its_store_is_down(tmp_path: Path) -> None:
     assert status.last_store_error is not None
     assert "127.0.0.1:9" in status.last_store_error
     assert status.spool_files >= 1
+
+
+def test_a_store_passed_in_spools_beside_itself(sqlite_outage: Outage, sqlite_url: str) -> None:
+    """configure(store=...) without spool_dir spools beside that store's file."""
+    capture.configure(store=sqlite_outage.store, flush_interval=0.05)
+    sqlite_outage.down()
+    capture_many(0, 3)
+    assert capture.flush(timeout=30) is False
+    spool = Path(sqlite_url.removeprefix("sqlite:///") + "-spool")
+    assert any(spool.iterdir())
+    sqlite_outage.up()
+    assert capture.flush(timeout=30)
+    assert total_count(sqlite_outage.reader) == 3

@@ -147,7 +147,11 @@ def configure(
 
 
 def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
-    directory = settings.spool_dir or default_spool_dir(settings.store_url)
+    # A store passed in spools beside itself (its URL), not beside the default URL.
+    where = getattr(store, "url", None) if store is not None else None
+    directory = settings.spool_dir or default_spool_dir(
+        where if isinstance(where, str) else settings.store_url
+    )
     spool = Spool(directory, settings.spool_max_bytes)
     url = settings.store_url
 
