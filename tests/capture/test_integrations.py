@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -205,3 +206,34 @@ def test_memory_store_is_idempotent() -> None:
     store.write_batch(events)
     again = store.write_batch(events)
     assert (again.inserted, again.duplicates, store.total) == (0, 1, 1)
+
+
+def test_capturing_while_errorkit_works_does_not_deadlock() -> None:
+    """An exception whose __str__ logs an error (captured in turn) is captured, in the
+    synchronous testing mode too, without the pipeline waiting on itself."""
+    log = logging.getLogger("tests.capture.chatty")
+    log.propagate = False
+    handler = ErrorkitHandler()
+    log.addHandler(handler)
+
+    class Chatty(Exception):
+        def __str__(self) -> str:
+            log.error("rendering a chatty error")
+            return "chatty"
+
+    done: list[list[ErrorRecord]] = []
+
+    def run() -> None:
+        with capture_events() as events:
+            capture.capture(Chatty())
+        done.append(events)
+
+    worker = threading.Thread(target=run, daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=30)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    assert not worker.is_alive()
+    assert "chatty" in [e.error_message for e in done[0]]

@@ -238,7 +238,9 @@ class Pipeline:
         self._held: list[CountDelta] = []
         self._count_lock = threading.Lock()
         self._dropped: Counter[str] = Counter()
-        self._work_lock = threading.Lock()
+        # Re-entrant: code run by the writer (a listener, an exception's __str__, a log
+        # handler) may capture or flush again on the same thread.
+        self._work_lock = threading.RLock()
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition()
