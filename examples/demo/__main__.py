@@ -1,6 +1,9 @@
 """``python -m examples.demo``: start the demo service and print curl lines for each kind
-of error answer. ``--check`` (or ``ERRORKIT_DEMO_CHECK=1``) runs every line itself against
-the live server and exits 0 only if each answer is the documented one."""
+of error answer, for the breaker in front of the flaky upstream, for the health and metrics
+endpoints, and the CLI lines that show what was captured into the store (a SQLite file,
+``.errorkit/demo.db`` by default). ``--check`` (or ``ERRORKIT_DEMO_CHECK=1``) runs every
+line itself against the live server, then checks that each 5xx answer's error id is in the
+store and that ``/metrics`` counted it, and exits 0 only if all of it holds."""
 
 from __future__ import annotations
 
@@ -18,8 +21,13 @@ from typing import Any
 
 import httpx
 import uvicorn
+from click.testing import CliRunner
 
-from .app import create_app
+import errorkit.capture
+from errorkit.cli import cli
+from errorkit.observe import default_health
+
+from .app import BREAKER_SECONDS, create_app
 
 Check = Callable[[httpx.Response], str | None]
 
@@ -228,6 +236,81 @@ CASES: tuple[Case, ...] = (
         expect_headers={"retry-after": "20"},
     ),
     Case(
+        "A flaky upstream (503 twice, then fine): retries hide it",
+        "POST",
+        "/v1/chat/completions",
+        200,
+        body={"model": "demo-flaky", "messages": HI},
+    ),
+    Case(
+        "The upstream is down: a local model answers, marked degraded with the steps taken",
+        "POST",
+        "/v1/chat/completions",
+        200,
+        body={"model": "demo-fallback", "messages": HI},
+        checks=(lambda r: None if r.json().get("degraded") is True else "not degraded",),
+    ),
+    Case(
+        "Breaker walk-through 1/4: take demo-switch's upstream down",
+        "POST",
+        "/demo/upstream",
+        200,
+        body={"healthy": False},
+    ),
+    Case(
+        "Breaker 2/4: retries fail, the answer is the upstream's 503",
+        "POST",
+        "/v1/chat/completions",
+        503,
+        body={"model": "demo-switch", "messages": HI},
+        code="UPSTREAM_UNAVAILABLE",
+    ),
+    Case(
+        "Breaker 3/4: the breaker opened; calls are refused at once with Retry-After",
+        "POST",
+        "/v1/chat/completions",
+        503,
+        body={"model": "demo-switch", "messages": HI},
+        code="CIRCUIT_OPEN",
+        checks=(lambda r: None if r.headers.get("retry-after") else "no Retry-After",),
+    ),
+    Case(
+        "Breaker 4/4: its state, failures and next probe time",
+        "GET",
+        "/demo/breakers",
+        200,
+        checks=(
+            lambda r: (
+                None
+                if {b["name"]: b["state"] for b in r.json()["breakers"]}.get(
+                    "llm-upstream.demo-switch"
+                )
+                == "open"
+                else "demo-switch's breaker is not open"
+            ),
+        ),
+    ),
+    Case(
+        "Liveness",
+        "GET",
+        "/health",
+        200,
+    ),
+    Case(
+        "Readiness (the store is a critical component)",
+        "GET",
+        "/health/ready",
+        200,
+        checks=(lambda r: None if "store" in r.text else "the store is not checked",),
+    ),
+    Case(
+        "Detailed health: components, recent and unresolved errors, every breaker",
+        "GET",
+        "/health/detailed",
+        200,
+        checks=(lambda r: None if "breakers" in r.json() else "no breakers section",),
+    ),
+    Case(
         "The same service answering RFC 9457 problem+json",
         "GET",
         "/problem/items/42",
@@ -289,15 +372,105 @@ def start(sock: socket.socket, log_level: str) -> tuple[uvicorn.Server, threadin
     return server, thread
 
 
-def print_lines(base: str) -> None:
+DEFAULT_STORE = "sqlite:///.errorkit/demo.db"
+
+
+def _cli_prefix() -> str:
+    local = os.path.join(os.path.dirname(sys.executable), "errorkit")
+    if os.path.exists(local):
+        return os.path.relpath(local) if not os.path.relpath(local).startswith("..") else local
+    return "errorkit"
+
+
+def configure_capture(store_url: str) -> None:
+    """Capture into ``store_url`` and check the store from /health/ready."""
+    if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
+        os.makedirs(os.path.dirname(store_url.removeprefix("sqlite:///")) or ".", exist_ok=True)
+    errorkit.capture.configure(store_url, service="demo", environment="demo")
+
+    def store() -> None:
+        current = errorkit.capture.current_store()
+        if current is None:
+            msg = "capture is not configured"
+            raise RuntimeError(msg)
+        current.ping()
+
+    health = default_health()
+    if "store" not in {c.name for c in health.checks}:
+        health.add("store", store, timeout=2.0, critical=True, component_type="datastore")
+
+
+def print_lines(base: str, store_url: str) -> None:
     print(f"\nerrorkit demo on {base}  (OpenAPI docs: {base}/docs)\n")
     for case in CASES:
         print(f"# {case.title}  -> {case.status}")
         print(case.curl(base) + "\n")
+    chat = shlex.quote(json.dumps({"model": "demo-switch", "messages": HI}))
+    print(
+        "# Watch the breaker close again: bring the upstream back, wait for the probe\n"
+        f"curl -s -X POST {base}/demo/upstream -H 'Content-Type: application/json' "
+        "-d '{\"healthy\": true}'\n"
+        f"sleep {BREAKER_SECONDS:g}; curl -s -X POST {base}/v1/chat/completions "
+        f"-H 'Content-Type: application/json' -d {chat}\n"
+        f"curl -s {base}/demo/breakers   # llm-upstream.demo-switch is closed again\n"
+    )
+    print(
+        "# Prometheus metrics: errors by type, code and severity; breakers; capture queue\n"
+        f"curl -s {base}/metrics | grep '^errorkit_'\n"
+    )
+    prefix, store = _cli_prefix(), shlex.quote(store_url)
+    print("# What was captured (every 5xx; the answer's error_id finds its row):")
+    for line in (
+        f"{prefix} errors list --store {store}",
+        f"{prefix} errors show ERROR_ID --store {store}",
+        f"{prefix} groups list --store {store}",
+        f"{prefix} errors stats --store {store}",
+        f"{prefix} errors export --format jsonl --store {store}",
+    ):
+        print(line)
+    print()
 
 
-def check(base: str) -> bool:
+def _error_id(r: httpx.Response) -> str | None:
+    if r.headers.get("content-type", "").startswith("text/event-stream"):
+        for event in reversed(r.text.split("\n\n")):
+            if event.startswith("data: {") and '"error"' in event:
+                return str(json.loads(event.removeprefix("data: "))["error"]["error_id"])
+        return None
+    if r.status_code < 500:
+        return None
+    body = r.json()
+    found = body.get("error_id") or body.get("error", {}).get("error_id")
+    return str(found) if found else None
+
+
+def check_captured(base: str, store_url: str, error_ids: list[str]) -> bool:
+    """Every 5xx answer's error id is a stored row, and /metrics counted the errors."""
+    ok = errorkit.capture.flush(30)
+    print(f"\n{'PASS' if ok else 'FAIL'}  captured events flushed to {store_url}")
+    runner = CliRunner()
+    for error_id in error_ids:
+        result = runner.invoke(cli, ["errors", "show", error_id, "--store", store_url])
+        found = result.exit_code == 0 and error_id in result.output
+        ok = ok and found
+        print(f"{'PASS' if found else 'FAIL'}  errorkit errors show {error_id}")
+    listing = runner.invoke(cli, ["errors", "list", "--store", store_url, "--limit", "5"])
+    print(f"      $ errorkit errors list --store {store_url} --limit 5")
+    for line in listing.output.rstrip().splitlines():
+        print(f"      {line}")
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    counted = any(
+        line.startswith("errorkit_errors_total{") and not line.rstrip().endswith(" 0.0")
+        for line in metrics.splitlines()
+    )
+    ok = ok and counted
+    print(f"{'PASS' if counted else 'FAIL'}  /metrics counts the captured errors")
+    return ok
+
+
+def check(base: str, store_url: str) -> bool:
     ok = True
+    error_ids: list[str] = []
     # One connection per request, like the curl lines: after an unexpected 5xx the server
     # logs the exception and closes that connection (as it does without errorkit).
     limits = httpx.Limits(max_keepalive_connections=0)
@@ -311,6 +484,9 @@ def check(base: str) -> bool:
             )
             problems = verify(case, r)
             ok = ok and not problems
+            error_id = _error_id(r) if not problems else None
+            if error_id:
+                error_ids.append(error_id)
             print(f"{'PASS' if not problems else 'FAIL'}  {case.title}")
             print(f"      $ {case.curl(base)}")
             print(f"      {r.status_code} {r.headers.get('content-type')}")
@@ -319,7 +495,7 @@ def check(base: str) -> bool:
             for problem in problems:
                 print(f"      !! {problem}")
     print(f"\n{'all answers match' if ok else 'some answers do not match'}")
-    return ok
+    return check_captured(base, store_url, error_ids) and ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,14 +509,20 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("ERRORKIT_DEMO_CHECK", "") in ("1", "true", "yes"),
         help="run every printed request, compare with the documented answer, exit",
     )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("ERRORKIT_STORE_URL", DEFAULT_STORE),
+        help=f"where captured errors go (default {DEFAULT_STORE})",
+    )
     args = parser.parse_args(argv)
+    configure_capture(args.store)
     sock = bind(args.port)
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server, thread = start(sock, "critical" if args.check else "warning")
     try:
         if args.check:
-            return 0 if check(base) else 1
-        print_lines(base)
+            return 0 if check(base, args.store) else 1
+        print_lines(base, args.store)
         print("Ctrl-C stops the demo.", flush=True)
         while thread.is_alive():
             thread.join(timeout=0.5)
@@ -351,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+        errorkit.capture.shutdown(10)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ MODELS: tuple[Model, ...] = (
     Model("demo-unavailable", "the upstream answers 503"),
     Model("demo-timeout", "the upstream does not answer in time"),
     Model("demo-broken-stream", "the upstream drops the connection mid-stream"),
+    Model("demo-flaky", "the upstream answers 503 twice, then works: retries hide it"),
+    Model("demo-fallback", "the upstream is down: a local model answers, marked degraded"),
+    Model("demo-switch", "up or down as POST /demo/upstream says: watch its breaker"),
 )
 MODEL_IDS = frozenset(m.id for m in MODELS)
 
@@ -48,7 +51,17 @@ def _status_error(status: int, headers: dict[str, str] | None = None) -> httpx.H
 class FakeUpstream:
     """What a provider client would do, minus the network."""
 
+    def __init__(self) -> None:
+        self.healthy = True  # what demo-switch does; POST /demo/upstream flips it
+        self._flaky_calls = 0
+
     def _fail_on_connect(self, model: str) -> None:
+        if model == "demo-flaky":
+            self._flaky_calls += 1
+            if self._flaky_calls % 3 != 0:
+                raise _status_error(503)
+        if model == "demo-fallback" or (model == "demo-switch" and not self.healthy):
+            raise httpx.ConnectError("connection refused", request=_request())
         if model == "demo-ratelimited":
             raise _status_error(429, {"Retry-After": "20"})
         if model == "demo-unavailable":

@@ -11,19 +11,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env() -> dict[str, str]:
+def _env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env["ERRORKIT_STORE_URL"] = f"sqlite:///{tmp_path}/demo.db"
     env.pop("ERRORKIT_DEMO_CHECK", None)
     return env
 
 
-def test_demo_check_mode_passes() -> None:
-    """`python -m examples.demo --check` runs every curl line and all answers match."""
+def test_demo_check_mode_passes(tmp_path: Path) -> None:
+    """`python -m examples.demo --check` runs every curl line and all answers match; every
+    5xx answer's error id is found by `errorkit errors show`; /metrics counted them."""
     result = subprocess.run(
         [sys.executable, "-m", "examples.demo", "--check", "--port", "0"],
         cwd=ROOT,
-        env=_env(),
+        env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
@@ -31,14 +33,16 @@ def test_demo_check_mode_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all answers match" in result.stdout
     assert "FAIL" not in result.stdout
+    assert result.stdout.count("PASS  errorkit errors show") >= 5
+    assert "PASS  /metrics counts the captured errors" in result.stdout
 
 
-def test_demo_serves_until_interrupted() -> None:
-    """Without --check the demo prints its curl lines and stops cleanly on Ctrl-C."""
+def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
+    """Without --check the demo prints its curl and CLI lines and stops cleanly on Ctrl-C."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "examples.demo", "--port", "0"],
         cwd=ROOT,
-        env=_env(),
+        env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,6 +57,9 @@ def test_demo_serves_until_interrupted() -> None:
         output = "".join(lines)
         assert "curl -s -i" in output
         assert "/v1/chat/completions" in output
+        assert "errors list --store" in output
+        assert "/metrics" in output
+        assert "/demo/breakers" in output
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
