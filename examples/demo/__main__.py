@@ -23,7 +23,8 @@ import httpx
 import uvicorn
 from click.testing import CliRunner
 
-import errorkit.capture
+import errorkit
+from errorkit.capture import current_store, shutdown
 from errorkit.cli import cli
 from errorkit.observe import default_health
 
@@ -386,10 +387,10 @@ def configure_capture(store_url: str) -> None:
     """Capture into ``store_url`` and check the store from /health/ready."""
     if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
         os.makedirs(os.path.dirname(store_url.removeprefix("sqlite:///")) or ".", exist_ok=True)
-    errorkit.capture.configure(store_url, service="demo", environment="demo")
+    errorkit.configure(store_url, service="demo", environment="demo")
 
     def store() -> None:
-        current = errorkit.capture.current_store()
+        current = current_store()
         if current is None:
             msg = "capture is not configured"
             raise RuntimeError(msg)
@@ -446,7 +447,7 @@ def _error_id(r: httpx.Response) -> str | None:
 
 def check_captured(base: str, store_url: str, error_ids: list[str]) -> bool:
     """Every 5xx answer's error id is a stored row, and /metrics counted the errors."""
-    ok = errorkit.capture.flush(30)
+    ok = errorkit.flush(30)
     print(f"\n{'PASS' if ok else 'FAIL'}  captured events flushed to {store_url}")
     runner = CliRunner()
     for error_id in error_ids:
@@ -533,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        errorkit.capture.shutdown(10)
+        shutdown(10)
 
 
 if __name__ == "__main__":

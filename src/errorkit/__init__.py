@@ -6,6 +6,7 @@ This module only re-exports the public API; each concept lives in its own module
 from __future__ import annotations
 
 from errorkit._extras import MissingExtraError
+from errorkit.capture import capture, capture_errors, capture_message, configure, flush
 from errorkit.catalog import Catalog, CatalogError, Category, CodeInfo, Severity, catalog
 from errorkit.classify import Classification, classify, register_mapper, unregister_mapper
 from errorkit.config import ConfigError, Settings, get_settings
@@ -151,13 +152,18 @@ __all__ = [
     "VectorDBError",
     "VersionNotFoundError",
     "bind_context",
+    "capture",
+    "capture_errors",
+    "capture_message",
     "catalog",
     "circuit_breaker",
     "classify",
+    "configure",
     "context_scope",
     "current_context",
     "error_id_of",
     "fallback_chain",
+    "flush",
     "get_settings",
     "register_mapper",
     "reset_context",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from errorkit.cli import store_cmds
+from errorkit.cli import spool_cmds, store_cmds
 from errorkit.cli.codes import codes
 
 __all__ = ["cli", "main"]
@@ -18,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(codes)
 store_cmds.register(cli)
+spool_cmds.register(cli)
 
 
 def main() -> None:
