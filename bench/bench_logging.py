@@ -10,10 +10,13 @@ discards it, so only the logging path is measured:
   PrintLogger), no stdlib, no scrubbing;
 - ``structlog-stdlib``: structlog routed through stdlib with ProcessorFormatter, as its docs
   recommend for apps with third-party logs (what errorkit builds on), no scrubbing;
-- ``stdlib``: ``logging`` with a JSON formatter and a filter that adds the context ids.
+- ``stdlib``: ``logging`` with a JSON formatter and a filter that adds the context ids;
+- ``*-filtered``: a ``debug`` call while the level is INFO (what a disabled line costs).
 
 errorkit also scrubs every value (secrets, card numbers, line breaks) and adds categories and
-error ids; the ratios show what that costs. Rounds are interleaved; the best round counts.
+error ids; the ratios show what that costs. errorkit encodes with orjson when it is installed
+(``errorkit[logging]``), the peers with the standard library's json, as their docs show by
+default. Rounds are interleaved; the best round counts.
 Environment: ``ERRORKIT_BENCH_LINES`` (default 20000), ``ERRORKIT_BENCH_ROUNDS`` (default 5).
 """
 
@@ -27,6 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import structlog
 from structlog.types import Processor
@@ -95,6 +99,20 @@ def errorkit_stdlib() -> Iterator[Emit]:
 
 
 @contextmanager
+def errorkit_filtered() -> Iterator[Emit]:
+    from errorkit.context import context_scope
+    from errorkit.observe.logging import setup_logging
+
+    setup = setup_logging(stream=NULL, renderer="json", level="INFO")
+    log = structlog.get_logger("bench.orders")
+    try:
+        with context_scope(**CONTEXT):
+            yield lambda: log.debug("order_created", order_id=17, user="alice")
+    finally:
+        setup.close()
+
+
+@contextmanager
 def structlog_plain() -> Iterator[Emit]:
     structlog.configure(
         processors=[
@@ -118,6 +136,18 @@ def structlog_plain() -> Iterator[Emit]:
 
 @contextmanager
 def structlog_stdlib() -> Iterator[Emit]:
+    with _structlog_stdlib() as log:
+        yield lambda: log.info("order_created", order_id=17, user="alice")
+
+
+@contextmanager
+def structlog_stdlib_filtered() -> Iterator[Emit]:
+    with _structlog_stdlib() as log:
+        yield lambda: log.debug("order_created", order_id=17, user="alice")
+
+
+@contextmanager
+def _structlog_stdlib() -> Iterator[Any]:
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -149,7 +179,7 @@ def structlog_stdlib() -> Iterator[Emit]:
     tokens = structlog.contextvars.bind_contextvars(**CONTEXT)
     try:
         with _root_handler(handler):
-            yield lambda: log.info("order_created", order_id=17, user="alice")
+            yield log
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
         structlog.reset_defaults()
@@ -215,6 +245,8 @@ def main() -> None:
         "structlog": structlog_plain,
         "structlog-stdlib": structlog_stdlib,
         "stdlib": stdlib_json,
+        "errorkit-filtered": errorkit_filtered,
+        "structlog-stdlib-filtered": structlog_stdlib_filtered,
     }
     best: dict[str, float] = {}
     for _ in range(rounds):
@@ -222,15 +254,17 @@ def main() -> None:
             ns = _measure(factory, lines)
             best[name] = min(best.get(name, ns), ns)
     print(f"{lines} lines x {rounds} rounds, best round, ns per JSON line with context")
-    print(f"{'variant':<18}{'ns/line':>10}")
+    print(f"{'variant':<26}{'ns/line':>10}")
     for name, ns in best.items():
-        print(f"{name:<18}{ns:>10.0f}")
+        print(f"{name:<26}{ns:>10.0f}")
     print()
     print(f"{'ratio (ours / peer)':<40}{'':>6}")
     for ours in ("errorkit", "errorkit-stdlib"):
         for peer in ("structlog", "structlog-stdlib", "stdlib"):
             label = f"{ours} / {peer}"
             print(f"{label:<40}{best[ours] / best[peer]:>6.2f}")
+    label = "errorkit-filtered / structlog-stdlib-filtered"
+    print(f"{label:<46}{best['errorkit-filtered'] / best['structlog-stdlib-filtered']:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -11,17 +11,21 @@ errors, security, performance) each hold only their category and rotate by size.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import os
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final, Literal, Protocol, cast
 
 import structlog
+from structlog.contextvars import merge_contextvars
 from structlog.exceptions import DropEvent
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.types import EventDict, Processor, WrappedLogger
@@ -29,7 +33,7 @@ from structlog.types import EventDict, Processor, WrappedLogger
 from errorkit._guard import guard, report_internal_error
 from errorkit.config import ConfigError, get_settings
 from errorkit.context import current_context
-from errorkit.scrub import Scrubber, default_scrubber, neutralize_newlines
+from errorkit.scrub import Scrubber, default_scrubber
 
 __all__ = [
     "CATEGORIES",
@@ -62,6 +66,13 @@ _LOGGER_CATEGORY: Final[dict[str, Category]] = {
     PERFORMANCE_LOGGER: "performance",
 }
 _RECORD_CATEGORY_ATTR: Final = "errorkit_category"
+# A record's rendered line, kept on the record with the formatter that rendered it.
+_LINE_ATTR: Final = "_errorkit_line"
+# Attributes of a stdlib record that are not ``extra={...}`` fields of the call.
+_RECORD_KEYS: Final[frozenset[str]] = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+) | {"message", "asctime", "taskName", _LINE_ATTR, _RECORD_CATEGORY_ATTR}
+_LEVEL_NAMES: Final[dict[str, str]] = {"warn": "warning", "exception": "error"}
 _METHOD_LEVEL: Final[dict[str, int]] = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -163,24 +174,67 @@ def resolve_exc_info(logger: WrappedLogger, method: str, event: EventDict) -> Ev
     return event
 
 
+_second: tuple[int, str] = (-1, "")
+
+
+def _now_iso() -> str:
+    """Now in UTC as ``2026-01-31T12:00:00.123456Z`` (the date and time of one second are
+    formatted once)."""
+    global _second
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{nanos // 1000:06d}Z"
+
+
+def add_errorkit_fields(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """Everything errorkit adds to a record, in one step: ``structlog.contextvars`` values,
+    ``level``, ``logger``, ``timestamp`` (UTC, ISO 8601), the context ids, the category and
+    the structured exception's ids."""
+    merge_contextvars(logger, method, event)
+    event["level"] = _LEVEL_NAMES.get(method, method)
+    record = event.get("_record")
+    event["logger"] = record.name if record is not None else getattr(logger, "name", None)
+    event["timestamp"] = _now_iso()
+    add_errorkit_context(logger, method, event)
+    add_category(logger, method, event)
+    if event.get("exc_info"):
+        resolve_exc_info(logger, method, event)
+    return event
+
+
+def add_record_fields(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """:func:`add_errorkit_fields` for a stdlib record, after copying its ``extra={...}``
+    fields (errorkit's own bookkeeping on the record is left out)."""
+    record = event.get("_record")
+    if record is not None:
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_KEYS:
+                event[key] = value
+    return add_errorkit_fields(logger, method, event)
+
+
 _FIRST_KEYS: Final = ("timestamp", "level", "event", "logger", "category")
 
-# Log lines repeat the same short strings (event names, ids of one request, logger names):
-# the scrubbed form of each is remembered. Bounded: at most _CACHE_ITEMS entries of at most
-# _CACHE_MAX_CHARS characters; the cache starts over when full.
+# Log lines repeat the same short strings (event names, ids of one request, logger names,
+# field names): the scrubbed form of each is remembered. Bounded: at most _CACHE_ITEMS
+# entries of at most _CACHE_MAX_CHARS characters each; a cache starts over when full.
 _CACHE_ITEMS: Final = 2048
 _CACHE_MAX_CHARS: Final = 256
+_UNREPRESENTABLE_KEY: Final = "[unrepresentable key]"
 
 
 class _Caches:
-    """The scrubbed form of short strings and the verdict on keys, for one scrubber."""
+    """The scrubbed form of short strings, and of keys with their verdict, for one scrubber."""
 
     __slots__ = ("keys", "owner", "texts")
 
     def __init__(self, owner: Scrubber) -> None:
         self.owner = owner
         self.texts: dict[str, str] = {}
-        self.keys: dict[str, bool] = {}
+        # key -> (the name it is written under, whether its value is hidden)
+        self.keys: dict[str, tuple[str, bool]] = {}
 
     def text(self, text: str) -> str:
         if len(text) > _CACHE_MAX_CHARS:
@@ -193,14 +247,26 @@ class _Caches:
             cached = texts[text] = self.owner.scrub_text(text, single_line=True)
         return cached
 
-    def sensitive(self, key: str) -> bool:
+    def key(self, key: object) -> tuple[str, bool]:
+        if type(key) is not str or len(key) > _CACHE_MAX_CHARS:
+            return self._judge(key)
         keys = self.keys
-        cached = keys.get(key)
-        if cached is None:
+        verdict = keys.get(key)
+        if verdict is None:
             if len(keys) >= _CACHE_ITEMS:
                 keys.clear()
-            cached = keys[key] = self.owner.is_sensitive_key(key)
-        return cached
+            verdict = keys[key] = self._judge(key)
+        return verdict
+
+    def _judge(self, key: object) -> tuple[str, bool]:
+        s = self.owner
+        try:
+            text = key if isinstance(key, str) else str(key)
+        except Exception:  # noqa: BLE001 - a broken __str__ must not lose the record
+            return _UNREPRESENTABLE_KEY, True
+        # Keys are scrubbed like values: a secret can arrive as a key (`**user_data`).
+        name = s.scrub_text(text, single_line=True)
+        return name, key not in _TRUSTED_KEYS and s.is_sensitive_key(text)
 
 
 _caches = _Caches(default_scrubber())
@@ -219,47 +285,58 @@ def _caches_for(s: Scrubber) -> _Caches:
 def scrub_event(
     event: MutableMapping[str, Any], scrubber: Scrubber | None = None
 ) -> dict[str, Any]:
-    """A scrubbed copy of an event dict whose every value fits on one log line (the usual
-    fields first, so lines read alike)."""
+    """A scrubbed copy of an event dict whose every key and value fits on one log line (the
+    usual fields first, so lines read alike)."""
     s = scrubber or default_scrubber()
     caches = _caches_for(s)
+    texts = caches.texts
+    keys = caches.keys
     out: dict[str, Any] = {}
     for key in _FIRST_KEYS:
         if key in event:
             value = event[key]
             out[key] = value if key in _GENERATED_KEYS else _scrub_value(s, caches, value)
+    replacement = s.replacement
+    # The loop below is _scrub_value with the cache lookups inlined: it runs per field of
+    # every line.
     for key, value in event.items():
         if key in out:
             continue
-        if type(key) is str and key.isidentifier():
-            name = key
+        verdict = keys.get(key) if type(key) is str else None
+        if verdict is None:
+            verdict = caches.key(key)
+        name, hidden = verdict
+        if hidden:
+            out[name] = replacement
+            continue
+        kind = type(value)
+        if kind is str:
+            clean = texts.get(value)
+            out[name] = clean if clean is not None else caches.text(value)
+        elif value is None or kind is bool or kind is float or (kind is int and value < _BIG_INT):
+            out[name] = value
         else:
-            name = neutralize_newlines(s.scrub_text(str(key), single_line=True))
-        if key not in _TRUSTED_KEYS and caches.sensitive(str(key)):
-            out[name] = s.replacement
-        else:
-            out[name] = _scrub_value(s, caches, value)
+            out[name] = s.scrub(value, single_line=True)
     return out
+
+
+# Plain scalars are already safe, except an int of 13+ digits (it may be a card number).
+_BIG_INT: Final = 10**12
 
 
 def _scrub_value(s: Scrubber, caches: _Caches, value: Any) -> Any:
     kind = type(value)
     if kind is str:
         return caches.text(value)
-    if value is None or kind is bool or kind is float or (kind is int and value < 10**12):
+    if value is None or kind is bool or kind is float or (kind is int and value < _BIG_INT):
         return value
     return s.scrub(value, single_line=True)
 
 
-class _Scrub:
-    """The processor form of :func:`scrub_event` (reads the process scrubber each time, so
-    ``set_default_scrubber`` applies to a running setup)."""
-
-    def __init__(self, scrubber: Scrubber | None) -> None:
-        self._scrubber = scrubber
-
-    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-        return scrub_event(event, self._scrubber)
+def _own_failure(site: str, exc: Exception) -> None:
+    """Count a failure of errorkit's own logging code (raised again in errorkit's tests)."""
+    with guard(site):
+        raise exc
 
 
 class _SafeChain:
@@ -269,27 +346,22 @@ class _SafeChain:
     processor of yours is counted under ``logging.processor`` and never reaches the caller.
     """
 
-    __slots__ = ("_last_renders", "_ours", "_procs")
+    __slots__ = ("_ours", "_procs")
 
-    def __init__(
-        self, procs: Sequence[Processor], ours: Iterable[Processor], *, renders: bool = False
-    ) -> None:
+    def __init__(self, procs: Sequence[Processor], ours: Iterable[Processor]) -> None:
         self._procs = tuple(procs)
         self._ours = frozenset(id(p) for p in ours)
-        # Every processor returns an event dict, except a final renderer (returns the line).
-        self._last_renders = len(self._procs) - 1 if renders else len(self._procs)
 
-    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> Any:
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
         procs = self._procs
         n = len(procs)
-        last_renders = self._last_renders
         i = 0
-        result: Any = event
+        result = event
         while i < n:
             try:
                 while i < n:
                     out = procs[i](logger, method, result)
-                    if i != last_renders and type(out) is not dict:
+                    if type(out) is not dict:
                         msg = f"processor {procs[i]!r} returned {type(out).__name__}, not a dict"
                         raise TypeError(msg)
                     result = out
@@ -297,16 +369,12 @@ class _SafeChain:
             except DropEvent:
                 raise
             except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
-                self._failed(procs[i], exc)
+                if id(procs[i]) in self._ours:
+                    _own_failure("logging.processor", exc)
+                else:
+                    report_internal_error("logging.processor", exc)
                 i += 1
         return result
-
-    def _failed(self, proc: Processor, exc: Exception) -> None:
-        if id(proc) in self._ours:
-            with guard("logging.processor"):
-                raise exc
-        else:
-            report_internal_error("logging.processor", exc)
 
 
 class _Dispatch:
@@ -321,14 +389,287 @@ class _Dispatch:
 
 
 _dispatch = _Dispatch()
+_PROCESSORS: Final[list[Processor]] = [
+    structlog.stdlib.filter_by_level,
+    _dispatch,
+    structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+_UNSCRUBBABLE: Final = "[errorkit: this record could not be scrubbed and was not written]"
+# Lines are compact JSON in ASCII. orjson (installed with ``errorkit[logging]``) encodes
+# them when present; a line it cannot encode, or that holds non-ASCII text, is encoded by the
+# standard library instead, so the text of a line does not depend on which one is installed.
+_JSON: Final = json.JSONEncoder(default=repr, separators=(",", ":"))
+
+
+def _load_orjson() -> Callable[[Any], bytes] | None:
+    try:
+        from orjson import dumps  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        return None
+    return cast(Callable[[Any], bytes], dumps)
+
+
+_orjson_dumps = _load_orjson()
+
+
+def _json_line(event: Mapping[str, Any]) -> str:
+    if _orjson_dumps is not None:
+        try:
+            raw: bytes = _orjson_dumps(event)
+        except TypeError:  # orjson.JSONEncodeError: an int past 64 bits, say
+            pass
+        else:
+            if raw.isascii():
+                return raw.decode("ascii")
+    return _JSON.encode(event)
+
+
+class _Render:
+    """The end of every record: its exception as data (or text), the scrubber, the renderer.
+
+    Rendering never sees an unscrubbed record: if scrubbing fails, a line that keeps only
+    the fields errorkit wrote itself says so instead."""
+
+    __slots__ = ("_exceptions", "_render", "_scrubber")
+
+    def __init__(
+        self,
+        exceptions: Processor,
+        scrubber: Scrubber | None,
+        render: Callable[[WrappedLogger, str, EventDict], str],
+    ) -> None:
+        self._exceptions = exceptions
+        self._scrubber = scrubber
+        self._render = render
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> str:
+        event.pop("_record", None)
+        event.pop("_from_structlog", None)
+        if "exc_info" in event:
+            try:
+                event = cast(EventDict, self._exceptions(logger, method, event))
+            except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
+                event.pop("exc_info", None)
+                _own_failure("logging.exception", exc)
+        try:
+            clean = scrub_event(event, self._scrubber)
+        except Exception as exc:  # noqa: BLE001 - never render what was not scrubbed
+            _own_failure("logging.scrub", exc)
+            return self._placeholder(event)
+        try:
+            return self._render(logger, method, clean)
+        except Exception as exc:  # noqa: BLE001 - the line is replaced, never raised
+            _own_failure("logging.render", exc)
+            return self._placeholder(event)
+
+    @staticmethod
+    def _placeholder(event: EventDict) -> str:
+        kept: dict[str, str] = {
+            k: str(event[k]) for k in _FIRST_KEYS if k in _GENERATED_KEYS and k in event
+        }
+        kept["event"] = _UNSCRUBBABLE
+        return _json_line(kept)
+
+
+def _render_json(logger: WrappedLogger, method: str, event: EventDict) -> str:
+    return _json_line(event)
+
+
+class _Formatter(logging.Formatter):
+    """Turns a stdlib record into errorkit's line.
+
+    A structlog record (its event dict already through errorkit's chain) goes straight to
+    the renderer; any other record is first given the same fields by ``foreign``. The
+    record itself is not changed, and its line is rendered once however many handlers
+    (console, category files) share this formatter."""
+
+    def __init__(self, foreign: _SafeChain, render: _Render) -> None:
+        super().__init__()
+        self._foreign = foreign
+        self._render = render
+
+    def format(self, record: logging.LogRecord) -> str:
+        attrs = record.__dict__
+        cached = attrs.get(_LINE_ATTR)
+        if cached is not None and cached[0] is self:
+            if cached[1] is None:
+                raise DropEvent
+            return cast(str, cached[1])
+        msg = record.msg
+        method = attrs.get("_name")
+        event: EventDict
+        if type(msg) is dict and method is not None:
+            # From a structlog logger (errorkit's or structlog's own wrap_for_formatter).
+            event = msg.copy()
+            logger: WrappedLogger = attrs.get("_logger")
+        else:
+            method = record.levelname.lower()
+            logger = None
+            event = {"event": record.getMessage(), "_record": record, "_from_structlog": False}
+            if record.exc_info:
+                event["exc_info"] = record.exc_info
+            if record.stack_info:
+                event["stack_info"] = record.stack_info
+            try:
+                event = self._foreign(logger, method, event)
+            except DropEvent:
+                attrs[_LINE_ATTR] = (self, None)
+                raise
+        line = self._render(logger, method, event)
+        attrs[_LINE_ATTR] = (self, line)
+        return line
+
+
+# --- the structlog logger ----------------------------------------------------------------------
+
+
+_OFF: Final = 0
+_SHORT: Final = 1
+_STRUCTLOG: Final = 2
+
+
+class _BoundLogger(structlog.stdlib.BoundLogger):
+    """structlog's stdlib ``BoundLogger`` on a shorter path while errorkit's setup is in
+    force: the level is checked before any work, errorkit's chain runs once, and the record
+    goes straight to the stdlib logger's handlers (filters, ``caplog`` and your own handlers
+    still see it). The caller's file, line and function are those of the logging call."""
+
+    def _path(self, level: int) -> int:
+        if (
+            _dispatch.chain is None
+            or self._processors is not _PROCESSORS
+            or type(self._logger) not in _LOGGERS
+        ):
+            return _STRUCTLOG  # not errorkit's setup (any more): structlog's own path
+        return _SHORT if self._logger.isEnabledFor(level) else _OFF
+
+    def _proxy_to_logger(
+        self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any
+    ) -> Any:
+        level = _METHOD_LEVEL.get(method_name)
+        path = _STRUCTLOG if level is None else self._path(level)
+        if path == _SHORT:
+            return self._emit(cast(int, level), method_name, event, event_args, event_kw)
+        if path == _OFF:
+            return None
+        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+
+    def _emit(
+        self,
+        level: int,
+        method_name: str,
+        event: str | None,
+        event_args: tuple[Any, ...],
+        event_kw: dict[str, Any],
+    ) -> None:
+        logger = self._logger
+        chain = _dispatch.chain
+        if chain is None:  # the setup was closed a moment ago
+            return
+        try:
+            event_dict: EventDict = self._context.copy()
+            event_dict.update(event_kw)
+            if event is not None:
+                event_dict["event"] = event
+            if event_args:
+                event_dict["positional_args"] = event_args
+            event_dict = chain(logger, method_name, event_dict)
+            exc_info: Any = None
+            if method_name == "exception":
+                exc_info = event_dict.get("exc_info") or sys.exc_info()
+            frame = _caller_frame()
+            code = frame.f_code
+            record = _record_factory()(
+                logger.name,
+                level,
+                code.co_filename,
+                frame.f_lineno,
+                event_dict,
+                (),
+                exc_info,
+                code.co_name,
+                None,
+            )
+            attrs = record.__dict__
+            attrs["_logger"] = logger
+            attrs["_name"] = method_name
+        except DropEvent:
+            return
+        except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
+            _own_failure("logging.emit", exc)
+            return
+        logger.handle(record)
+
+
+def _level_method(level: int, method_name: str) -> Callable[..., Any]:
+    """``debug``, ``info``, ...: a disabled level returns before anything else is done."""
+    exception = method_name == "exception"
+
+    def log_at_level(self: _BoundLogger, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        path = self._path(level)
+        if path == _OFF:
+            return None
+        if exception:
+            kw.setdefault("exc_info", True)
+        if path == _SHORT:
+            return self._emit(level, method_name, event, args, kw)
+        return structlog.stdlib.BoundLogger._proxy_to_logger(self, method_name, event, *args, **kw)
+
+    log_at_level.__name__ = log_at_level.__qualname__ = method_name
+    return log_at_level
+
+
+for _level, _method in (
+    (logging.DEBUG, "debug"),
+    (logging.INFO, "info"),
+    (logging.WARNING, "warning"),
+    (logging.WARNING, "warn"),
+    (logging.ERROR, "error"),
+    (logging.ERROR, "exception"),
+    (logging.CRITICAL, "critical"),
+    (logging.CRITICAL, "fatal"),
+):
+    setattr(_BoundLogger, _method, _level_method(_level, _method))
+
+# Logger classes the shorter path knows how to feed (others take structlog's own path).
+_LOGGERS: Final = frozenset(
+    {
+        logging.Logger,
+        logging.RootLogger,
+        getattr(structlog.stdlib, "_FixedFindCallerLogger", logging.Logger),
+    }
+)
+_record_factory = logging.getLogRecordFactory
+
+
+def _caller_frame() -> FrameType:
+    """The frame of the logging call: the first one outside this module and structlog."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != __name__ and not module.startswith("structlog"):
+            break
+        frame = frame.f_back
+    return frame
 
 
 # --- handlers --------------------------------------------------------------------------------
 
 
-class _SafeHandlerMixin:
+class _SafeHandlerMixin(logging.Handler):
     """A handler whose failures (disk full, closed stream, a bad formatter) are counted,
-    never printed per record and never raised into the logging call."""
+    never printed per record and never raised into the logging call. A record one of your
+    processors dropped (``DropEvent``) is not written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except DropEvent:
+            return
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
@@ -492,22 +833,10 @@ def setup_logging(
             msg = f"processors: {proc!r} is not callable (logger, method_name, event_dict)"
             raise ConfigError(msg)
 
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_errorkit_context,
-        add_category,
-        resolve_exc_info,
-    ]
-    ours = list(shared)
-    foreign_pre_chain: list[Processor] = [
-        _SafeChain([structlog.stdlib.ExtraAdder(), *shared, *processors], ours)
-    ]
-    native_chain = _SafeChain([*shared, *processors], ours)
+    native_chain = _SafeChain([add_errorkit_fields, *processors], [add_errorkit_fields])
+    foreign_chain = _SafeChain([add_record_fields, *processors], [add_record_fields])
 
-    formatter = _build_formatter(renderer, foreign_pre_chain, scrubber, colors, stream)
+    formatter = _build_formatter(renderer, foreign_chain, scrubber, colors, stream)
     handlers: list[logging.Handler] = []
     files: dict[str, Path] = {}
     if console:
@@ -524,7 +853,7 @@ def setup_logging(
         file_formatter = (
             formatter
             if renderer == "json"
-            else _build_formatter("json", foreign_pre_chain, scrubber, False, None)
+            else _build_formatter("json", foreign_chain, scrubber, False, None)
         )
         for category in wanted:
             path = directory / f"{category}.log"
@@ -562,13 +891,9 @@ def setup_logging(
         previous_structlog = structlog.get_config()
         _dispatch.chain = native_chain
         structlog.configure(
-            processors=[
-                structlog.stdlib.filter_by_level,
-                _dispatch,
-                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-            ],
+            processors=_PROCESSORS,
             logger_factory=structlog.stdlib.LoggerFactory(),
-            wrapper_class=structlog.stdlib.BoundLogger,
+            wrapper_class=_BoundLogger,
             context_class=dict,
             cache_logger_on_first_use=True,
         )
@@ -588,36 +913,29 @@ def setup_logging(
 
 def _build_formatter(
     renderer: Literal["json", "console"],
-    foreign_pre_chain: Sequence[Processor],
+    foreign_chain: _SafeChain,
     scrubber: Scrubber | None,
     colors: bool | None,
     stream: Writable | None,
-) -> structlog.stdlib.ProcessorFormatter:
-    final: list[Processor]
+) -> _Formatter:
     if renderer == "json":
-        final = [
+        render = _Render(
             structlog.processors.ExceptionRenderer(
                 ExceptionDictTransformer(show_locals=False, max_frames=50)
             ),
-            _Scrub(scrubber),
-            structlog.processors.JSONRenderer(),
-        ]
+            scrubber,
+            _render_json,
+        )
     else:
         if colors is None:
             target = stream if stream is not None else sys.stderr
             colors = bool(getattr(target, "isatty", lambda: False)())
-        final = [
+        render = _Render(
             structlog.processors.format_exc_info,
-            _Scrub(scrubber),
+            scrubber,
             structlog.dev.ConsoleRenderer(colors=colors),
-        ]
-    return structlog.stdlib.ProcessorFormatter(
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _SafeChain(final, final, renders=True),
-        ],
-        foreign_pre_chain=foreign_pre_chain,
-    )
+        )
+    return _Formatter(foreign_chain, render)
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:

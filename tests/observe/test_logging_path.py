@@ -1,0 +1,291 @@
+"""The short logging path: what it skips, what it keeps, and that the lines stay the same."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.exceptions import DropEvent
+
+from errorkit import _guard
+from errorkit.observe import logging as observe_logging
+from errorkit.observe.logging import LoggingSetup, log_security_event, scrub_event
+from errorkit.scrub import Scrubber
+
+from .conftest import Lines
+
+SECRET = "hunter2-very-secret"
+
+
+class _Collect(logging.Handler):
+    """A handler of the app's own, added beside errorkit's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def collected() -> Iterator[_Collect]:
+    """A collecting handler on the root logger for the duration of the test."""
+    handler = _Collect()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+
+
+class _Counting:
+    """A user processor that counts the records it sees."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        return event
+
+
+@pytest.mark.parametrize("emit", ["structlog", "stdlib"])
+def test_filtered_levels_cost_no_processing(
+    configure_logging: Callable[..., LoggingSetup], emit: str
+) -> None:
+    """A record below the level never reaches a processor."""
+    counting = _Counting()
+    stream = Lines()
+    configure_logging(stream=stream, level="INFO", renderer="json", processors=[counting])
+    if emit == "structlog":
+        structlog.get_logger("quiet").debug("skipped", payload={"big": "x" * 1000})
+    else:
+        logging.getLogger("quiet").debug("skipped")
+    assert counting.calls == 0
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("emit", ["structlog", "stdlib"])
+def test_a_record_is_rendered_once_for_console_and_files(
+    configure_logging: Callable[..., LoggingSetup], tmp_path: Path, emit: str
+) -> None:
+    """The console and the category file share one rendering of the same record."""
+    counting = _Counting()
+    stream = Lines()
+    setup = configure_logging(
+        stream=stream, renderer="json", log_dir=tmp_path, processors=[counting]
+    )
+    if emit == "structlog":
+        structlog.get_logger("shop").info("order_created", order_id=7)
+    else:
+        logging.getLogger("shop").info("order_created", extra={"order_id": 7})
+    for handler in setup.handlers:
+        handler.flush()
+    assert counting.calls == 1
+    console = stream.getvalue().splitlines()
+    assert (tmp_path / "app.log").read_text().splitlines() == console
+    assert json.loads(console[0])["order_id"] == 7
+
+
+def test_other_handlers_see_the_caller_of_a_structlog_call(
+    json_lines: Lines, collected: _Collect
+) -> None:
+    """The app's own handlers get the record with the file, line and function that logged."""
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    structlog.get_logger("shop").warning("low_stock", sku="A1")
+    (record,) = collected.records
+    assert (record.pathname, record.lineno, record.funcName) == (
+        __file__,
+        line,
+        "test_other_handlers_see_the_caller_of_a_structlog_call",
+    )
+    assert record.levelno == logging.WARNING
+    assert record.name == "shop"
+    assert json_lines.records()[0]["event"] == "low_stock"
+
+
+def test_category_helpers_name_the_app_code_that_called_them(
+    json_lines: Lines, collected: _Collect
+) -> None:
+    """A security event's record points at the app's call, not at errorkit's helper."""
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    log_security_event("failed_login", "three failed logins", user_id="u1")
+    (record,) = collected.records
+    assert (record.pathname, record.lineno) == (__file__, line)
+    assert json_lines.records()[0]["category"] == "security"
+
+
+def test_exception_records_carry_the_exception_for_other_handlers(
+    json_lines: Lines, collected: _Collect
+) -> None:
+    """``log.exception`` gives stdlib handlers the exception, as ``logging.exception`` does."""
+    try:
+        raise KeyError("sku")
+    except KeyError as exc:
+        caught = exc
+        structlog.get_logger("shop").exception("lookup_failed")
+    (record,) = collected.records
+    assert record.exc_info is not None
+    assert record.exc_info[1] is caught
+    assert json_lines.records()[0]["exception"][0]["exc_type"] == "KeyError"
+
+
+def test_a_formatter_does_not_change_the_record(json_lines: Lines, collected: _Collect) -> None:
+    """Rendering leaves the record as logged, for the handlers after errorkit's."""
+    logging.getLogger("lib").info("paid %s", "order-7", extra={"amount": 3})
+    (record,) = collected.records
+    assert (record.msg, record.args, record.amount) == ("paid %s", ("order-7",), 3)  # type: ignore[attr-defined]
+    assert json_lines.records()[0]["event"] == "paid order-7"
+
+
+def test_the_timestamp_is_iso_8601_in_utc(json_lines: Lines) -> None:
+    """Every line's timestamp parses as an ISO 8601 time in UTC, to the microsecond."""
+    structlog.get_logger().info("tick")
+    stamp = json_lines.records()[0]["timestamp"]
+    parsed = datetime.fromisoformat(stamp)
+    assert parsed.utcoffset() == UTC.utcoffset(None)
+    assert len(stamp) == len("2026-01-31T12:00:00.000000Z")
+
+
+def test_a_secret_used_as_a_key_is_scrubbed(json_lines: Lines) -> None:
+    """Keys are scrubbed like values: a credential spread in as a field name is removed."""
+    key = "sk_live_" + "a1B2c3D4e5F6g7H8"
+    structlog.get_logger().info("config", **{key: "on"})
+    text = json_lines.getvalue()
+    assert key not in text
+    assert "[Filtered]" in text
+
+
+def test_a_key_that_cannot_be_printed_does_not_lose_the_line(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """A field whose key breaks ``str()`` is written under a placeholder name."""
+
+    class BadKey:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    def add_bad_key(logger: Any, method: str, event: dict[Any, Any]) -> dict[Any, Any]:
+        event[BadKey()] = SECRET
+        return event
+
+    stream = Lines()
+    configure_logging(stream=stream, renderer="json", processors=[add_bad_key])
+    structlog.get_logger().info("kept")
+    (record,) = stream.records()
+    assert record["event"] == "kept"
+    assert record["[unrepresentable key]"] == "[Filtered]"
+
+
+@pytest.mark.usefixtures("lenient_guard")
+def test_a_record_the_scrubber_fails_on_is_never_written_raw(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """If scrubbing itself fails, the line says so and keeps only errorkit's own fields."""
+
+    class Broken(Scrubber):
+        def scrub_text(self, text: str, *, single_line: bool = False) -> str:
+            raise RuntimeError("scrubber bug")
+
+    stream = Lines()
+    configure_logging(stream=stream, renderer="json", scrubber=Broken())
+    before = _guard.internal_error_counts().get("logging.scrub", 0)
+    structlog.get_logger("shop").info(f"password={SECRET}")
+    (record,) = stream.records()
+    assert SECRET not in stream.getvalue()
+    assert record["event"].startswith("[errorkit: this record could not be scrubbed")
+    assert (record["logger"], record["level"]) == ("shop", "info")
+    assert _guard.internal_error_counts()["logging.scrub"] == before + 1
+
+
+def test_a_processor_can_drop_a_stdlib_record(
+    configure_logging: Callable[..., LoggingSetup], tmp_path: Path
+) -> None:
+    """``DropEvent`` from your processor drops a third-party record everywhere, uncounted."""
+
+    def drop_health_checks(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if "GET /health" in event["event"]:
+            raise DropEvent
+        return event
+
+    stream = Lines()
+    setup = configure_logging(
+        stream=stream, renderer="json", log_dir=tmp_path, processors=[drop_health_checks]
+    )
+    before = _guard.internal_error_counts().get("logging.handler", 0)
+    logging.getLogger("uvicorn.access").info("GET /health 200")
+    logging.getLogger("uvicorn.access").info("GET /orders 200")
+    for handler in setup.handlers:
+        handler.flush()
+    for text in (stream.getvalue(), (tmp_path / "app.log").read_text()):
+        assert [json.loads(line)["event"] for line in text.splitlines()] == ["GET /orders 200"]
+    assert _guard.internal_error_counts().get("logging.handler", 0) == before
+
+
+def test_structlog_reconfigured_by_the_app_is_obeyed(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """If the app replaces structlog's processors after the setup, its chain is the one used."""
+    seen: list[dict[str, Any]] = []
+
+    def keep(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(dict(event))
+        raise DropEvent
+
+    stream = Lines()
+    configure_logging(stream=stream, renderer="json")
+    structlog.configure(processors=[keep])
+    structlog.get_logger("custom").info("mine", n=1)
+    assert seen == [{"event": "mine", "n": 1}]
+    assert stream.getvalue() == ""
+
+
+def test_a_cached_logger_keeps_working_after_close(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """A logger held across ``close()`` neither raises nor writes into the closed setup."""
+    stream = Lines()
+    setup = configure_logging(stream=stream, renderer="json")
+    log = structlog.get_logger("held")
+    log.info("before")
+    setup.close()
+    log.info("after")
+    assert [r["event"] for r in stream.records()] == ["before"]
+
+
+@pytest.fixture(params=["orjson", "json"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each JSON encoder errorkit can use (orjson when installed, the standard library)."""
+    if request.param == "orjson":
+        if observe_logging._orjson_dumps is None:
+            pytest.skip("orjson is not installed (errorkit[logging] installs it)")
+    else:
+        monkeypatch.setattr(observe_logging, "_orjson_dumps", None)
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"order_id": 7, "price": 12.5, "paid": True, "note": None},
+        {"name": "Zoë", "city": "Malmö"},
+        {"sep": "line\u2028break"},
+        {"huge": 2**70},
+    ],
+    ids=["scalars", "non-ascii", "line-separator", "int-past-64-bits"],
+)
+def test_lines_are_the_same_text_with_either_encoder(encoder: str, fields: dict[str, Any]) -> None:
+    """A line is compact ASCII JSON whichever encoder wrote it."""
+    event = scrub_event({"event": "e", **fields})
+    line = observe_logging._json_line(event)
+    assert line.isascii()
+    assert "\n" not in line and "\u2028" not in line
+    assert line == json.dumps(event, separators=(",", ":"), default=repr)
+    assert json.loads(line) == event
