@@ -295,13 +295,15 @@ class Metrics:
         )
         self.retries_total = Counter(
             "errorkit_retries",
-            "Retry attempts made after a failed call, by operation.",
+            "Retries made after a failed attempt, by operation (every retry policy once "
+            "instrument() ran).",
             ["operation"],
             registry=r,
         )
         self.retries_exhausted_total = Counter(
             "errorkit_retries_exhausted",
-            "Calls that failed after their last allowed attempt, by operation.",
+            "Calls whose retries ran out (attempts, deadline or Retry-After too long), "
+            "by operation.",
             ["operation"],
             registry=r,
         )
@@ -377,9 +379,15 @@ class Metrics:
             self.observe_error_handling(clock() - started, error_type=error_type)
 
     def on_retry(self, event: Any) -> None:
-        """A retry hook: ``retry(..., on_retry=metrics.on_retry)`` counts each retry of the
-        event's ``operation``. Never raises."""
-        self.record_retry(str(getattr(event, "operation", event)))
+        """The retry listener :meth:`instrument` subscribes to every policy
+        (``errorkit.resilience.add_retry_listener``): counts each retry of the event's
+        ``operation``, and each give-up (``exhausted``) in the exhausted counter. It also
+        works as one policy's ``retry(..., on_retry=metrics.on_retry)``. Never raises."""
+        with guard("metrics.on_retry"):
+            self.record_retry(
+                str(getattr(event, "operation", event)),
+                exhausted=getattr(event, "exhausted", False) is True,
+            )
 
     def record_retry(self, operation: str, *, exhausted: bool = False) -> None:
         """Count one retry of ``operation`` (or one that gave up). Never raises."""

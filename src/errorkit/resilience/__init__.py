@@ -61,7 +61,16 @@ from errorkit.resilience.registry import (
     reset_all_breakers,
     reset_breaker,
 )
-from errorkit.resilience.retry import Attempt, Jitter, RetryEvent, RetryPolicy, retry
+from errorkit.resilience.retry import (
+    Attempt,
+    Jitter,
+    RetryEvent,
+    RetryListener,
+    RetryPolicy,
+    add_retry_listener,
+    remove_retry_listener,
+    retry,
+)
 from errorkit.resilience.timeout import Timeout, configure_timeout_pool, timeout
 from errorkit.resilience.transaction import (
     DatabaseConflictError,
@@ -96,12 +105,14 @@ __all__ = [
     "Permit",
     "RedisBackend",
     "RetryEvent",
+    "RetryListener",
     "RetryPolicy",
     "Step",
     "SystemClock",
     "Timeout",
     "TransitionListener",
     "add_breaker_listener",
+    "add_retry_listener",
     "breaker_statuses",
     "chaos_enabled",
     "circuit_breaker",
@@ -115,6 +126,7 @@ __all__ = [
     "is_testing",
     "no_waits",
     "remove_breaker_listener",
+    "remove_retry_listener",
     "reset_all_breakers",
     "reset_breaker",
     "retry",

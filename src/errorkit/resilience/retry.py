@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +38,16 @@ from errorkit.resilience._common import (
 )
 from errorkit.resilience.clock import SYSTEM_CLOCK, Clock, is_testing, testing_attempts_cap
 
-__all__ = ["Attempt", "Jitter", "RetryEvent", "RetryPolicy", "retry"]
+__all__ = [
+    "Attempt",
+    "Jitter",
+    "RetryEvent",
+    "RetryListener",
+    "RetryPolicy",
+    "add_retry_listener",
+    "remove_retry_listener",
+    "retry",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -50,18 +60,56 @@ logger = logging.getLogger("errorkit.retry")
 
 @dataclass(frozen=True, slots=True)
 class RetryEvent:
-    """One retry about to happen: handed to ``on_retry`` hooks."""
+    """One retry about to happen (handed to ``on_retry`` hooks and retry listeners), or,
+    with ``exhausted=True``, a policy giving up (retry listeners only)."""
 
     operation: str
     attempt: int
     """The attempt that just failed (1 for the first call)."""
     max_attempts: int | None
     wait: float
-    """Seconds until the next attempt."""
+    """Seconds until the next attempt (0 when giving up)."""
     elapsed: float
     """Seconds since the first attempt started."""
     error: BaseException
     code: str
+    exhausted: bool = False
+    """True when this failure ends the retries: the error propagates to the caller."""
+    reason: str | None = None
+    """Why the retries ended (``attempts exhausted``, ``deadline exceeded``, ...)."""
+
+
+RetryListener = Callable[[RetryEvent], object]
+"""``listener(event)``: called for every retry of every policy, and once when one gives up."""
+
+_listeners: tuple[RetryListener, ...] = ()
+_listeners_lock = threading.Lock()
+
+
+def add_retry_listener(listener: RetryListener) -> None:
+    """Call ``listener(RetryEvent)`` for every retry of every policy in this process, and
+    once with ``exhausted=True`` when a policy gives up. Subscribing the same callable twice
+    subscribes it once; a listener that raises is counted and never breaks the retry."""
+    if not callable(listener):
+        msg = f"add_retry_listener({listener!r}): pass a callable(RetryEvent)"
+        raise TypeError(msg)
+    global _listeners
+    with _listeners_lock:
+        if listener not in _listeners:
+            _listeners = (*_listeners, listener)
+
+
+def remove_retry_listener(listener: RetryListener) -> None:
+    """Unsubscribe ``listener`` (nothing happens if it was not subscribed)."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = tuple(cb for cb in _listeners if cb != listener)
+
+
+def _notify(listeners: tuple[RetryListener, ...], event: RetryEvent) -> None:
+    for listener in listeners:
+        with guard("retry.listener"):
+            listener(event)
 
 
 def _classified(exc: BaseException) -> tuple[bool, float | None, str, str]:
@@ -336,7 +384,8 @@ class RetryPolicy:
         max_attempts = self._max_attempts()
         elapsed = self._monotonic() - started
         if max_attempts is not None and attempt >= max_attempts:
-            self._give_up(exc, attempt, name, code, error_type, "attempts exhausted")
+            reason = "attempts exhausted"
+            self._give_up(exc, attempt, max_attempts, elapsed, name, code, error_type, reason)
             return None
         wait = forced_wait if forced_wait is not None else self.backoff(attempt)
         if retry_after is not None:
@@ -345,11 +394,12 @@ class RetryPolicy:
                     f"Retry-After {retry_after:g}s is longer than retry_after_max "
                     f"{self._retry_after_max:g}s"
                 )
-                self._give_up(exc, attempt, name, code, error_type, reason)
+                self._give_up(exc, attempt, max_attempts, elapsed, name, code, error_type, reason)
                 return None
             wait = max(wait, retry_after)
         if self._deadline is not None and elapsed + wait > self._deadline:
-            self._give_up(exc, attempt, name, code, error_type, "deadline exceeded")
+            reason = "deadline exceeded"
+            self._give_up(exc, attempt, max_attempts, elapsed, name, code, error_type, reason)
             return None
 
         logger.warning(
@@ -371,20 +421,33 @@ class RetryPolicy:
             },
         )
         hook = self._on_retry
-        if hook is not None:
-            with guard("retry.on_retry"):
-                hook(RetryEvent(name, attempt, max_attempts, wait, elapsed, exc, code))
+        listeners = _listeners
+        if hook is not None or listeners:
+            event = RetryEvent(name, attempt, max_attempts, wait, elapsed, exc, code)
+            # A hook that is also a process-wide listener is called once, not twice.
+            if hook is not None and hook not in listeners:
+                with guard("retry.on_retry"):
+                    hook(event)
+            _notify(listeners, event)
         return wait
 
     def _give_up(
         self,
         exc: BaseException,
         attempt: int,
+        max_attempts: int | None,
+        elapsed: float,
         name: str,
         code: str,
         error_type: str,
         reason: str,
     ) -> None:
+        listeners = _listeners
+        if listeners:
+            event = RetryEvent(
+                name, attempt, max_attempts, 0.0, elapsed, exc, code, exhausted=True, reason=reason
+            )
+            _notify(listeners, event)
         if attempt > 1 or reason != "attempts exhausted":
             logger.error(
                 "giving up on %s after %d attempt(s): %s: %s (%s)",
