@@ -27,7 +27,7 @@ from errorkit.resilience.breaker import (
     Permit,
     TransitionListener,
 )
-from errorkit.resilience.breaker_redis import RedisBackend
+from errorkit.resilience.breaker_redis import RedisBackend, SharedBreakerState
 from errorkit.resilience.chaos import Chaos, chaos_enabled, disable_chaos, enable_chaos, set_chaos
 from errorkit.resilience.clock import (
     SYSTEM_CLOCK,
@@ -107,6 +107,7 @@ __all__ = [
     "RetryEvent",
     "RetryListener",
     "RetryPolicy",
+    "SharedBreakerState",
     "Step",
     "SystemClock",
     "Timeout",

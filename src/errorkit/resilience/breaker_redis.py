@@ -1,9 +1,10 @@
 """Breaker state shared by every process and host through Redis.
 
 Each breaker is one hash ``errorkit:breaker:{namespace}:{name}`` (state, generation,
-counters, ``opened_at``, last failure), a sorted set ``...|probes`` of half-open probe
-leases (score = expiry) and, with a failure rate, a hash ``...|window`` of ten time buckets.
-Every transition is one Lua script, so it is atomic across processes:
+counters, ``opened_at``, last failure, and from the first opening the recovery timeout and
+probe limit, so tools can say when it probes next), a sorted set ``...|probes`` of
+half-open probe leases (score = expiry) and, with a failure rate, a hash ``...|window`` of
+ten time buckets. Every transition is one Lua script, so it is atomic across processes:
 
 * a process that joins never writes initial state, so it never resets counters or loses an
   ``opened_at``;
@@ -23,6 +24,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["RedisBackend", "RedisState"]
+__all__ = ["RedisBackend", "RedisState", "SharedBreakerState"]
 
 logger = logging.getLogger("errorkit.breaker")
 
@@ -116,6 +118,9 @@ local function move(new)
   redis.call('DEL', probes)
   if new == 'open' then
     redis.call('HSET', key, 'opened_at', tostring(now))
+    if ARGV[14] then
+      redis.call('HSET', key, 'recovery_timeout', ARGV[14], 'half_open_max_calls', ARGV[15])
+    end
   elseif new == 'closed' then
     redis.call('HSET', key, 'failures', 0)
     redis.call('HDEL', key, 'opened_at')
@@ -187,7 +192,18 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return state
 """
 
+# The reset an operator asks for (``errorkit breakers reset``): the same, but only for a
+# breaker that has state, so a mistyped name is reported instead of created.
+_RESET_KNOWN = (
+    """
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then return false end
+"""
+    + _RESET
+)
+
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,100}$")
+_KEY_PREFIX = "errorkit:breaker:"
+_KEY_SUFFIXES = ("|probes", "|window")
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -198,6 +214,86 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBreakerState:
+    """One breaker as Redis holds it, read without any app's configuration (what
+    ``errorkit breakers list`` shows)."""
+
+    name: str
+    state: CircuitState
+    failures: int
+    """Consecutive counted failures while closed."""
+    successes: int
+    """Successful probes so far in half-open."""
+    rejected: int
+    """Calls refused since the shared state was created."""
+    probes_in_flight: int
+    opened_at: datetime | None
+    next_probe_at: datetime | None
+    """When a probe may pass: now for a half-open breaker with a free probe slot; None when
+    closed, or when no process stored the recovery timeout (state written by an errorkit
+    version that did not)."""
+    last_failure: LastFailure | None
+    recovery_timeout: float | None
+    half_open_max_calls: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": str(self.state),
+            "failures": self.failures,
+            "successes": self.successes,
+            "rejected": self.rejected,
+            "probes_in_flight": self.probes_in_flight,
+            "opened_at": self.opened_at.isoformat() if self.opened_at else None,
+            "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
+            "last_failure": self.last_failure.as_dict() if self.last_failure else None,
+            "recovery_timeout": self.recovery_timeout,
+            "half_open_max_calls": self.half_open_max_calls,
+        }
+
+
+def _shared_state(
+    name: str, raw: Mapping[Any, Any], probes: Any, server_time: Any
+) -> SharedBreakerState:
+    fields: dict[str, str] = {_text(k): _text(v) for k, v in raw.items()}
+    now = int(server_time[0]) + int(server_time[1]) / 1_000_000
+    state = CircuitState(fields.get("state", "closed"))
+    live = sorted(float(score) for _, score in (probes or []) if float(score) > now)
+    opened = float(fields["opened_at"]) if "opened_at" in fields else None
+    recovery = float(fields["recovery_timeout"]) if "recovery_timeout" in fields else None
+    limit = int(fields["half_open_max_calls"]) if "half_open_max_calls" in fields else None
+    next_probe: float | None = None
+    if state is CircuitState.OPEN and opened is not None and recovery is not None:
+        next_probe = max(now, opened + recovery)
+    elif state is CircuitState.HALF_OPEN and limit is not None:
+        next_probe = live[0] if len(live) >= limit else now
+    last = None
+    if "last_failure_type" in fields:
+        last = LastFailure(
+            fields["last_failure_type"],
+            fields.get("last_failure_message", ""),
+            _utc(float(fields.get("last_failure_at", now))),
+        )
+    return SharedBreakerState(
+        name=name,
+        state=state,
+        failures=int(fields.get("failures", 0)),
+        successes=int(fields.get("successes", 0)),
+        rejected=int(fields.get("rejected", 0)),
+        probes_in_flight=len(live),
+        opened_at=None if opened is None else _utc(opened),
+        next_probe_at=None if next_probe is None else _utc(next_probe),
+        last_failure=last,
+        recovery_timeout=recovery,
+        half_open_max_calls=limit,
+    )
 
 
 def _parse_transition(value: Any) -> tuple[CircuitState, CircuitState] | None:
@@ -307,6 +403,52 @@ class RedisBackend:
             found = self._async_scripts[name] = self.async_client().register_script(_SOURCES[name])
         return found
 
+    # -- administration (errorkit breakers ...) -------------------------------------------------
+
+    def breaker_names(self) -> list[str]:
+        """The names of every breaker with state in this namespace, sorted (``SCAN`` on the
+        key prefix, never ``KEYS``). Raises redis-py's errors if Redis cannot be reached.
+
+        Breaker names may contain ``:``, so a namespace ``shop`` also lists the breakers of
+        a namespace ``shop:eu`` (as ``eu:<name>``): keep one namespace from being another's
+        prefix followed by ``:``."""
+        prefix = f"{_KEY_PREFIX}{self.namespace}:"
+        names: set[str] = set()
+        for key in self.client().scan_iter(match=prefix + "*", count=1000):
+            rest = _text(key)[len(prefix) :]
+            for suffix in _KEY_SUFFIXES:
+                if rest.endswith(suffix):
+                    rest = rest[: -len(suffix)]
+                    break
+            try:
+                names.add(validate_breaker_name(rest))
+            except ValueError:
+                continue  # not a breaker's key (written by something else)
+        return sorted(names)
+
+    def read_breaker(self, name: str) -> SharedBreakerState | None:
+        """Breaker ``name``'s shared state, or None if it has none in this namespace.
+        Raises redis-py's errors if Redis cannot be reached."""
+        key = self.key(name)
+        pipe = self.client().pipeline(transaction=False)
+        pipe.hgetall(key)
+        pipe.zrange(key + "|probes", 0, -1, withscores=True)
+        pipe.exists(key + "|window")
+        pipe.time()
+        raw, probes, window, server_time = pipe.execute()
+        if not raw and not probes and not window:
+            return None
+        return _shared_state(name, raw or {}, probes, server_time)
+
+    def reset_breaker(self, name: str) -> CircuitState | None:
+        """Close breaker ``name`` for every process sharing this namespace, atomically;
+        returns the state it was in, or None (nothing written) if it has no state here.
+        Raises redis-py's errors if Redis cannot be reached."""
+        key = self.key(name)
+        keys = [key, key + "|probes", key + "|window"]
+        old = self.script("reset_known")(keys=keys, args=[str(self.key_ttl)])
+        return None if old is None else CircuitState(_text(old))
+
     def state_for(
         self,
         name: str,
@@ -330,7 +472,12 @@ class RedisBackend:
         return f"RedisBackend(namespace={self.namespace!r})"
 
 
-_SOURCES = {"acquire": _ACQUIRE, "record": _RECORD, "reset": _RESET}
+_SOURCES = {
+    "acquire": _ACQUIRE,
+    "record": _RECORD,
+    "reset": _RESET,
+    "reset_known": _RESET_KNOWN,
+}
 
 
 class RedisState:
@@ -367,6 +514,8 @@ class RedisState:
             repr(config.probe_timeout),
             str(owner.key_ttl),
         ]
+        # Stored when the breaker opens, so tools can tell when it probes next.
+        self._shown_config = [repr(config.recovery_timeout), str(config.half_open_max_calls)]
         self._record_config = [
             str(config.failure_threshold or 0),
             str(config.success_threshold),
@@ -435,6 +584,7 @@ class RedisState:
             failure.type if failure else "",
             failure.message if failure else "",
             str(self._owner.key_ttl),
+            *self._shown_config,
         ]
 
     def _status_from(self, raw: Any, window: Any, probes: Any, server_time: Any) -> BreakerStatus:
