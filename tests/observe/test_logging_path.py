@@ -220,8 +220,8 @@ def test_a_processor_can_drop_a_stdlib_record(
         stream=stream, renderer="json", log_dir=tmp_path, processors=[drop_health_checks]
     )
     before = _guard.internal_error_counts().get("logging.handler", 0)
-    logging.getLogger("uvicorn.access").info("GET /health 200")
-    logging.getLogger("uvicorn.access").info("GET /orders 200")
+    logging.getLogger("lib.access").info("GET /health 200")
+    logging.getLogger("lib.access").info("GET /orders 200")
     for handler in setup.handlers:
         handler.flush()
     for text in (stream.getvalue(), (tmp_path / "app.log").read_text()):
