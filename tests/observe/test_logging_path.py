@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -109,6 +110,28 @@ def test_other_handlers_see_the_caller_of_a_structlog_call(
     assert record.levelno == logging.WARNING
     assert record.name == "shop"
     assert json_lines.records()[0]["event"] == "low_stock"
+
+
+@pytest.mark.parametrize(
+    ("call", "level"),
+    [
+        (lambda log: log.debug("e"), "debug"),
+        (lambda log: log.warn("e"), "warning"),
+        (lambda log: log.critical("e"), "critical"),
+        (lambda log: log.fatal("e"), "critical"),
+        (lambda log: log.log(logging.ERROR, "e"), "error"),
+        (lambda log: log.bind(shop="s1").info("e"), "info"),
+        (lambda log: asyncio.run(log.ainfo("e")), "info"),
+    ],
+    ids=["debug", "warn", "critical", "fatal", "log", "bound", "async"],
+)
+def test_every_logging_method_writes_at_its_level(
+    json_lines: Lines, call: Callable[[Any], None], level: str
+) -> None:
+    """Each structlog method, bound or async, writes one line at its level."""
+    call(structlog.get_logger("shop"))
+    (record,) = [r for r in json_lines.records() if r["logger"] == "shop"]
+    assert (record["event"], record["level"]) == ("e", level)
 
 
 def test_category_helpers_name_the_app_code_that_called_them(

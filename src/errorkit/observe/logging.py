@@ -619,21 +619,23 @@ def _level_method(level: int, method_name: str) -> Callable[..., Any]:
             return self._emit(level, method_name, event, args, kw)
         return structlog.stdlib.BoundLogger._proxy_to_logger(self, method_name, event, *args, **kw)
 
-    log_at_level.__name__ = log_at_level.__qualname__ = method_name
     return log_at_level
 
 
-for _level, _method in (
-    (logging.DEBUG, "debug"),
-    (logging.INFO, "info"),
-    (logging.WARNING, "warning"),
-    (logging.WARNING, "warn"),
-    (logging.ERROR, "error"),
-    (logging.ERROR, "exception"),
-    (logging.CRITICAL, "critical"),
-    (logging.CRITICAL, "fatal"),
+# attribute, level, the method name processors see (structlog's: warn and fatal are aliases)
+for _attribute, _level, _method in (
+    ("debug", logging.DEBUG, "debug"),
+    ("info", logging.INFO, "info"),
+    ("warning", logging.WARNING, "warning"),
+    ("warn", logging.WARNING, "warning"),
+    ("error", logging.ERROR, "error"),
+    ("exception", logging.ERROR, "exception"),
+    ("critical", logging.CRITICAL, "critical"),
+    ("fatal", logging.CRITICAL, "critical"),
 ):
-    setattr(_BoundLogger, _method, _level_method(_level, _method))
+    _function = _level_method(_level, _method)
+    _function.__name__ = _function.__qualname__ = _attribute
+    setattr(_BoundLogger, _attribute, _function)
 
 # Logger classes the shorter path knows how to feed (others take structlog's own path).
 _LOGGERS: Final = frozenset(
