@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from errorkit.cli import breakers as breaker_cmds
 from errorkit.cli import spool_cmds, store_cmds
 from errorkit.cli.codes import codes
 
@@ -19,6 +20,7 @@ def cli() -> None:
 cli.add_command(codes)
 store_cmds.register(cli)
 spool_cmds.register(cli)
+breaker_cmds.register(cli)
 
 
 def main() -> None:
