@@ -11,8 +11,8 @@ import contextlib
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from types import TracebackType
 
 __all__ = ["guard", "internal_error_counts", "report_internal_error", "set_strict"]
 
@@ -49,12 +49,30 @@ def report_internal_error(site: str, exc: BaseException) -> None:
             )
 
 
-@contextmanager
-def guard(site: str) -> Iterator[None]:
+class _Guard:
+    """The context manager :func:`guard` returns (a class: about three times cheaper than a
+    generator-based one, and it runs on every error errorkit answers)."""
+
+    __slots__ = ("site",)
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        report_internal_error(self.site, exc)
+        return not _strict
+
+
+def guard(site: str) -> AbstractContextManager[None]:
     """Run a block of errorkit's own work; never let its failure reach the host app."""
-    try:
-        yield
-    except Exception as exc:
-        report_internal_error(site, exc)
-        if _strict:
-            raise
+    return _Guard(site)

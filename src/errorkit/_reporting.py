@@ -9,7 +9,6 @@ only names the occurrence, so errorkit works before (or without) a store.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -82,10 +81,12 @@ def was_reported(exc: BaseException) -> bool:
 def report(exc: BaseException, **context: Any) -> str:
     """Report ``exc`` once; return its error id. Never raises into the caller."""
     error_id = error_id_of(exc)
-    if was_reported(exc):
+    if getattr(exc, _REPORTED_ATTR, False):
         return error_id
-    with contextlib.suppress(AttributeError, TypeError):
+    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
         setattr(exc, _REPORTED_ATTR, True)
+    except (AttributeError, TypeError):  # an exception type that refuses attributes
+        pass
     for observer in _observers:
         with guard("report.observer"):
             observer(exc, error_id, context)

@@ -113,16 +113,17 @@ def unregister_mapper(mapper: Mapper) -> None:
 
 def classify(exc: BaseException) -> Classification:
     """Classify ``exc``. Never raises: a failing mapper is skipped."""
-    for exc_type, mapper in tuple(_user_mappers):
-        if exc_type is not None and not isinstance(exc, exc_type):
-            continue
-        try:
-            result = mapper(exc)
-        except Exception:  # noqa: BLE001 - a broken user mapper must not break error handling
-            result = None
-        if result is not None:
-            return result
-    for builtin in _BUILTIN:
+    if _user_mappers:
+        for exc_type, mapper in tuple(_user_mappers):
+            if exc_type is not None and not isinstance(exc, exc_type):
+                continue
+            try:
+                result = mapper(exc)
+            except Exception:  # noqa: BLE001 - a broken user mapper must not break error handling
+                result = None
+            if result is not None:
+                return result
+    for builtin in _builtins_for(type(exc)):
         try:
             result = builtin(exc)
         except Exception:  # noqa: BLE001 - same: classification must always answer
@@ -130,6 +131,32 @@ def classify(exc: BaseException) -> Classification:
         if result is not None:
             return result
     return _UNKNOWN
+
+
+_MAX_CACHED_TYPES = 1024
+_candidates: dict[type[BaseException], tuple[Mapper, ...]] = {}
+
+
+def _builtins_for(cls: type[BaseException]) -> tuple[Mapper, ...]:
+    """The built-in mappers that can map instances of ``cls``, remembered per class, so an
+    unexpected ``RuntimeError`` skips all of them and an ``AppError`` goes straight to its
+    own. A mapper is left out only when no instance of ``cls`` can ever match it: the class
+    is not a subclass of the library's exception, or that library was not imported when
+    ``cls`` was first seen (then ``cls`` was created before it and cannot derive from it)."""
+    found = _candidates.get(cls)
+    if found is None:
+        found = tuple(mapper for accepts, mapper in _GATED if _accepts(accepts, cls))
+        if len(_candidates) >= _MAX_CACHED_TYPES:
+            _candidates.clear()
+        _candidates[cls] = found
+    return found
+
+
+def _accepts(accepts: Callable[[type[BaseException]], bool], cls: type[BaseException]) -> bool:
+    try:
+        return accepts(cls)
+    except Exception:  # noqa: BLE001 - when unsure, keep the mapper: it checks again itself
+        return True
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -305,19 +332,19 @@ def for_status(
 def _map_app_error(exc: BaseException) -> Classification | None:
     if not isinstance(exc, AppError):
         return None
-    errors = tuple(exc.errors) if isinstance(exc, ValidationError) else ()
-    return Classification(
-        error_type=str(exc.error_type),
-        code=exc.code,
-        status=exc.status,
-        severity=Severity(exc.severity),
-        retriable=exc.retriable,
-        category=Category(exc.category),
-        message=exc.message,
-        details=exc.details,
-        retry_after=exc.retry_after,
-        headers=exc.response_headers(),
-        errors=errors,
+    severity, category = exc.severity, exc.category
+    return Classification(  # positional: this runs for every errorkit error answered
+        str(exc.error_type),
+        exc.code,
+        exc.status,
+        severity if type(severity) is Severity else Severity(severity),
+        exc.retriable,
+        category if type(category) is Category else Category(category),
+        exc.message,
+        exc.details,
+        exc.retry_after,
+        exc.response_headers(),
+        tuple(exc.errors) if isinstance(exc, ValidationError) else (),
     )
 
 
@@ -608,6 +635,52 @@ _BUILTIN: tuple[Mapper, ...] = (
     _map_redis,
     _map_stdlib,
 )
+
+
+def _subclass_of(module: str, name: str) -> Callable[[type[BaseException]], bool]:
+    """``cls`` derives from ``module.name`` (False while that module is not imported)."""
+
+    def accepts(cls: type[BaseException]) -> bool:
+        base = getattr(sys.modules.get(module), name, None)
+        return isinstance(base, type) and issubclass(cls, base)
+
+    return accepts
+
+
+def _any_of(*tests: Callable[[type[BaseException]], bool]) -> Callable[[type[BaseException]], bool]:
+    return lambda cls: any(test(cls) for test in tests)
+
+
+_FRAMEWORK_MODULES = ("fastapi", "starlette", "werkzeug")
+
+# Each built-in mapper with the class-level test that says it may apply (see _builtins_for);
+# in the order they are tried.
+_GATED: tuple[tuple[Callable[[type[BaseException]], bool], Mapper], ...] = (
+    (lambda cls: issubclass(cls, AppError), _map_app_error),
+    (lambda cls: (cls.__module__ or "").startswith(_FRAMEWORK_MODULES), _map_framework_http),
+    (_subclass_of("pydantic_core", "ValidationError"), _map_pydantic),
+    (_subclass_of("httpx", "HTTPError"), _map_httpx),
+    (_subclass_of("requests.exceptions", "RequestException"), _map_requests),
+    (
+        _any_of(
+            _subclass_of("sqlalchemy.exc", "SQLAlchemyError"),
+            _subclass_of("sqlalchemy.orm.exc", "ObjectDeletedError"),
+        ),
+        _map_sqlalchemy,
+    ),
+    (
+        _any_of(lambda cls: issubclass(cls, sqlite3.Error), _subclass_of("psycopg", "Error")),
+        _map_dbapi,
+    ),
+    (_subclass_of("redis.exceptions", "RedisError"), _map_redis),
+    (
+        lambda cls: issubclass(cls, json.JSONDecodeError | TimeoutError | MemoryError | OSError),
+        _map_stdlib,
+    ),
+)
+if tuple(mapper for _, mapper in _GATED) != _BUILTIN:
+    msg = "errorkit.classify: _GATED must list every built-in mapper, in _BUILTIN's order"
+    raise RuntimeError(msg)
 
 _UNKNOWN = Classification(
     error_type=ErrorType.UNKNOWN,

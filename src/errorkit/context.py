@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "bind_context",
     "context_scope",
     "current_context",
+    "replace_context",
     "reset_context",
     "set_tag",
 ]
@@ -74,26 +75,49 @@ def current_context() -> ErrorContext:
     return _var.get()
 
 
+_ALLOWED = frozenset((*_FIELDS, "tags"))
+_INDEX = {name: i for i, name in enumerate(_FIELDS)}
+
+
 def _merged(base: ErrorContext, values: Mapping[str, Any]) -> ErrorContext:
-    unknown = set(values) - set(_FIELDS) - {"tags"}
-    if unknown:
+    if not _ALLOWED.issuperset(values):
+        unknown = set(values) - _ALLOWED
         msg = (
             f"unknown context field(s) {sorted(unknown)}; use one of {list(_FIELDS)} "
             "or tags={...} for anything else"
         )
         raise TypeError(msg)
-    changes: dict[str, Any] = {k: (None if v is None else str(v)) for k, v in values.items()}
-    if "tags" in values:
-        tags = values["tags"] or {}
-        changes["tags"] = MappingProxyType(
-            {**base.tags, **{str(k): str(v) for k, v in tags.items()}}
-        )
-    return replace(base, **changes)
+    # Built positionally rather than with dataclasses.replace(): this runs once per
+    # request, and replace() costs twice as much.
+    fields = [
+        base.request_id,
+        base.correlation_id,
+        base.session_id,
+        base.user_id,
+        base.trace_id,
+        base.span_id,
+        base.endpoint,
+        base.method,
+    ]
+    tags = base.tags
+    for key, value in values.items():
+        if key == "tags":
+            tags = MappingProxyType({**tags, **{str(k): str(v) for k, v in (value or {}).items()}})
+        else:
+            fields[_INDEX[key]] = None if value is None else str(value)
+    r, c, s, u, t, sp, e, m = fields
+    return ErrorContext(r, c, s, u, t, sp, e, m, tags)
 
 
 def bind_context(**values: Any) -> contextvars.Token[ErrorContext]:
     """Set context fields for the rest of the current context; returns a reset token."""
     return _var.set(_merged(_var.get(), values))
+
+
+def replace_context(context: ErrorContext) -> contextvars.Token[ErrorContext]:
+    """Make ``context`` the whole current context (integrations that build one per request
+    use it: cheaper than :func:`bind_context`); returns a reset token."""
+    return _var.set(context)
 
 
 def reset_context(token: contextvars.Token[ErrorContext]) -> None:
