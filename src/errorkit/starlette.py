@@ -31,6 +31,7 @@ from errorkit.http._common import (  # noqa: E402
     STATE_KEY,
     RequestState,
     answer_exception,
+    current_request,
     detached_state,
     was_answered,
 )
@@ -55,18 +56,24 @@ __all__ = [
 _INSTALLED_ATTR = "_errorkit_renderer"
 
 
-def _response(answer: EncodedAnswer, extra: dict[str, str] | None = None) -> Response:
-    headers = {k: v for k, v in answer.headers if k != "content-type"}
-    if extra:
-        headers.update(extra)
-    media_type = answer.header("content-type") or "application/json"
-    return Response(answer.body, answer.status, headers=headers, media_type=media_type)
+class _AnswerResponse(Response):
+    """A :class:`Response` made straight from an encoded answer, whose headers are already
+    final (Starlette's own constructor would normalise them all again)."""
+
+    def __init__(self, answer: EncodedAnswer, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        self.status_code = answer.status
+        self.background = None
+        self.body = answer.body
+        self.raw_headers = answer.raw_headers(extra)
+        self.media_type = self.raw_headers[-1][1].decode("latin-1")  # raw_headers ends with it
 
 
 def _state_of(request: Request, request_id_header: str) -> tuple[RequestState, bool]:
+    """The request's state, and whether the answer still needs the request id header:
+    true outside errorkit's middleware, whose sender adds it to every answer."""
     state = request.scope.get(STATE_KEY)
     if isinstance(state, RequestState):
-        return state, False
+        return state, current_request() is not state
     headers = request.headers
     detached = detached_state(
         headers.get,
@@ -85,17 +92,16 @@ def exception_handler(
     renderer = get_renderer(format)
 
     async def handle(request: Request, exc: Exception) -> Response:
-        state, detached = _state_of(request, request_id_header)
         if was_answered(exc):
             # errorkit's middleware answered and re-raised it for the server log; this
             # answer is never sent (the response has started).
             return Response(status_code=500)
+        state, needs_id = _state_of(request, request_id_header)
         answer, _ = answer_exception(
             exc, state, renderer, endpoint=route_template(request.scope, state)
         )
         # Outside errorkit's middleware no layer adds the request id: add it here.
-        extra = {request_id_header: state.request_id} if detached else None
-        return _response(answer, extra)
+        return _AnswerResponse(answer, ((request_id_header, state.request_id),) if needs_id else ())
 
     return handle
 

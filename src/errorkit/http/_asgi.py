@@ -38,12 +38,19 @@ from errorkit.http._common import (
     start_request,
 )
 from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer
-from errorkit.http.request_id import REQUEST_ID_HEADER
+from errorkit.http.request_id import (
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+)
 
 __all__ = ["SHUTDOWN_FLUSH_SECONDS", "ErrorkitMiddleware", "check_options", "route_template"]
 
 SHUTDOWN_FLUSH_SECONDS = 10.0
 """How long a server shutdown waits for captured events to reach the store (or spool)."""
+
+_CORRELATION = CORRELATION_ID_HEADER.lower().encode("latin-1")
+_TRACEPARENT = TRACEPARENT_HEADER.lower().encode("latin-1")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -123,90 +130,78 @@ class ErrorkitMiddleware:
         self.handled = handled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" and STATE_KEY not in scope:
-            await self.app({**scope, STATE_KEY: "lifespan"}, receive, _flush_on_shutdown(send))
-            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan" and STATE_KEY not in scope:
+                scope = {**scope, STATE_KEY: "lifespan"}
+                await self.app(scope, receive, _flush_on_shutdown(send))
+            else:
+                await self.app(scope, receive, send)
             return
         state = scope.get(STATE_KEY)
         if isinstance(state, RequestState):
-            await self._run(scope, receive, send, state)
+            # The inner instance. When send is the outer instance's own sender (nothing
+            # sits in between), that sender already knows whether the answer started and
+            # whether sending failed: no second wrapper is needed.
+            tracker = send if send is state.sender and isinstance(send, _Sender) else _Sender(send)
+            try:
+                await self.app(scope, receive, tracker)
+            except Exception as exc:
+                if await self._answer(exc, scope, state, tracker):
+                    raise
             return
-
-        raw = dict(scope.get("headers", ()))
-
-        def header(name: str) -> str | None:
-            value = raw.get(name.encode("latin-1"))
-            return None if value is None else value.decode("latin-1")
-
+        # The outer instance: everything below runs on every request, so it reads each
+        # header once from one dict, binds the context once and wraps send (and receive,
+        # to keep the body) once.
+        headers = dict(scope.get("headers") or ())
+        incoming = headers.get(self._header_bytes) if self.trust_request_id else None
+        correlation = headers.get(_CORRELATION)
+        traceparent = headers.get(_TRACEPARENT)
+        user_agent = headers.get(b"user-agent")
+        content_type = headers.get(b"content-type")
         state, current_token, ctx_token = start_request(
-            header,
+            incoming_id=None if incoming is None else incoming.decode("latin-1"),
+            correlation=None if correlation is None else correlation.decode("latin-1"),
+            traceparent=None if traceparent is None else traceparent.decode("latin-1"),
+            user_agent=None if user_agent is None else user_agent.decode("latin-1"),
+            content_type=None if content_type is None else content_type.decode("latin-1"),
             method=scope.get("method", "GET"),
             path=scope.get("path", "/"),
             request_id_header=self.header_name,
-            trust_request_id=self.trust_request_id,
             body_limit=self.body_limit,
         )
         state.root_path = scope.get("root_path", "")
-        id_header = (self._header_bytes, state.request_id.encode("latin-1"))
-        skip = self._header_bytes
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != skip]
-                headers.append(id_header)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        async def receive_and_keep(message_source: Receive = receive) -> Message:
-            message = await message_source()
-            if message["type"] == "http.request":
-                state.record(message.get("body", b""))
-            return message
-
+        # The scope is shared with the layers inside, as Starlette's router shares it: the
+        # inner instance and errorkit's exception handlers find the state there.
+        scope[STATE_KEY] = state
+        sender = state.sender = _Sender(send, self._header_bytes, state.request_id)
         try:
-            await self._run(
-                {**scope, STATE_KEY: state},
-                receive_and_keep if self.body_limit else receive,
-                send_with_id,
-                state,
-            )
+            await self.app(scope, _Keeper(receive, state) if self.body_limit else receive, sender)
+        except Exception as exc:
+            if await self._answer(exc, scope, state, sender):
+                raise
         finally:
             finish_request(current_token, ctx_token)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, state: RequestState) -> None:
-        started = False
-        send_failed = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started, send_failed
-            if message["type"] == "http.response.start":
-                started = True
-            try:
-                await send(message)
-            except BaseException:
-                send_failed = True
-                raise
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if send_failed:
-                # The transport failed (the client went away): not an error of the app.
-                raise
-            if started:
-                # Headers are out, so there is nothing left to answer: report it and let the
-                # server log it and close the connection.
-                self._report_late(exc, scope, state)
-                raise
-            answer, c = answer_exception(
-                exc, state, self.renderer, endpoint=route_template(scope, state)
-            )
-            await _send_answer(tracking_send, answer)
-            if c.status >= 500 and not isinstance(exc, self.handled):
-                mark_answered(exc)
-                raise
+    async def _answer(
+        self, exc: Exception, scope: Scope, state: RequestState, sender: _Sender
+    ) -> bool:
+        """Answer ``exc`` if the answer has not started; True when it must be re-raised."""
+        if sender.failed:
+            # The transport failed (the client went away): not an error of the app.
+            return True
+        if sender.started:
+            # Headers are out, so there is nothing left to answer: report it and let the
+            # server log it and close the connection.
+            self._report_late(exc, scope, state)
+            return True
+        answer, c = answer_exception(
+            exc, state, self.renderer, endpoint=route_template(scope, state)
+        )
+        await _send_answer(sender, answer)
+        if c.status >= 500 and not isinstance(exc, self.handled):
+            mark_answered(exc)
+            return True
+        return False
 
     def _report_late(self, exc: Exception, scope: Scope, state: RequestState) -> None:
         if was_reported(exc):
@@ -226,6 +221,56 @@ class ErrorkitMiddleware:
         )
 
 
+class _Sender:
+    """Wraps ``send``: remembers whether the answer started and whether sending failed,
+    and (for the outer instance) puts the request id header on the answer."""
+
+    __slots__ = ("_header", "_name", "_send", "failed", "started")
+
+    def __init__(self, send: Send, name: bytes = b"", request_id: str = "") -> None:
+        self._send = send
+        self._name = name
+        self._header = (name, request_id.encode("latin-1"))
+        self.started = False
+        self.failed = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            if self._name:
+                message = _with_header(message, self._name, self._header)
+        try:
+            await self._send(message)
+        except BaseException:
+            self.failed = True
+            raise
+
+
+def _with_header(message: Message, name: bytes, header: tuple[bytes, bytes]) -> Message:
+    """``message`` with ``header`` as the only header called ``name`` (a copy: the app's
+    own message and header list stay as they were)."""
+    size = len(name)
+    headers = [h for h in message.get("headers", ()) if len(h[0]) != size or h[0].lower() != name]
+    headers.append(header)
+    return {**message, "headers": headers}
+
+
+class _Keeper:
+    """Wraps ``receive``: the body chunks the app reads are kept (bounded) for reports."""
+
+    __slots__ = ("_receive", "_state")
+
+    def __init__(self, receive: Receive, state: RequestState) -> None:
+        self._receive = receive
+        self._state = state
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._state.record(message.get("body", b""))
+        return message
+
+
 def _flush_on_shutdown(send: Send) -> Send:
     """Flush captured events before the server is told shutdown is complete, so nothing
     captured during the last requests is lost when the worker exits."""
@@ -243,10 +288,10 @@ def _flush_on_shutdown(send: Send) -> Send:
 
 
 async def _send_answer(send: Send, answer: EncodedAnswer) -> None:
-    headers = [
-        (name.encode("latin-1"), value.encode("latin-1", "replace"))
-        for name, value in answer.headers
-    ]
-    headers.append((b"content-length", str(len(answer.body)).encode()))
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    start = {
+        "type": "http.response.start",
+        "status": answer.status,
+        "headers": answer.raw_headers(),
+    }
+    await send(start)
     await send({"type": "http.response.body", "body": answer.body, "more_body": False})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 from collections.abc import Callable
@@ -14,12 +13,10 @@ from errorkit._guard import guard
 from errorkit._reporting import report
 from errorkit.catalog import Severity
 from errorkit.classify import Classification, classify
-from errorkit.context import bind_context, current_context, reset_context
+from errorkit.context import ErrorContext, current_context, replace_context, reset_context
 from errorkit.errors import AppError, ErrorType, error_id_of
 from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer
 from errorkit.http.request_id import (
-    CORRELATION_ID_HEADER,
-    TRACEPARENT_HEADER,
     accept_request_id,
     is_valid_request_id,
     parse_traceparent,
@@ -61,6 +58,7 @@ class RequestState:
     body_truncated: bool = False
     request_id_header: str = "x-request-id"
     root_path: str = ""
+    sender: object = field(default=None, repr=False)  # the ASGI middleware's send wrapper
 
     def record(self, chunk: bytes) -> None:
         """Keep what the app reads, up to ``body_limit`` bytes."""
@@ -94,43 +92,51 @@ def current_request() -> RequestState | None:
 
 
 def start_request(
-    header: Callable[[str], str | None],
     *,
+    incoming_id: str | None,
+    correlation: str | None,
+    traceparent: str | None,
+    user_agent: str | None,
+    content_type: str | None,
     method: str,
     path: str,
     request_id_header: str,
-    trust_request_id: bool,
     body_limit: int,
 ) -> tuple[RequestState, contextvars.Token[Any], contextvars.Token[Any]]:
-    """Build the state from headers (``header(lowercase_name)``), bind the context;
-    return the state and the two tokens that undo the binding."""
-    incoming = header(request_id_header) if trust_request_id else None
-    request_id = accept_request_id(incoming)
-    correlation = header(CORRELATION_ID_HEADER.lower())
+    """Build the state from the request's headers (None when absent; ``incoming_id`` None
+    too when incoming ids are not trusted), bind the context; return the state and the two
+    tokens that undo the binding."""
+    request_id = accept_request_id(incoming_id)
     correlation_id = (
         correlation if correlation is not None and is_valid_request_id(correlation) else request_id
     )
     state = RequestState(
-        request_id=request_id,
-        correlation_id=correlation_id,
-        method=method,
-        path=path,
-        user_agent=header("user-agent"),
-        content_type=header("content-type"),
-        body_limit=body_limit,
-        request_id_header=request_id_header,
+        request_id,
+        correlation_id,
+        method,
+        path,
+        user_agent,
+        content_type,
+        body_limit,
+        bytearray(),
+        False,
+        request_id_header,
     )
-    fields = {
-        "request_id": request_id,
-        "correlation_id": correlation_id,
-        "endpoint": path,
-        "method": method,
-    }
-    trace = parse_traceparent(header(TRACEPARENT_HEADER))
-    if trace is not None:
-        fields["trace_id"] = trace.trace_id
-        fields["span_id"] = trace.span_id
-    ctx_token = bind_context(**fields)
+    base = current_context()
+    trace = parse_traceparent(traceparent) if traceparent else None
+    ctx_token = replace_context(
+        ErrorContext(
+            request_id,
+            correlation_id,
+            base.session_id,
+            base.user_id,
+            base.trace_id if trace is None else trace.trace_id,
+            base.span_id if trace is None else trace.span_id,
+            path,
+            method,
+            base.tags,
+        )
+    )
     return state, _current.set(state), ctx_token
 
 
@@ -167,8 +173,10 @@ _ANSWERED_ATTR = "__errorkit_answered__"
 
 def mark_answered(exc: BaseException) -> None:
     """Remember that ``exc`` already got its answer (so a later layer does not render it)."""
-    with contextlib.suppress(AttributeError, TypeError):
+    try:
         setattr(exc, _ANSWERED_ATTR, True)
+    except (AttributeError, TypeError):
+        return
 
 
 def was_answered(exc: BaseException) -> bool:
@@ -219,16 +227,16 @@ def answer_exception(
             user_agent=state.user_agent,
             request_id=state.request_id,
             session_id=current_context().session_id,
-            request_payload=state.payload(),
+            request_payload=state.payload() if state.body else None,
             status=c.status,
             severity=str(c.severity),
         )
         meta = ErrorMeta(
-            error_id=error_id,
-            request_id=state.request_id,
-            timestamp=exc.timestamp if isinstance(exc, AppError) else datetime.now(UTC),
-            correlation_id=state.correlation_id,
-            instance=state.path,
+            error_id,
+            state.request_id,
+            exc.timestamp if isinstance(exc, AppError) else datetime.now(UTC),
+            state.correlation_id,
+            state.path,
         )
         answer = encode_answer(c, meta, renderer)
     if answer is None:

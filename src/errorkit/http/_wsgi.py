@@ -14,7 +14,11 @@ from typing import Any
 
 from errorkit.http._asgi import check_options
 from errorkit.http._common import DEFAULT_BODY_LIMIT, STATE_KEY, RequestState, start_request
-from errorkit.http.request_id import REQUEST_ID_HEADER
+from errorkit.http.request_id import (
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+)
 
 __all__ = ["WSGIMiddleware", "environ_header"]
 
@@ -23,13 +27,18 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+def _environ_key(name: str) -> str:
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+_CORRELATION = _environ_key(CORRELATION_ID_HEADER)
+_TRACEPARENT = _environ_key(TRACEPARENT_HEADER)
+
+
 def environ_header(environ: dict[str, Any], name: str) -> str | None:
     """A request header from a WSGI environ by its (case-insensitive) name."""
-    key = name.upper().replace("-", "_")
-    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        value = environ.get(key)
-    else:
-        value = environ.get("HTTP_" + key)
+    value = environ.get(_environ_key(name))
     return value if isinstance(value, str) and value else None
 
 
@@ -112,6 +121,7 @@ class WSGIMiddleware:
         check_options(request_id_header, body_limit)
         self.app = app
         self.header_name = request_id_header
+        self._environ_key = _environ_key(request_id_header)
         self.trust_request_id = trust_request_id
         self.body_limit = body_limit
 
@@ -123,12 +133,16 @@ class WSGIMiddleware:
         return _InContext(result, ctx)
 
     def _call(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        incoming = environ.get(self._environ_key) if self.trust_request_id else None
         state, _, _ = start_request(
-            lambda name: environ_header(environ, name),
+            incoming_id=incoming or None,
+            correlation=environ.get(_CORRELATION) or None,
+            traceparent=environ.get(_TRACEPARENT) or None,
+            user_agent=environ.get("HTTP_USER_AGENT") or None,
+            content_type=environ.get("CONTENT_TYPE") or None,
             method=environ.get("REQUEST_METHOD", "GET"),
             path=environ.get("PATH_INFO", "/") or "/",
             request_id_header=self.header_name,
-            trust_request_id=self.trust_request_id,
             body_limit=self.body_limit,
         )
         state.root_path = environ.get("SCRIPT_NAME", "")
@@ -137,12 +151,13 @@ class WSGIMiddleware:
         if stream is not None and self.body_limit:
             environ["wsgi.input"] = _KeepingInput(stream, state)
         skip = self.header_name.lower()
+        id_header = (self.header_name, state.request_id)
 
         def start_with_id(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            headers = [(k, v) for k, v in headers if k.lower() != skip]
-            headers.append((self.header_name, state.request_id))
+            headers = [h for h in headers if h[0].lower() != skip]
+            headers.append(id_header)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

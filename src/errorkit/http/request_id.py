@@ -7,9 +7,10 @@ a new id and never echoed, so a client cannot inject text into logs or answers.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
+
+from errorkit.errors import random_hex
 
 __all__ = [
     "CORRELATION_ID_HEADER",
@@ -40,14 +41,14 @@ def is_valid_request_id(value: object) -> bool:
 
 def new_request_id() -> str:
     """A fresh random request id (32 lowercase hex characters, 128 bits)."""
-    return os.urandom(16).hex()
+    return random_hex()
 
 
 def accept_request_id(value: str | None) -> str:
     """``value`` when it is a valid request id, else a new one."""
     if value is not None and _REQUEST_ID_RE.fullmatch(value) is not None:
         return value
-    return new_request_id()
+    return random_hex()
 
 
 @dataclass(frozen=True, slots=True)
