@@ -232,23 +232,93 @@ _STRING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 # What a match of each of _STRING_PATTERNS needs (in order), as cheap substring tests on
-# ASCII text and its lower-case form; None: always run. They only skip work, never a match.
-_AUTH_SCHEMES = re.compile("bearer|basic|token|digest|apikey").search
-_KEYWORD_STEMS = re.compile("pass|pwd|secret|token|key|auth|session|sig|credential").search
-_GATES: tuple[Callable[[str, str], object] | None, ...] = (
+# ASCII text and its lower-case form. They only skip work, never a match. Each is also
+# monotone: if it fails on a text, it fails on every part of it, which lets is_clean()
+# test many strings at once. (`in` beats a regular expression of alternatives here.)
+_AUTH_WORDS = ("bearer", "basic", "token", "digest", "apikey")
+_KEYWORD_STEMS = ("pass", "pwd", "secret", "token", "key", "auth", "session", "sig", "credential")
+# Every API-key shape above holds one of _KEY_MARKS, or a "_" or "-" that ends (or, for
+# Stripe's keys, starts) one of these.
+_KEY_MARKS = ("AKIA", "ASIA", "AIza", "SG.")
+_BEFORE_UNDERSCORE = ("whsec", "ghp", "gho", "ghu", "ghs", "ghr", "github_pat", "hf", "npm")
+_FROM_UNDERSCORE = ("_live_", "_test_")
+_BEFORE_DASH = ("sk", "glpat", "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr")
+# Past this many "_" or "-" the gate stops looking and lets the pattern run.
+_MAX_MARKS = 16
+
+
+def _holds_any(text: str, words: tuple[str, ...]) -> bool:
+    for word in words:  # noqa: SIM110 - a plain loop costs less than any() over a generator
+        if word in text:
+            return True
+    return False
+
+
+def _may_hold_scheme(text: str, lower: str) -> bool:
+    """An authorization scheme's name followed by white space ("max_tokens" is not)."""
+    for word in _AUTH_WORDS:
+        start = lower.find(word)
+        while start >= 0:
+            end = start + len(word)
+            if lower[end : end + 1].isspace():
+                return True
+            start = lower.find(word, end)
+    return False
+
+
+def _may_hold_api_key(text: str, lower: str) -> bool:
+    if _holds_any(text, _KEY_MARKS):
+        return True
+    seen = 0
+    at = text.find("_")
+    while at >= 0:
+        if text.startswith(_FROM_UNDERSCORE, at) or text.endswith(_BEFORE_UNDERSCORE, 0, at):
+            return True
+        seen += 1
+        if seen > _MAX_MARKS:
+            return True
+        at = text.find("_", at + 1)
+    at = text.find("-")
+    while at >= 0:
+        if text.endswith(_BEFORE_DASH, 0, at):
+            return True
+        seen += 1
+        if seen > _MAX_MARKS:
+            return True
+        at = text.find("-", at + 1)
+    return False
+
+
+def _may_hold_pair(text: str, lower: str) -> bool:
+    return ("=" in text or ":" in text) and _holds_any(lower, _KEYWORD_STEMS)
+
+
+_GATES: tuple[Callable[[str, str], bool], ...] = (
     lambda text, lower: "-----BEGIN" in text,
     lambda text, lower: "eyJ" in text,
-    lambda text, lower: _AUTH_SCHEMES(lower),
-    None,
+    _may_hold_scheme,
+    _may_hold_api_key,
     lambda text, lower: "://" in text and "@" in text,
-    lambda text, lower: ("=" in text or ":" in text) and _KEYWORD_STEMS(lower),
+    _may_hold_pair,
 )
-_NO_ASCII_DIGITS = str.maketrans("", "", "0123456789")
+_PAIR_GATE = 5
+_DIGITS = b"0123456789"
+# A card number has at least this many digits (and as a JSON number, is at least _CARD_FLOOR).
+_CARD_DIGITS = 13
+_CARD_FLOOR = 10**12
+# Joins texts for the gates: in no gate's literal, so no match can span two texts.
+_JOIN = "\x1f"
 # scrub_text() remembers its answer for texts up to this long, this many at a time.
 _CACHED_TEXT = 256
 _CACHE_ENTRIES = 4096
 
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+
+
+def _digits(ascii_text: str) -> int:
+    """How many digits an ASCII text holds (bytes.translate deletes them fastest)."""
+    data = ascii_text.encode("ascii")
+    return len(data) - len(data.translate(None, _DIGITS))
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -406,7 +476,7 @@ class Scrubber:
                     out = new
                     plain = out.isascii()
                     lower = out.lower()
-            if not plain or len(out) - len(out.translate(_NO_ASCII_DIGITS)) >= 13:
+            if not plain or _digits(out) >= _CARD_DIGITS:
                 out = _scrub_cards(out)
             if single_line:
                 out = neutralize_newlines(out)
@@ -422,6 +492,97 @@ class Scrubber:
             return self._walk(value, 0, single_line)
         except Exception:  # noqa: BLE001 - the guarantee is: no secret and no exception
             return self.replacement
+
+    def is_clean(self, value: Any, *, single_line: bool = False) -> bool:
+        """True when :meth:`scrub` would give back ``value`` unchanged.
+
+        Only for JSON-shaped values (dicts with text keys, lists, text, numbers, booleans,
+        None), with all of their strings tested at once. False means "scrub it", not "it
+        holds a secret"; a scrubber with patterns of its own always says False."""
+        if len(self._patterns) != len(_GATES):
+            return False
+        texts: list[str] = []
+        keys: list[str] = []
+        try:
+            if not self._collect(value, 0, texts, keys):
+                return False
+        except RecursionError:
+            return False
+        return self._texts_clean(texts, keys, single_line)
+
+    def _collect(self, value: Any, depth: int, texts: list[str], keys: list[str]) -> bool:
+        """Gather the strings and keys of ``value``; False if scrub() would change its shape
+        (too deep, too many items, a number that may be a card, a type JSON does not have)."""
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+            return True
+        if kind is int:
+            return bool(value < _CARD_FLOOR)
+        if value is None or kind is bool or kind is float:
+            return True
+        if depth >= self.max_depth:
+            return False
+        if kind is dict:
+            if len(value) > self.max_items:
+                return False
+            for key, item in value.items():
+                if type(key) is not str:
+                    return False
+                keys.append(key)
+                if type(item) is str:
+                    texts.append(item)
+                elif not self._collect(item, depth + 1, texts, keys):
+                    return False
+            return True
+        if kind is list:
+            if len(value) > self.max_items:
+                return False
+            for item in value:
+                if type(item) is str:
+                    texts.append(item)
+                elif not self._collect(item, depth + 1, texts, keys):
+                    return False
+            return True
+        return False
+
+    def _texts_clean(self, texts: list[str], keys: list[str], single_line: bool) -> bool:
+        """Whether scrub_text() keeps every text (and every key, as one line) as it is and
+        no key is sensitive: no pattern's gate opens on any of them."""
+        known = self._key_cache
+        for key in keys:
+            sensitive = known.get(key)
+            if sensitive is None:
+                sensitive = self.is_sensitive_key(key)
+            if sensitive:
+                return False
+        joined_keys = _JOIN.join(keys)
+        if "\n" in joined_keys or "\r" in joined_keys:
+            return False
+        body = _JOIN.join(texts)
+        if single_line and ("\n" in body or "\r" in body):
+            return False
+        everything = f"{joined_keys}{_JOIN}{body}"
+        if not everything.isascii():
+            return False  # every pattern runs on other text: no shortcut
+        limit = self.max_string
+        if len(everything) > limit and max(map(len, (*texts, *keys)), default=0) > limit:
+            return False
+        lower = everything.lower()
+        for index, gate in enumerate(_GATES):
+            # The gates are monotone (see above), so one test covers all the texts. The pair
+            # gate needs "=" or ":" and a keyword in the same text: it is tested below.
+            if index != _PAIR_GATE and gate(everything, lower):
+                return False
+        for part, items, part_lower in (
+            (joined_keys, keys, lower[: len(joined_keys)]),
+            (body, texts, lower[len(joined_keys) + 1 :]),
+        ):
+            if ("=" in part or ":" in part) and _holds_any(part_lower, _KEYWORD_STEMS):
+                paired = [text for text in items if "=" in text or ":" in text]
+                if _holds_any(_JOIN.join(paired).lower(), _KEYWORD_STEMS):
+                    return False
+        return _digits(everything) < _CARD_DIGITS
 
     def scrub_headers(
         self, headers: Mapping[str, Any] | Iterable[tuple[Any, Any]] | None
@@ -453,7 +614,9 @@ class Scrubber:
             return value
         if isinstance(value, int):
             # A card number sent as a JSON number is still a card number.
-            return self.replacement if value >= 10**12 and _looks_like_card(str(value)) else value
+            if value >= _CARD_FLOOR and _looks_like_card(str(value)):
+                return self.replacement
+            return value
         if isinstance(value, str):
             return self.scrub_text(value, single_line=single_line)
         if isinstance(value, bytes | bytearray | memoryview):

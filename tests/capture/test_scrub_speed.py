@@ -7,9 +7,15 @@ These properties compare it with running every pattern on every text.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from errorkit.capture.event import RecordBuilder
 from errorkit.scrub import Scrubber, _scrub_cards, neutralize_newlines
 
 FRAGMENTS = [
@@ -50,6 +56,25 @@ FRAGMENTS = [
     "\u017f",  # long s: case-folds to "s" under re.IGNORECASE
     "pa\u017f\u017fword",
     "é",
+    # What the API-key and scheme gates look for, whole and in pieces.
+    "max_tokens",
+    "token\t",
+    "sk_live_abcdefghij0123",
+    "pk_test_",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "github_pat_abcdefghijklmnopqrstuvwxyz0123456789",
+    "xoxb-abcdefghij12",
+    "glpat-abcdefghijklmnopqrstuv",
+    "hf_abcdefghijklmnopqrstuvwxyz0123456",
+    "npm_abcdefghijklmnopqrstuvwxyz0123456",
+    "whsec_abcdefghijklmnop",
+    "AIzaabcdefghijklmnopqrstuvwxyz012345678",
+    "SG.abcdefghijklmnop.abcdefghijklmnop",
+    "ASIAABCDEFGHIJKLMNOP",
+    "gh",
+    "_",
+    "-",
+    "\x1f",
 ]
 
 texts = st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join)
@@ -89,3 +114,104 @@ def test_custom_patterns_always_run(text: str) -> None:
     """A user's extra pattern is never skipped by the built-in gates."""
     scrubber = Scrubber(extra_patterns=[r"host"])
     assert "host" not in scrubber.scrub_text(text)
+
+
+# --- is_clean(): one test over all the strings of a JSON value ----------------------------
+
+keys = st.one_of(
+    texts,
+    st.sampled_from(["password", "api_key", "Set-Cookie", "model", "max_tokens", "a\nb"]),
+)
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**15), 10**20),
+    st.sampled_from([4111111111111111, 10**12, 999_999_999_999]),
+    texts,
+)
+json_values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(keys, inner, max_size=5)),
+    max_leaves=24,
+)
+SCRUBBERS = [Scrubber(), Scrubber(max_depth=3, max_items=3, max_string=40)]
+
+
+@given(value=json_values, single_line=st.booleans(), bounded=st.booleans())
+def test_a_value_called_clean_scrubs_to_itself(
+    value: Any, single_line: bool, bounded: bool
+) -> None:
+    """Whenever is_clean() says so, scrub() gives back the very same JSON."""
+    scrubber = SCRUBBERS[bounded]
+    if scrubber.is_clean(value, single_line=single_line):
+        scrubbed = scrubber.scrub(value, single_line=single_line)
+        assert json.dumps(scrubbed) == json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"model": "qwen", "max_tokens": 512, "temperature": 0.2, "stream": False},
+        {"messages": [{"role": "user", "content": "Where is order 4711: still pending?"}]},
+        ["a", 1, None, [2.5, {"note": "basic"}]],
+        "plain text",
+        {},
+    ],
+)
+def test_ordinary_bodies_are_clean(value: Any) -> None:
+    """Bodies with nothing to remove take the shortcut."""
+    assert Scrubber().is_clean(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "scrubber"),
+    [
+        pytest.param({"password": "x"}, Scrubber(), id="sensitive key"),
+        pytest.param({"note": "token=abc123"}, Scrubber(), id="pair in text"),
+        pytest.param({"auth": "Bearer abcdef123456"}, Scrubber(), id="scheme"),
+        pytest.param(["ghp_" + "a" * 36], Scrubber(), id="api key"),
+        pytest.param(["4111 1111 1111 1111"], Scrubber(), id="card in text"),
+        pytest.param([4111111111111111], Scrubber(), id="card as number"),
+        pytest.param({"a\nb": 1}, Scrubber(), id="newline in key"),
+        pytest.param(["caf\u00e9 token=x"], Scrubber(), id="not ascii"),
+        pytest.param([[[["deep"]]]], Scrubber(max_depth=3), id="too deep"),
+        pytest.param([1, 2, 3, 4], Scrubber(max_items=3), id="too many items"),
+        pytest.param(["x" * 41], Scrubber(max_string=40), id="too long"),
+        pytest.param({1: "a"}, Scrubber(), id="key not text"),
+        pytest.param((1, 2), Scrubber(), id="tuple"),
+        pytest.param(["host"], Scrubber(extra_patterns=["nothing-like-it"]), id="own patterns"),
+    ],
+)
+def test_values_scrub_would_change_are_not_clean(value: Any, scrubber: Scrubber) -> None:
+    """Anything scrub() would change (or might: own patterns, other scripts) is not clean."""
+    assert not scrubber.is_clean(value)
+
+
+def _full_payload(builder: RecordBuilder, text: str) -> str:
+    """What payload() stored before the shortcut: parse, scrub every node, serialise, cap."""
+    scrubber = replace(builder.scrubber, max_string=builder.max_payload_bytes)
+    cleaned = scrubber.scrub(json.loads(text))
+    out = json.dumps(cleaned, ensure_ascii=False, default=str, separators=(",", ":"))
+    data = out.encode("utf-8", "surrogatepass")
+    if len(data) <= builder.max_payload_bytes:
+        return out
+    cut = data[: builder.max_payload_bytes].decode("utf-8", "ignore")
+    return f"{cut}...[truncated {len(data) - builder.max_payload_bytes} bytes]"
+
+
+@given(value=json_values, limit=st.sampled_from([64, 16_384]))
+def test_payload_shortcut_stores_what_full_scrubbing_stores(value: Any, limit: int) -> None:
+    """A JSON body is stored exactly as parsing and scrubbing every node would store it."""
+    builder = RecordBuilder(
+        service="app",
+        environment=None,
+        release=None,
+        max_payload_bytes=limit,
+        scrubber=Scrubber(),
+    )
+    text = json.dumps(value)
+    if len(text) > 4 * limit or text[:1] not in "{[":
+        return  # not parsed as JSON (too big to parse, or not an object or array)
+    assert builder.payload(text) == _full_payload(builder, text)
+    assert builder.payload(text.encode()) == _full_payload(builder, text)
