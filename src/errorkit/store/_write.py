@@ -18,11 +18,14 @@ Rows go in with the driver's own bulk path (measured in ``bench/bench_store.py``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import and_, case, literal, or_
@@ -50,6 +53,8 @@ _REQUIRED = ("error_id", "error_type", "error_code", "severity", "fingerprint")
 _REQUIRED_OF = operator.attrgetter(*_REQUIRED)
 _MAX_ID = 36
 _SQLITE_IN_CHUNK = 900
+#: Rows per multi-row INSERT on SQLite (fewer when the build binds fewer variables).
+_SQLITE_MAX_ROWS = 512
 # Named after the column list, so a connection never reuses a table of another shape.
 _INCOMING = (
     "errorkit_incoming_"
@@ -237,7 +242,7 @@ def _row(record: ErrorRecord, created: Any, postgres: bool) -> tuple[Any, ...]:
     if timestamp.tzinfo is not UTC:
         timestamp = _aware(timestamp, "timestamp")
     data = values[_DATA]
-    values[_DATA] = json_dumps(data) if data else "{}"
+    values[_DATA] = json_dumps(data) if data else "{}"  # EncodedData: its text, as it is
     if postgres:
         values[_TIMESTAMP] = timestamp
     else:
@@ -276,13 +281,50 @@ def _insert_sqlite(
         existing.update(value for (value,) in result)
     fresh = [record for record in records if record.error_id not in existing]
     if fresh:
-        columns = ", ".join(_COLUMNS)
-        marks = ", ".join("?" * len(_COLUMNS))
-        connection.exec_driver_sql(
-            f"INSERT INTO errors ({columns}) VALUES ({marks}) ON CONFLICT (error_id) DO NOTHING",
-            [_row(record, created, postgres=False) for record in fresh],
-        )
+        _insert_rows_sqlite(connection, [_row(record, created, postgres=False) for record in fresh])
     return fresh
+
+
+def _insert_rows_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with a few multi-row INSERTs, not one statement per row.
+
+    ``executemany`` runs one statement per row, and the sqlite3 module lets go of the GIL
+    and takes it back around each one; while another thread runs Python, every take-back
+    waits for the interpreter's switch interval (5 ms), so 1,000 rows held the write lock for
+    seconds. Statements of 2**k rows keep that to a handful per batch and the statement
+    cache to a handful of shapes."""
+    size = _rows_per_insert(connection)
+    start = 0
+    total = len(rows)
+    while start < total:
+        while size > total - start:
+            size //= 2
+        connection.exec_driver_sql(
+            _sqlite_insert(size), tuple(chain.from_iterable(rows[start : start + size]))
+        )
+        start += size
+
+
+def _rows_per_insert(connection: Connection) -> int:
+    """The most rows (a power of two, at most _SQLITE_MAX_ROWS) one INSERT can bind."""
+    driver = connection.connection.driver_connection
+    try:
+        limit = int(driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[union-attr]
+    except (AttributeError, sqlite3.Error):
+        limit = 999  # SQLite's default before 3.32
+    size = _SQLITE_MAX_ROWS
+    while size > 1 and size * len(_COLUMNS) > limit:
+        size //= 2
+    return size
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_insert(rows: int) -> str:
+    one = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO errors ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * rows)} "
+        "ON CONFLICT (error_id) DO NOTHING"
+    )
 
 
 def _insert_postgres(connection: Connection, rows: list[tuple[Any, ...]]) -> set[str]:

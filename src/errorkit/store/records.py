@@ -7,9 +7,36 @@ into the other's internals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
+
+
+class EncodedData(dict[str, Any]):
+    """An :attr:`ErrorRecord.data` whose JSON text is already known (``json``).
+
+    The capture writer builds this text from parts it serialised once per code path, and
+    the store writes it as it is instead of serialising the mapping again. The mapping is
+    read-only, and what it holds was built for this record (or, like frames, is shared
+    read-only between records of one code path), so the two stay in agreement.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, data: Mapping[str, Any], json: str) -> None:
+        super().__init__(data)
+        self.json = json
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        message = "a record's encoded data is read-only; build a new dict instead"
+        raise TypeError(message)
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self), self.json))
 
 
 @dataclass(frozen=True, slots=True)
