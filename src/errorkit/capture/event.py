@@ -8,21 +8,24 @@ serialisation) happens in :class:`RecordBuilder` on the writer's thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import linecache
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from errorkit import _guard
 from errorkit.catalog import Severity
-from errorkit.classify import Classification, classify
+from errorkit.classify import classify
 from errorkit.context import ErrorContext
 from errorkit.errors import AppError, ErrorType
 from errorkit.scrub import Scrubber
-from errorkit.store.records import ErrorRecord
+from errorkit.store._clean import c_make_encoder, json_dumps, json_string
+from errorkit.store.records import EncodedData, ErrorRecord
 
 from .fingerprint import is_in_app
 
@@ -183,6 +186,34 @@ def _short(value: Any, limit: int = MAX_ID_CHARS) -> str | None:
     return text if len(text) <= limit else text[:limit]
 
 
+# The payloads' JSON (compact, other objects as their text), with one encoder made once:
+# json.dumps() makes a new one per call. Scrubbed values have no cycles to look for.
+_PAYLOAD_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
+)
+
+
+def _payload_json(value: Any) -> str:
+    if _PAYLOAD_ENCODER is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return "".join(_PAYLOAD_ENCODER(value, 0))
+
+
+class _FrameList(list[dict[str, Any]]):
+    """The frames of one code path: built once, then shared read-only by the records that
+    follow the path, together with their JSON text and traceback lines."""
+
+    __slots__ = ("json", "omitted", "text")
+
+    def __init__(self, frames: list[dict[str, Any]], omitted: int) -> None:
+        super().__init__(frames)
+        self.omitted = omitted
+        self.json = json_dumps(frames)
+        self.text = _frame_lines(frames, omitted, "")
+
+
 class RecordBuilder:
     """Builds the stored :class:`ErrorRecord` of an :class:`ErrorEvent` (writer's thread)."""
 
@@ -203,7 +234,7 @@ class RecordBuilder:
         self._payload_scrubber = replace(scrubber, max_string=max(max_payload_bytes, 1))
         self._lines: dict[tuple[str, int], str] = {}
         self._cleaned: dict[tuple[str, bool], str] = {}
-        self._frames: dict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = {}
+        self._frames: dict[tuple[Any, ...], _FrameList] = {}
 
     def clean(self, text: str, *, single_line: bool = False) -> str:
         """``text`` scrubbed; short texts are cached, as the same messages, titles and
@@ -252,108 +283,110 @@ class RecordBuilder:
 
     def _build(self, event: ErrorEvent) -> ErrorRecord:
         fields = event.fields
+        get = fields.get
         ctx = event.context
         exc = event.exception
+        level = event.level
         scrub = self.scrubber
         data: dict[str, Any] = {}
-        classification: Classification | None = None
         stack: str | None = None
         exception_type: str | None = None
+        app_error: AppError | None = None
         if exc is not None:
             classification = classify(exc)
             message = _exception_message(exc)
             exception_type = _type_path(type(exc))
             chain = self._chain(exc)
             data["exceptions"] = chain
-            stack = _cap_bytes(self._format_stack(chain), MAX_STACK_CHARS)
+            stack = _cap_bytes(_join_chain(chain), MAX_STACK_CHARS)
             data["classification"] = {
                 "category": str(classification.category),
                 "retriable": classification.retriable,
             }
+            error_type = _text(get("error_type") or classification.error_type)
+            code = _text(get("code") or classification.code)
+            status = get("status", classification.status)
+            severity = normalize_severity(get("severity"), str(classification.severity))
+            if isinstance(exc, AppError):
+                app_error = exc
         else:
             message = event.message or ""
-        error_type = _text(
-            fields.get("error_type")
-            or (classification.error_type if classification else ErrorType.UNKNOWN.value)
-        )
-        default_code = classification.code if classification else MESSAGE_CODE
-        code = _text(fields.get("code") or default_code)
-        status = fields.get("status", classification.status if classification else None)
-        default_severity = (
-            str(classification.severity)
-            if classification
-            else normalize_severity(event.level, "error")
-        )
-        severity = normalize_severity(fields.get("severity"), default_severity)
-        if event.level is not None:
-            data["level"] = event.level
+            error_type = _text(get("error_type") or ErrorType.UNKNOWN.value)
+            code = _text(get("code") or MESSAGE_CODE)
+            status = get("status")
+            severity = normalize_severity(get("severity"), normalize_severity(level, "error"))
+        if level is not None:
+            data["level"] = level
 
-        app_error = exc if isinstance(exc, AppError) else None
         request_id = (
-            fields.get("request_id")
-            or ctx.request_id
-            or (app_error.request_id if app_error else None)
+            get("request_id") or ctx.request_id or (app_error.request_id if app_error else None)
         )
         correlation_id = (
-            fields.get("correlation_id")
+            get("correlation_id")
             or ctx.correlation_id
             or (app_error.correlation_id if app_error else None)
         )
         tags = dict(ctx.tags)
-        if isinstance(fields.get("tags"), Mapping):
-            tags.update({_text(k): _text(v) for k, v in fields["tags"].items()})
+        passed_tags = get("tags")
+        if passed_tags is not None and isinstance(passed_tags, Mapping):
+            tags.update({_text(k): _text(v) for k, v in passed_tags.items()})
         context = ctx.as_dict()
         context.pop("tags", None)
         if context:
             data["context"] = scrub.scrub(context, single_line=True)
         if tags:
             data["tags"] = scrub.scrub(tags, single_line=True)
-        if fields.get("headers") is not None:
-            data["headers"] = scrub.scrub_headers(fields["headers"])
+        headers = get("headers")
+        if headers is not None:
+            data["headers"] = scrub.scrub_headers(headers)
         extra = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS}
-        if isinstance(fields.get("extra"), Mapping):
-            extra.update(fields["extra"])
+        passed_extra = get("extra")
+        if passed_extra is not None and isinstance(passed_extra, Mapping):
+            extra.update(passed_extra)
         if extra:
             data["extra"] = self._bounded(scrub.scrub(extra))
         for key in ("logger", "mechanism"):
-            if fields.get(key) is not None:
-                data[key] = _short(fields[key])
+            value = get(key)
+            if value is not None:
+                data[key] = _short(value)
 
         error_id = event.error_id
         if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
             # The store keys rows by a UUID-sized id; keep an odd one (an app's own) as data.
             data["original_error_id"] = _text(error_id)[:MAX_ID_CHARS]
             error_id = str(uuid.uuid4())
+        endpoint = get("endpoint") or ctx.endpoint
+        user_agent = get("user_agent")
+        request_payload = get("request_payload")
+        response_payload = get("response_payload")
         return ErrorRecord(
-            error_id=error_id,
-            timestamp=datetime.fromtimestamp(event.timestamp, UTC),
-            error_type=_short(error_type, 64) or ErrorType.UNKNOWN.value,
-            error_code=_short(code, 64) or "INTERNAL_ERROR",
-            error_message=self.clean(message),
-            severity=severity,
-            fingerprint=event.fingerprint,
-            title=self.clean(event.title, single_line=True),
-            stack_trace=stack,
-            exception_type=exception_type,
-            status=_status(status),
-            session_id=_short(fields.get("session_id") or ctx.session_id),
-            request_id=_short(request_id),
-            correlation_id=_short(correlation_id),
-            trace_id=_short(fields.get("trace_id") or ctx.trace_id),
-            user_id=_short(fields.get("user_id") or ctx.user_id),
-            endpoint=_short(self.clean(_text(e), single_line=True))
-            if (e := fields.get("endpoint") or ctx.endpoint)
+            error_id,
+            datetime.fromtimestamp(event.timestamp, UTC),
+            _short(error_type, 64) or ErrorType.UNKNOWN.value,
+            _short(code, 64) or "INTERNAL_ERROR",
+            self.clean(message),
+            severity,
+            event.fingerprint,
+            self.clean(event.title, single_line=True),
+            stack,
+            exception_type,
+            _status(status),
+            _short(get("session_id") or ctx.session_id),
+            _short(request_id),
+            _short(correlation_id),
+            _short(get("trace_id") or ctx.trace_id),
+            _short(get("user_id") or ctx.user_id),
+            _short(self.clean(_text(endpoint), single_line=True)) if endpoint else None,
+            _short(get("method") or ctx.method, 16),
+            self.clean(_text(user_agent)[:MAX_USER_AGENT], single_line=True)
+            if user_agent
             else None,
-            method=_short(fields.get("method") or ctx.method, 16),
-            user_agent=self.clean(_text(ua)[:MAX_USER_AGENT], single_line=True)
-            if (ua := fields.get("user_agent"))
-            else None,
-            request_payload=self.payload(fields.get("request_payload")),
-            response_payload=self.payload(fields.get("response_payload")),
-            service=self.service,
-            environment=self.environment,
-            release=self.release,
-            data=data,
+            None if request_payload is None else self.payload(request_payload),
+            None if response_payload is None else self.payload(response_payload),
+            self.service,
+            self.environment,
+            self.release,
+            _encode(data),
         )
 
     # -- payloads -------------------------------------------------------------------------
@@ -382,9 +415,10 @@ class RecordBuilder:
                     return _cap_bytes(scrubber.scrub_text(value), limit)
             else:
                 return _cap_bytes(scrubber.scrub_text(value), limit)
-        cleaned = scrubber.scrub(value)
-        text = json.dumps(cleaned, ensure_ascii=False, default=str, separators=(",", ":"))
-        return _cap_bytes(text, limit)
+        # Most bodies hold nothing to remove: one test over all their strings says so, and
+        # they are serialised as they are instead of copied node by node.
+        cleaned = value if scrubber.is_clean(value) else scrubber.scrub(value)
+        return _cap_bytes(_payload_json(cleaned), limit)
 
     def _bounded(self, value: Any) -> Any:
         text = json.dumps(value, ensure_ascii=False, default=str)
@@ -420,15 +454,14 @@ class RecordBuilder:
             tb = tb.tb_next
         key = tuple(path)
         cached = self._frames.get(key)
-        if cached is not None:
-            return cached
-        built = self._build_frames(tbs)
-        if len(self._frames) >= 4096:
-            self._frames.clear()
-        self._frames[key] = built
-        return built
+        if cached is None:
+            cached = self._build_frames(tbs)
+            if len(self._frames) >= 4096:
+                self._frames.clear()
+            self._frames[key] = cached
+        return cached, cached.omitted
 
-    def _build_frames(self, tbs: list[Any]) -> tuple[list[dict[str, Any]], int]:
+    def _build_frames(self, tbs: list[Any]) -> _FrameList:
         omitted = 0
         if len(tbs) > MAX_FRAMES:
             omitted = len(tbs) - MAX_FRAMES
@@ -449,7 +482,7 @@ class RecordBuilder:
                     "in_app": is_in_app(filename),
                 }
             )
-        return out, omitted
+        return _FrameList(out, omitted)
 
     def _describe(self, exc: BaseException, depth: int) -> dict[str, Any]:
         frames, omitted = self.frames(exc)
@@ -489,24 +522,30 @@ class RecordBuilder:
             current = nxt
         return out
 
-    def _format_stack(self, chain: list[dict[str, Any]]) -> str:
-        """Python's own traceback layout: the oldest cause first, the raised error last."""
-        return _join_chain(chain)
+
+def _frame_lines(frames: list[dict[str, Any]], omitted: int, indent: str) -> str:
+    """The "Traceback (most recent call last):" part of a stack, each line ending in "\n"."""
+    if not frames:
+        return ""
+    lines = [f"{indent}Traceback (most recent call last):"]
+    for index, frame in enumerate(frames):
+        if index == _HEAD_FRAMES and omitted:
+            lines.append(f"{indent}  [... {omitted} frames omitted ...]")
+        lines.append(
+            f'{indent}  File "{frame["filename"]}", line {frame["lineno"]}, in {frame["function"]}'
+        )
+        if frame["source"]:
+            lines.append(f"{indent}    {frame['source']}")
+    return "\n".join(lines) + "\n"
 
 
 def _format_one(item: dict[str, Any], indent: str) -> str:
+    frames = item["frames"]
+    if not indent and type(frames) is _FrameList:
+        head = frames.text  # made once per code path
+    else:
+        head = _frame_lines(frames, item.get("frames_omitted", 0), indent)
     lines: list[str] = []
-    if item["frames"]:
-        lines.append(f"{indent}Traceback (most recent call last):")
-        for index, frame in enumerate(item["frames"]):
-            if index == _HEAD_FRAMES and item.get("frames_omitted"):
-                lines.append(f"{indent}  [... {item['frames_omitted']} frames omitted ...]")
-            lines.append(
-                f'{indent}  File "{frame["filename"]}", line {frame["lineno"]}, '
-                f"in {frame['function']}"
-            )
-            if frame["source"]:
-                lines.append(f"{indent}    {frame['source']}")
     message = item["message"]
     lines.append(f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}")
     for number, member in enumerate(item.get("members", ()), start=1):
@@ -515,11 +554,69 @@ def _format_one(item: dict[str, Any], indent: str) -> str:
     if item.get("members_omitted"):
         lines.append(f"{indent}+---------------- ... ----------------")
         lines.append(f"{indent}| and {item['members_omitted']} more exceptions")
-    return "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n"
+
+
+def _item_json(item: dict[str, Any]) -> str:
+    """One exception of the chain as JSON, its frames' text reused (as json_dumps writes it)."""
+    frames = item["frames"]
+    if type(frames) is not _FrameList or "members" in item:
+        return json_dumps(item)
+    parts = [
+        '{"type":',
+        json_string(item["type"]),
+        ',"message":',
+        json_string(item["message"]),
+        ',"frames":',
+        frames.json,
+    ]
+    for key in ("frames_omitted", "code", "relation"):
+        if key in item:
+            parts += (',"', key, '":', json_dumps(item[key]))
+    parts.append("}")
+    return "".join(parts)
+
+
+def _encode(data: dict[str, Any]) -> EncodedData:
+    """``data`` with its JSON text, made from parts serialised once where possible."""
+    parts = []
+    for key, value in data.items():
+        if key == "exceptions":
+            text = "[" + ",".join([_item_json(item) for item in value]) + "]"
+        elif key == "classification":
+            text = _classification_json(value["category"], value["retriable"])
+        else:
+            text = json_dumps(value)
+        name = _KEY_JSON.get(key) or json_string(key)
+        parts.append(f"{name}:{text}")
+    return EncodedData(data, "{" + ",".join(parts) + "}")
+
+
+_KEY_JSON = {
+    key: json_string(key)
+    for key in (
+        "exceptions",
+        "classification",
+        "level",
+        "context",
+        "tags",
+        "headers",
+        "extra",
+        "logger",
+        "mechanism",
+        "original_error_id",
+    )
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _classification_json(category: str, retriable: bool) -> str:
+    return json_dumps({"category": category, "retriable": retriable})
 
 
 def _join_chain(chain: list[dict[str, Any]]) -> str:
-    """Join formatted exceptions oldest first with the right separator between each pair."""
+    """Python's own traceback layout: the oldest cause first, the raised error last, with the
+    right separator between each pair."""
     blocks = [_format_one(item, "") for item in reversed(chain)]
     relations = [item.get("relation") for item in reversed(chain)]
     out = [blocks[0]]
