@@ -68,6 +68,17 @@ class _AnswerResponse(Response):
         self.media_type = self.raw_headers[-1][1].decode("latin-1")  # raw_headers ends with it
 
 
+class _Unsent(Response):
+    """What the handler returns for an error errorkit's middleware already answered: an
+    empty 500 that Starlette does not send (the answer has started)."""
+
+    def __init__(self) -> None:
+        self.status_code = 500
+        self.background = None
+        self.body = b""
+        self.raw_headers = [(b"content-length", b"0")]
+
+
 def _state_of(request: Request, request_id_header: str) -> tuple[RequestState, bool]:
     """The request's state, and whether the answer still needs the request id header:
     true outside errorkit's middleware, whose sender adds it to every answer."""
@@ -95,7 +106,7 @@ def exception_handler(
         if was_answered(exc):
             # errorkit's middleware answered and re-raised it for the server log; this
             # answer is never sent (the response has started).
-            return Response(status_code=500)
+            return _Unsent()
         state, needs_id = _state_of(request, request_id_header)
         answer, _ = answer_exception(
             exc, state, renderer, endpoint=route_template(request.scope, state)

@@ -146,6 +146,9 @@ class ErrorkitMiddleware:
             try:
                 await self.app(scope, receive, tracker)
             except Exception as exc:
+                if tracker.started or tracker.failed:
+                    self._pass_on(exc, scope, state, tracker)
+                    raise
                 if await self._answer(exc, scope, state, tracker):
                     raise
             return
@@ -177,23 +180,29 @@ class ErrorkitMiddleware:
         try:
             await self.app(scope, _Keeper(receive, state) if self.body_limit else receive, sender)
         except Exception as exc:
+            if sender.started or sender.failed:
+                self._pass_on(exc, scope, state, sender)
+                raise
             if await self._answer(exc, scope, state, sender):
                 raise
         finally:
             finish_request(current_token, ctx_token)
 
+    def _pass_on(self, exc: Exception, scope: Scope, state: RequestState, sender: _Sender) -> None:
+        """For an exception raised once the answer has started (it is re-raised)."""
+        if sender.failed:
+            # The transport failed (the client went away): not an error of the app.
+            return
+        # Headers are out, so there is nothing left to answer: report it (once: the inner
+        # instance may have answered it already) and let the server log it and close the
+        # connection.
+        if not was_reported(exc):
+            self._report_late(exc, scope, state)
+
     async def _answer(
         self, exc: Exception, scope: Scope, state: RequestState, sender: _Sender
     ) -> bool:
-        """Answer ``exc`` if the answer has not started; True when it must be re-raised."""
-        if sender.failed:
-            # The transport failed (the client went away): not an error of the app.
-            return True
-        if sender.started:
-            # Headers are out, so there is nothing left to answer: report it and let the
-            # server log it and close the connection.
-            self._report_late(exc, scope, state)
-            return True
+        """Answer ``exc`` (the answer has not started); True when it must be re-raised."""
         answer, c = answer_exception(
             exc, state, self.renderer, endpoint=route_template(scope, state)
         )
@@ -204,8 +213,6 @@ class ErrorkitMiddleware:
         return False
 
     def _report_late(self, exc: Exception, scope: Scope, state: RequestState) -> None:
-        if was_reported(exc):
-            return
         c = classify(exc)
         report(
             exc,
