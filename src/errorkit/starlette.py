@@ -157,9 +157,12 @@ def install_asgi(
             handled=(AppError, HTTPException, *handled),
         )
 
-    # Outermost: every other middleware runs inside the request context.
-    app.user_middleware.insert(0, middleware())
+    if app.user_middleware:
+        # Outermost: every other middleware runs inside the request context.
+        app.user_middleware.insert(0, middleware())
     # Innermost: the answer to an unexpected error flows back through CORSMiddleware & co.
+    # Without middleware added before install() this one instance is outermost too (those
+    # added later go outside it), so one instance does both jobs: one layer less per request.
     app.user_middleware.append(middleware())
     if endpoints is not None:
         mount_config_asgi(app, endpoints)
