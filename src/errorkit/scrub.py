@@ -302,6 +302,20 @@ _GATES: tuple[Callable[[str, str], bool], ...] = (
     _may_hold_pair,
 )
 _PAIR_GATE = 5
+
+
+def _any_gate_open(text: str, lower: str) -> bool:
+    """Whether any gate opens: _GATES in one call, without a call per gate."""
+    return (
+        "-----BEGIN" in text
+        or "eyJ" in text
+        or _may_hold_scheme(text, lower)
+        or _may_hold_api_key(text, lower)
+        or ("://" in text and "@" in text)
+        or _may_hold_pair(text, lower)
+    )
+
+
 _DIGITS = b"0123456789"
 # A card number has at least this many digits (and as a JSON number, is at least _CARD_FLOOR).
 _CARD_DIGITS = 13
@@ -374,8 +388,9 @@ class Scrubber:
     _headers: frozenset[str] = field(init=False, repr=False)
     _keep: frozenset[str] = field(init=False, repr=False)
     _patterns: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
-    _cache: dict[tuple[str, bool], str] = field(init=False, repr=False, compare=False)
+    _cache: tuple[dict[str, str], dict[str, str]] = field(init=False, repr=False, compare=False)
     _key_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
+    _gated: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_items", "max_string"):
@@ -411,7 +426,9 @@ class Scrubber:
             for p, r in _STRING_PATTERNS
         ]
         object.__setattr__(self, "_patterns", tuple(patterns + extra))
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_gated", not extra)  # every pattern has a gate
+        # (as is, single line): keyed by the text alone, no tuple made per lookup.
+        object.__setattr__(self, "_cache", ({}, {}))
         object.__setattr__(self, "_key_cache", {})
 
     # -- keys ---------------------------------------------------------------------------------
@@ -448,13 +465,13 @@ class Scrubber:
         if len(text) > _CACHED_TEXT:
             return self._scrub_text(text, single_line)
         # Short texts (keys, names, ids, messages) recur: the answer is kept, bounded.
-        key = (text, single_line)
-        cached = self._cache.get(key)
+        cache = self._cache[single_line]
+        cached = cache.get(text)
         if cached is None:
             cached = self._scrub_text(text, single_line)
-            if len(self._cache) >= _CACHE_ENTRIES:
-                self._cache.clear()
-            self._cache[key] = cached
+            if len(cache) >= _CACHE_ENTRIES:
+                cache.clear()
+            cache[text] = cached
         return cached
 
     def _scrub_text(self, text: str, single_line: bool) -> str:
@@ -467,6 +484,11 @@ class Scrubber:
             # for ASCII text; other text runs every pattern, as case folding could match).
             plain = out.isascii()
             lower = out.lower()
+            if plain and self._gated and not _any_gate_open(out, lower):
+                # The common case: nothing to look for (same as each gate saying no).
+                if _digits(out) >= _CARD_DIGITS:
+                    out = _scrub_cards(out)
+                return neutralize_newlines(out) if single_line else out
             for index, (pattern, repl) in enumerate(self._patterns):
                 gate = _GATES[index] if plain and index < len(_GATES) else None
                 if gate is not None and not gate(out, lower):
@@ -499,7 +521,7 @@ class Scrubber:
         Only for JSON-shaped values (dicts with text keys, lists, text, numbers, booleans,
         None), with all of their strings tested at once. False means "scrub it", not "it
         holds a secret"; a scrubber with patterns of its own always says False."""
-        if len(self._patterns) != len(_GATES):
+        if not self._gated:
             return False
         texts: list[str] = []
         keys: list[str] = []

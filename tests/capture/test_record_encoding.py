@@ -202,3 +202,17 @@ def test_every_field_lands_in_its_own_column() -> None:
     assert set(expected) | {"timestamp", "stack_trace", "data"} == {
         f.name for f in fields(ErrorRecord)
     }
+
+
+def test_frames_of_a_new_function_never_come_from_a_freed_one() -> None:
+    """Frames are cached by code-object ids; a freed function's id reused by a new one
+    never brings back the old frames (the cache keeps the code objects it keys on)."""
+    builder = _builder()
+    for n in range(200):
+        namespace: dict[str, Any] = {}
+        source = f"def f{n}():\n    raise ValueError({n})\n"
+        exec(compile(source, "<generated>", "exec"), namespace)  # a fresh code object each time
+        exc = _caught(namespace[f"f{n}"])
+        frames, _ = builder.frames(exc)
+        assert frames[-1]["function"] == f"f{n}"
+        del namespace, exc

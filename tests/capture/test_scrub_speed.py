@@ -16,7 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from errorkit.capture.event import RecordBuilder
-from errorkit.scrub import Scrubber, _scrub_cards, neutralize_newlines
+from errorkit.scrub import (
+    _GATES,
+    _STRING_PATTERNS,
+    Scrubber,
+    _any_gate_open,
+    _scrub_cards,
+    neutralize_newlines,
+)
 
 FRAGMENTS = [
     "password",
@@ -215,3 +222,11 @@ def test_payload_shortcut_stores_what_full_scrubbing_stores(value: Any, limit: i
         return  # not parsed as JSON (too big to parse, or not an object or array)
     assert builder.payload(text) == _full_payload(builder, text)
     assert builder.payload(text.encode()) == _full_payload(builder, text)
+
+
+@given(text=texts)
+def test_one_call_gate_check_agrees_with_every_gate(text: str) -> None:
+    """The single-call gate check used for plain text opens exactly when some gate opens."""
+    lower = text.lower()
+    assert _any_gate_open(text, lower) == any(gate(text, lower) for gate in _GATES)
+    assert len(_GATES) == len(_STRING_PATTERNS)

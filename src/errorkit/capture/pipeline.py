@@ -410,11 +410,12 @@ class Pipeline:
         # that counts, replays and flush requests are served even under a flood.
         budget = len(queue)
         deltas = self._take_deltas()
+        popleft = queue.popleft
         while budget > 0 or deltas:
             batch: list[ErrorEvent] = []
             with contextlib.suppress(IndexError):
-                while len(batch) < min(self.batch_size, budget):
-                    batch.append(queue.popleft())
+                for _ in range(min(self.batch_size, budget)):
+                    batch.append(popleft())
             budget = budget - len(batch) if batch else 0
             records = [self.builder.build(event) for event in batch]
             del batch
