@@ -10,13 +10,17 @@ flood.
    200 calls; between rounds both sides drain their queues untimed.
 2. A burst of 5,000 events: what sentry-sdk's default transport queue drops, against
    errorkit (stored rows + counted occurrences).
-3. The writer: N events queued, then ``flush()`` timed: events/s persisted into SQLite and
+3. The writer: events queued, then ``flush()`` timed (the pipeline without its thread, so
+   all the writing happens in the timed call): events/s persisted into SQLite and
    PostgreSQL (build, scrub, serialise, write, group counts), against the raw driver's
-   ``executemany`` of pre-built rows of the same shape in 1,000-row transactions.
+   ``executemany`` of pre-built rows of the same shape in 1,000-row transactions. The two
+   sides take turns over three rounds and the median round is reported. Each event carries
+   a 470 B JSON chat request whose text differs per event, as request bodies do. Then where
+   the writer's time goes: building a record against writing it, per event.
 4. A flood of 1,000,000 captures of 1,000 distinct errors: captures/s and resident memory.
 
 PostgreSQL is reached on 127.0.0.1 only; the benchmark makes a scratch database and drops
-it. ERRORKIT_BENCH_CAPTURE_EVENTS (default 20000) sets N for the writer.
+it. ERRORKIT_BENCH_CAPTURE_EVENTS (default 21000) sets how many events the writer stores.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -45,13 +50,33 @@ from bench.bench_store import BATCH, scratch_postgres
 from errorkit.capture import api as capture
 from errorkit.store import ErrorRecord, ErrorStore, upgrade
 
-EVENTS = int(os.environ.get("ERRORKIT_BENCH_CAPTURE_EVENTS", "20000"))
+EVENTS = int(os.environ.get("ERRORKIT_BENCH_CAPTURE_EVENTS", "21000"))
 ROUNDS = 25
 PER_ROUND = 200
+WRITER_ROUNDS = 3
 BURST = 5_000
 FLOOD = 1_000_000
 FLOOD_DISTINCT = 1_000
-PAYLOAD = b'{"model": "qwen", "messages": [{"role": "user", "content": "' + b"x" * 440 + b'"}]}'
+
+
+def chat_body(n: int) -> bytes:
+    """A 470 B chat completion request; its text differs per event, as bodies do."""
+    body = {
+        "model": "qwen2.5-7b-instruct",
+        "max_tokens": 512,
+        "temperature": 0.2,
+        "messages": [
+            {"role": "system", "content": "You are a concise support assistant."},
+            {
+                "role": "user",
+                "content": f"Summarise ticket {n} in three bullet points: the customer "
+                "reports that the checkout page times out after 30 seconds when paying "
+                "with a saved card; the order stays pending and the payment provider "
+                "shows no charge. Suggest what to check first.",
+            },
+        ],
+    }
+    return json.dumps(body).encode()
 
 
 # --- the exception every contender captures ----------------------------------------------------
@@ -216,52 +241,88 @@ def burst(folder: Path) -> tuple[int, int, int, int]:
 # --- 3: the writer against the raw driver -------------------------------------------------------
 
 
-def writer_rate(url: str, folder: Path) -> tuple[float, float]:
-    """(events/s of flush() alone with N queued, end-to-end events/s capture + flush)."""
-    upgrade(url)
-    capture.configure(
-        store_url=url,
-        spool_dir=folder / "spool",
-        flood_per_minute=10**9,
-        queue_size=EVENTS + 1,
-        batch_size=1000,
-        flush_interval=3600,  # the writer sleeps: the timed flush does all the writing
-    )
-    excs = [raise_one(f"n{n}") for n in range(EVENTS)]
-    for exc in excs:
+def _capture_all(excs: list[BaseException], first: int) -> None:
+    for n, exc in enumerate(excs, start=first):
         capture.capture(
-            exc, endpoint="/v1/chat/completions", method="POST", request_payload=PAYLOAD
+            exc, endpoint="/v1/chat/completions", method="POST", request_payload=chat_body(n)
         )
-    del excs
-    started = time.perf_counter()
-    if not capture.flush(600):
-        raise RuntimeError("flush did not store everything")
-    writer = EVENTS / (time.perf_counter() - started)
 
+
+def writer_round(url: str, folder: Path, first: int, count: int) -> float:
+    """events/s of the writer's work (build, scrub, serialise, write_batch, group counts)
+    for ``count`` queued events. The pipeline runs without its thread, so nothing is
+    written before the clock starts and ``flush()`` does it all on this thread."""
+    from errorkit.capture.pipeline import Pipeline
+    from errorkit.capture.spool import Spool
+    from errorkit.scrub import default_scrubber
+
+    with ErrorStore(url) as store:
+        store.ping()  # connected and migrated before the clock starts
+        pipeline = Pipeline(
+            store,
+            scrubber=default_scrubber(),
+            spool=Spool(folder / "spool", 2**26),
+            queue_size=count + 1,
+            batch_size=BATCH,
+            flood_per_minute=10**9,
+            start_writer=False,
+        )
+        for n in range(first, first + count):
+            fields = {
+                "endpoint": "/v1/chat/completions",
+                "method": "POST",
+                "request_payload": chat_body(n),
+            }
+            pipeline.submit(str(uuid.uuid4()), raise_one(f"n{n}"), fields)
+        gc.collect()
+        started = time.perf_counter()
+        if not pipeline.flush(600):
+            raise RuntimeError("flush did not store everything")
+        rate = count / (time.perf_counter() - started)
+        pipeline.shutdown()
+    return rate
+
+
+def end_to_end(url: str, folder: Path, first: int, count: int) -> float:
+    """events/s of raising, capturing and storing ``count`` events, the writer awake."""
     capture.configure(
-        store_url=url,
-        spool_dir=folder / "spool",
-        flood_per_minute=10**9,
-        queue_size=EVENTS + 1,
+        store_url=url, spool_dir=folder / "spool", flood_per_minute=10**9, queue_size=count + 1
     )
     started = time.perf_counter()
-    for n in range(EVENTS):
+    for n in range(first, first + count):
         try:
             _handler(f"e2e-{n}")
         except ValueError as exc:
             capture.capture(
-                exc, endpoint="/v1/chat/completions", method="POST", request_payload=PAYLOAD
+                exc, endpoint="/v1/chat/completions", method="POST", request_payload=chat_body(n)
             )
     if not capture.flush(600):
         raise RuntimeError("flush did not store everything")
-    end_to_end = EVENTS / (time.perf_counter() - started)
-    store = capture.current_store()
-    counted = sum(g.count for g in store.groups(limit=10_000).items)
+    rate = count / (time.perf_counter() - started)
     capture.shutdown()
-    if counted != 2 * EVENTS:
-        message = f"stored {counted} occurrences, expected {2 * EVENTS}"
+    return rate
+
+
+def writer_against_raw(
+    url: str, folder: Path, raw: Callable[[int, int], None]
+) -> tuple[float, float, float]:
+    """(raw rows/s, writer events/s, end-to-end events/s): medians of rounds taken in turn."""
+    upgrade(url)
+    step = EVENTS // (WRITER_ROUNDS + 1)
+    raw_rates, writer_rates = [], []
+    for round_ in range(WRITER_ROUNDS):
+        start, stop = round_ * step, (round_ + 1) * step
+        started = time.perf_counter()
+        raw(start, stop)
+        raw_rates.append((stop - start) / (time.perf_counter() - started))
+        writer_rates.append(writer_round(url, folder, start, stop - start))
+    e2e = end_to_end(url, folder, WRITER_ROUNDS * step, step)
+    with ErrorStore(url) as store:
+        counted = sum(g.count for g in store.groups(limit=10_000).items)
+    if counted != (WRITER_ROUNDS + 1) * step:
+        message = f"stored {counted} occurrences, expected {(WRITER_ROUNDS + 1) * step}"
         raise RuntimeError(message)
-    return writer, end_to_end
+    return statistics.median(raw_rates), statistics.median(writer_rates), e2e
 
 
 def _shaped_records() -> list[ErrorRecord]:
@@ -269,13 +330,7 @@ def _shaped_records() -> list[ErrorRecord]:
     from errorkit.testing import capture_events
 
     with capture_events() as events:
-        for n in range(EVENTS):
-            capture.capture(
-                raise_one(f"n{n}"),
-                endpoint="/v1/chat/completions",
-                method="POST",
-                request_payload=PAYLOAD,
-            )
+        _capture_all([raise_one(f"n{n}") for n in range(EVENTS)], 0)
     return list(events)
 
 
@@ -299,7 +354,9 @@ def full_rows(records: list[ErrorRecord], text_times: bool) -> list[tuple[Any, .
     return rows
 
 
-def raw_sqlite(path: Path, records: list[ErrorRecord]) -> float:
+@contextmanager
+def raw_sqlite(path: Path, records: list[ErrorRecord]) -> Iterator[Callable[[int, int], None]]:
+    """Writes rows[start:stop] with sqlite3's executemany in 1,000-row transactions."""
     upgrade(f"sqlite:///{path}")
     rows = full_rows(records, text_times=True)
     connection = sqlite3.connect(path, isolation_level=None)
@@ -307,32 +364,79 @@ def raw_sqlite(path: Path, records: list[ErrorRecord]) -> float:
     connection.execute("PRAGMA synchronous = NORMAL")
     marks = ", ".join("?" * len(RECORD_COLUMNS))
     insert = f"INSERT INTO errors ({', '.join(RECORD_COLUMNS)}) VALUES ({marks})"
-    started = time.perf_counter()
-    for start in range(0, len(rows), BATCH):
-        connection.execute("BEGIN")
-        connection.executemany(insert, rows[start : start + BATCH])
-        connection.execute("COMMIT")
-    rate = len(rows) / (time.perf_counter() - started)
-    connection.close()
-    return rate
+
+    def write(start: int, stop: int) -> None:
+        for first in range(start, stop, BATCH):
+            connection.execute("BEGIN")
+            connection.executemany(insert, rows[first : min(first + BATCH, stop)])
+            connection.execute("COMMIT")
+
+    try:
+        yield write
+    finally:
+        connection.close()
 
 
-def raw_postgres(url: str, records: list[ErrorRecord]) -> float:
+@contextmanager
+def raw_postgres(url: str, records: list[ErrorRecord]) -> Iterator[Callable[[int, int], None]]:
+    """Writes rows[start:stop] with psycopg's executemany (pipeline mode), 1,000 a time,
+    into a table of its own with the same columns and indexes."""
     import psycopg
 
     upgrade(url)
     rows = full_rows(records, text_times=False)
     marks = ", ".join("%s::jsonb" if name == "data" else "%s" for name in RECORD_COLUMNS)
-    insert = f"INSERT INTO errors ({', '.join(RECORD_COLUMNS)}) VALUES ({marks})"
+    insert = f"INSERT INTO raw_errors ({', '.join(RECORD_COLUMNS)}) VALUES ({marks})"
     with psycopg.connect(url.replace("+psycopg", "")) as connection:
-        started = time.perf_counter()
-        for start in range(0, len(rows), BATCH):
-            with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(insert, rows[start : start + BATCH])
-        rate = len(rows) / (time.perf_counter() - started)
-        connection.execute("TRUNCATE errors, error_groups, applied_deltas")
+        connection.execute("CREATE TABLE raw_errors (LIKE errors INCLUDING ALL)")
         connection.commit()
-    return rate
+
+        def write(start: int, stop: int) -> None:
+            for first in range(start, stop, BATCH):
+                with connection.transaction(), connection.cursor() as cursor:
+                    cursor.executemany(insert, rows[first : min(first + BATCH, stop)])
+
+        yield write
+
+
+def time_split(url: str, count: int = 5000) -> tuple[float, float]:
+    """(build, write_batch) microseconds per event for ``count`` fresh events."""
+    from errorkit.capture.event import ErrorEvent, RecordBuilder
+    from errorkit.context import current_context
+    from errorkit.scrub import default_scrubber
+
+    builder = RecordBuilder(
+        service="app",
+        environment="production",
+        release=None,
+        max_payload_bytes=16_384,
+        scrubber=default_scrubber(),
+    )
+    events = [
+        ErrorEvent(
+            str(uuid.uuid4()),
+            raise_one(f"s{n}"),
+            None,
+            None,
+            time.time(),
+            current_context(),
+            {"endpoint": "/v1/chat/completions", "method": "POST", "request_payload": chat_body(n)},
+            "split",
+            "ValueError: invalid literal",
+        )
+        for n in range(count)
+    ]
+    gc.collect()
+    started = time.perf_counter()
+    records = [builder.build(event) for event in events]
+    build = time.perf_counter() - started
+    del events
+    with ErrorStore(url) as store:
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            store.write_batch(records[first : first + BATCH])
+        write = time.perf_counter() - started
+    return build / count * 1e6, write / count * 1e6
 
 
 # --- 4: the flood -------------------------------------------------------------------------------
@@ -433,25 +537,34 @@ def main() -> None:
         print(f"   errorkit: occurrences counted {counted:,}, lost {our_lost:,}")
 
         print(f"\n3. Writer: {EVENTS:,} events persisted (events/s), raw driver of the same rows")
-        print("   (raw: executemany of the same rows, every column, data JSON pre-serialised)")
+        print(
+            f"   (medians of {WRITER_ROUNDS} rounds taken in turn; raw: executemany of the "
+            "same rows, every column, data JSON pre-serialised)"
+        )
         records = _shaped_records()
-        sqlite_raw = raw_sqlite(folder / "raw.db", records)
-        sqlite_writer, sqlite_e2e = writer_rate(f"sqlite:///{folder / 'writer.db'}", folder)
-        rows = [("SQLite (WAL, synchronous=NORMAL)", sqlite_raw, sqlite_writer, sqlite_e2e)]
+        rows = []
+        splits = []
+        with raw_sqlite(folder / "raw.db", records) as raw:
+            url = f"sqlite:///{folder / 'writer.db'}"
+            rows.append(("SQLite (WAL, synchronous=NORMAL)", *writer_against_raw(url, folder, raw)))
+            splits.append(("SQLite", *time_split(f"sqlite:///{folder / 'split.db'}")))
         with scratch_postgres() as pg:
             if pg is not None:
-                pg_raw = raw_postgres(pg, records)
-                pg_writer, pg_e2e = writer_rate(pg, folder)
-                rows.append(("PostgreSQL (psycopg 3)", pg_raw, pg_writer, pg_e2e))
+                with raw_postgres(pg, records) as raw:
+                    rows.append(("PostgreSQL (psycopg 3)", *writer_against_raw(pg, folder, raw)))
+                    splits.append(("PostgreSQL", *time_split(pg)))
         print(
             f"   {'backend':34} {'raw driver':>11} {'writer':>9} {'writer/raw':>10} "
             f"{'capture+flush':>13} {'e2e/raw':>8}"
         )
-        for backend, raw, writer, e2e in rows:
+        for backend, raw_rate, writer, e2e in rows:
             print(
-                f"   {backend:34} {raw:>9,.0f}/s {writer:>7,.0f}/s {writer / raw:>10.2f} "
-                f"{e2e:>11,.0f}/s {e2e / raw:>8.2f}"
+                f"   {backend:34} {raw_rate:>9,.0f}/s {writer:>7,.0f}/s {writer / raw_rate:>10.2f} "
+                f"{e2e:>11,.0f}/s {e2e / raw_rate:>8.2f}"
             )
+        print("   where the writer's time goes, per event (5,000 events, one run):")
+        for backend, build, write in splits:
+            print(f"   {backend:12} build {build:6.1f} us   write_batch {write:6.1f} us")
 
         print(f"\n4. Flood: {FLOOD:,} captures of {FLOOD_DISTINCT:,} distinct errors")
         result = flood(folder)

@@ -9,6 +9,12 @@ and upserts the group counts.
 
     python -m bench store          # ERRORKIT_BENCH_ROWS=50000 by default
 
+Then the same SQLite writes while another thread of the process runs Python (as an app's
+request threads do). ``executemany`` gives up the GIL around every row and waits for the
+interpreter's switch interval (5 ms) to get it back; ``write_batch`` uses a few multi-row
+INSERTs per batch. Each side takes five turns (the median is shown); the raw side writes
+only 200 rows a turn: at its pace more would take minutes.
+
 PostgreSQL is reached on 127.0.0.1 (ERRORKIT_BENCH_POSTGRES_URL); the benchmark creates
 its own database and drops it at the end.
 """
@@ -19,6 +25,7 @@ import os
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -184,6 +191,57 @@ def bench_sqlite(records: list[ErrorRecord], folder: Path) -> Outcome:
     return Outcome("SQLite (WAL, synchronous=NORMAL)", raw_rate, our_rate, replay)
 
 
+CONTENDED_RAW_ROWS = 200
+CONTENDED_TURNS = 5
+
+
+@contextmanager
+def busy_thread() -> Iterator[None]:
+    """Another thread running pure Python for as long as the block lasts."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def bench_sqlite_contended(records: list[ErrorRecord], folder: Path) -> tuple[float, float]:
+    """(raw rows/s, write_batch rows/s) while another thread runs Python: medians of
+    CONTENDED_TURNS turns each (how long the GIL takes to come back varies a lot)."""
+    insert = f"INSERT INTO errors ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    ours_per_turn = min(2 * BATCH, len(records) // CONTENDED_TURNS)
+    raw_rates: list[float] = []
+    our_rates: list[float] = []
+    with open_store(f"sqlite:///{folder / 'contended.db'}") as store:
+        for turn in range(CONTENDED_TURNS):
+            raw_path = folder / f"raw-contended-{turn}.db"
+            upgrade(f"sqlite:///{raw_path}")
+            rows = raw_rows(records[:CONTENDED_RAW_ROWS], text_times=True)
+            connection = sqlite3.connect(raw_path, isolation_level=None)
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            ours = records[turn * ours_per_turn : (turn + 1) * ours_per_turn]
+            with busy_thread():
+                started = time.perf_counter()
+                connection.execute("BEGIN")
+                connection.executemany(insert, rows)
+                connection.execute("COMMIT")
+                raw_rates.append(len(rows) / (time.perf_counter() - started))
+                started = time.perf_counter()
+                our_writer(store, ours)(0, len(ours))
+                our_rates.append(len(ours) / (time.perf_counter() - started))
+            connection.close()
+    return statistics.median(raw_rates), statistics.median(our_rates)
+
+
 @contextmanager
 def scratch_postgres() -> Iterator[str | None]:
     """A new database on 127.0.0.1, dropped afterwards; None when PostgreSQL is not there."""
@@ -252,6 +310,7 @@ def main() -> None:
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="errorkit-bench-") as folder:
         outcomes.append(bench_sqlite(records, Path(folder)))
+        contended = bench_sqlite_contended(records, Path(folder))
     postgres = bench_postgres(records)
     if postgres is not None:
         outcomes.append(postgres)
@@ -265,6 +324,11 @@ def main() -> None:
             f"{o.backend:34} {o.raw:>12,.0f} r/s {o.ours:>8,.0f} r/s {o.ours / o.raw:>9.2f} "
             f"{o.replay:>10,.0f} r/s"
         )
+    raw_rate, our_rate = contended
+    print(
+        f"{'SQLite, another thread busy':34} {raw_rate:>12,.0f} r/s {our_rate:>8,.0f} r/s "
+        f"{our_rate / raw_rate:>9.2f}   (raw: {CONTENDED_RAW_ROWS} rows, one transaction)"
+    )
 
 
 if __name__ == "__main__":
