@@ -288,3 +288,73 @@ def test_failure_outside_after_the_app_keeps_the_request_id(framework: str) -> N
     assert answer.status_code == 500
     assert answer.headers["x-request-id"] == "kept-1"
     assert answer.json()["error"]["request_id"] == "kept-1"
+
+
+class _ServerCycle:
+    """Like a server's request cycle: its send and receive are bound methods of an object
+    that holds the scope (uvicorn's RequestResponseCycle does)."""
+
+    def __init__(self, path: str) -> None:
+        self.scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"test")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        self.sent: list[Any] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+@pytest.mark.parametrize("path", ["/ok", "/missing"])
+async def test_requests_leave_no_reference_cycles(framework: str, path: str) -> None:
+    """A request, answered or failed with a handled error, leaves nothing for the garbage
+    collector: no reference cycle through the scope the server's send holds."""
+    import gc
+
+    from starlette.responses import JSONResponse
+
+    if framework == "fastapi":
+        from fastapi import FastAPI
+
+        app: Any = FastAPI()
+    else:
+        from starlette.applications import Starlette
+
+        app = Starlette()
+
+    async def ok(request: Any) -> Any:
+        return JSONResponse({"ok": True})
+
+    app.add_route("/ok", ok)
+    importlib.import_module(f"errorkit.{framework}").install(app, endpoints=None)
+
+    async def one() -> None:
+        cycle = _ServerCycle(path)
+        await app(cycle.scope, cycle.receive, cycle.send)
+        assert cycle.sent[0]["status"] == (200 if path == "/ok" else 404)
+
+    await one()  # first-request set-up (middleware stack, templates) is not per request
+    await one()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            await one()
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found == 0

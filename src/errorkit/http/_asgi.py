@@ -142,7 +142,7 @@ class ErrorkitMiddleware:
             # The inner instance. When send is the outer instance's own sender (nothing
             # sits in between), that sender already knows whether the answer started and
             # whether sending failed: no second wrapper is needed.
-            tracker = send if send is state.sender and isinstance(send, _Sender) else _Sender(send)
+            tracker = send if type(send) is _Sender and send.state is state else _Sender(send)
             try:
                 await self.app(scope, receive, tracker)
             except Exception as exc:
@@ -176,7 +176,10 @@ class ErrorkitMiddleware:
         # The scope is shared with the layers inside, as Starlette's router shares it: the
         # inner instance and errorkit's exception handlers find the state there.
         scope[STATE_KEY] = state
-        sender = state.sender = _Sender(send, self._header_bytes, state.request_id)
+        # The sender knows the state, not the other way round: the scope holds the state and
+        # the server's send often holds the scope, so state -> sender would be a reference
+        # cycle on every request, left for the garbage collector.
+        sender = _Sender(send, state, self._header_bytes)
         try:
             await self.app(scope, _Keeper(receive, state) if self.body_limit else receive, sender)
         except Exception as exc:
@@ -232,12 +235,13 @@ class _Sender:
     """Wraps ``send``: remembers whether the answer started and whether sending failed,
     and (for the outer instance) puts the request id header on the answer."""
 
-    __slots__ = ("_header", "_name", "_send", "failed", "started")
+    __slots__ = ("_header", "_name", "_send", "failed", "started", "state")
 
-    def __init__(self, send: Send, name: bytes = b"", request_id: str = "") -> None:
+    def __init__(self, send: Send, state: RequestState | None = None, name: bytes = b"") -> None:
         self._send = send
+        self.state = state  # the request's state when this is the outer instance's sender
         self._name = name
-        self._header = (name, request_id.encode("latin-1"))
+        self._header = (name, state.request_id.encode("latin-1") if state is not None else b"")
         self.started = False
         self.failed = False
 

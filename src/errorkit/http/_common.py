@@ -58,7 +58,6 @@ class RequestState:
     body_truncated: bool = False
     request_id_header: str = "x-request-id"
     root_path: str = ""
-    sender: object = field(default=None, repr=False)  # the ASGI middleware's send wrapper
 
     def record(self, chunk: bytes) -> None:
         """Keep what the app reads, up to ``body_limit`` bytes."""
