@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+from tests._proxy import TCPProxy
 from tests._services import fresh_postgres_database
-from tests.capture._proxy import tcp_proxy
 from tests.capture.conftest import stored_ids, total_count
 
 from errorkit.capture import api as capture
@@ -61,7 +61,7 @@ def sqlite_outage(sqlite_url: str) -> Iterator[Outage]:
 def postgres_outage() -> Iterator[Outage]:
     with fresh_postgres_database() as direct:
         url = make_url(direct)
-        with tcp_proxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        with TCPProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
             proxied = url.set(host="127.0.0.1", port=proxy.port)
             store = ErrorStore(proxied.render_as_string(hide_password=False))
             store.ping()

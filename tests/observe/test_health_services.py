@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from tests._proxy import TCPProxy
 from tests._services import require_postgres, require_redis
 
 from errorkit.observe.checks import http_check, redis_check, sqlalchemy_check
@@ -18,7 +19,6 @@ from errorkit.observe.health import HealthRegistry, HealthStatus
 from errorkit.observe.metrics import Metrics
 
 from ._apps import FRAMEWORKS, app_client
-from ._proxy import TCPProxy
 
 
 @pytest.fixture

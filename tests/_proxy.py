@@ -1,41 +1,37 @@
-"""A TCP proxy on 127.0.0.1 that tests stop and start: a database going down for real.
-
-Stopping closes the listening socket and every open connection, so clients see what they
-see when a server dies (connection reset, then connection refused) until it starts again
-on the same port.
-"""
+"""A TCP proxy on 127.0.0.1 that a test can stop and start, to take a real service (a database
+going down) away from the code under test without touching the service itself."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 
 class TCPProxy:
-    """Forwards 127.0.0.1:``port`` to ``target``; :meth:`stop` / :meth:`start` at will."""
+    """Forwards 127.0.0.1:<port> to ``target``; :meth:`stop` closes the listener and cuts
+    every open connection, :meth:`start` listens again on the same port."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._accepting: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    def start(self) -> None:
-        listener = socket.socket()
+    def start(self) -> TCPProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
+        self.port = listener.getsockname()[1]
         self._listener = listener
-        self._accepting = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._accepting.start()
+        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
 
     def stop(self) -> None:
         listener, self._listener = self._listener, None
@@ -43,14 +39,26 @@ class TCPProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
-        if self._accepting is not None:
-            self._accepting.join(timeout=5)
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def __enter__(self) -> TCPProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -65,30 +73,26 @@ class TCPProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for src, dst in ((client, upstream), (upstream, client)):
+                pump = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                pump.start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
-                data = source.recv(65536)
+                data = src.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                dst.sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
+            for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-@contextmanager
-def tcp_proxy(host: str, port: int) -> Iterator[TCPProxy]:
-    proxy = TCPProxy(host, port)
-    proxy.start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
