@@ -243,8 +243,29 @@ _KEY_MARKS = ("AKIA", "ASIA", "AIza", "SG.")
 _BEFORE_UNDERSCORE = ("whsec", "ghp", "gho", "ghu", "ghs", "ghr", "github_pat", "hf", "npm")
 _FROM_UNDERSCORE = ("_live_", "_test_")
 _BEFORE_DASH = ("sk", "glpat", "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr")
-# Past this many "_" or "-" the gate stops looking and lets the pattern run.
+# Past this many "_" or "-", looking at each costs more than searching for every prefix.
 _MAX_MARKS = 16
+_KEY_PREFIXES = (
+    "sk-",
+    "_live_",
+    "_test_",
+    "whsec_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxo-",
+    "xoxs-",
+    "xoxr-",
+    "hf_",
+    "npm_",
+)
 
 
 def _holds_any(text: str, words: tuple[str, ...]) -> bool:
@@ -276,7 +297,7 @@ def _may_hold_api_key(text: str, lower: str) -> bool:
             return True
         seen += 1
         if seen > _MAX_MARKS:
-            return True
+            return _holds_any(text, _KEY_PREFIXES)
         at = text.find("_", at + 1)
     at = text.find("-")
     while at >= 0:
@@ -284,7 +305,7 @@ def _may_hold_api_key(text: str, lower: str) -> bool:
             return True
         seen += 1
         if seen > _MAX_MARKS:
-            return True
+            return _holds_any(text, _KEY_PREFIXES)
         at = text.find("-", at + 1)
     return False
 

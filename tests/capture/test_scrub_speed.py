@@ -8,6 +8,7 @@ These properties compare it with running every pattern on every text.
 from __future__ import annotations
 
 import json
+import string
 from dataclasses import replace
 from typing import Any
 
@@ -81,6 +82,7 @@ FRAGMENTS = [
     "gh",
     "_",
     "-",
+    "a_b-c_d-e_f-g_h-i_j-k_l-m_n-o_p-q_",
     "\x1f",
 ]
 
@@ -162,6 +164,7 @@ def test_a_value_called_clean_scrubs_to_itself(
         {"model": "qwen", "max_tokens": 512, "temperature": 0.2, "stream": False},
         {"messages": [{"role": "user", "content": "Where is order 4711: still pending?"}]},
         ["a", 1, None, [2.5, {"note": "basic"}]],
+        {f"option_{word}_name": f"value-of-{word}-here" for word in string.ascii_lowercase},
         "plain text",
         {},
     ],
@@ -230,3 +233,26 @@ def test_one_call_gate_check_agrees_with_every_gate(text: str) -> None:
     lower = text.lower()
     assert _any_gate_open(text, lower) == any(gate(text, lower) for gate in _GATES)
     assert len(_GATES) == len(_STRING_PATTERNS)
+
+
+API_KEYS = [
+    "sk-proj-abcdefghijklmnop1234",
+    "sk_live_abcdefghij0123",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "github_pat_abcdefghijklmnopqrstuvwxyz0123456789",
+    "xoxb-abcdefghij12",
+    "xoxp-abcdefghij12",
+    "glpat-abcdefghijklmnopqrstuv",
+    "hf_abcdefghijklmnopqrstuvwxyz0123456",
+    "npm_abcdefghijklmnopqrstuvwxyz0123456",
+    "whsec_abcdefghijklmnop",
+]
+
+
+@pytest.mark.parametrize("key", API_KEYS)
+def test_api_key_after_many_underscores_and_dashes_is_found(key: str) -> None:
+    """A text full of "_" and "-" (past the per-mark look) still has its API key removed."""
+    text = "snake_case-and-kebab-case_" * 10 + " " + key
+    scrubber = Scrubber()
+    assert key not in scrubber.scrub_text(text)
+    assert not scrubber.is_clean({"note": text})
