@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-from collections.abc import Callable
-from typing import Any, TypeAlias, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from errorkit.classify import classify
 from errorkit.scrub import default_scrubber
@@ -124,3 +125,31 @@ def check_count(owner: str, name: str, value: object, *, minimum: int = 1) -> in
         msg = f"{owner}({name}={value!r}): must be a whole number >= {minimum}"
         raise ValueError(msg)
     return value
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def wrap_calls(
+    fn: Callable[_P, _T],
+    call: Callable[..., Any],
+    call_async: Callable[..., Awaitable[Any]],
+    owner: str,
+) -> Callable[_P, _T]:
+    """Decorate ``fn`` so each call goes through ``call`` (sync) or ``call_async`` (async),
+    keeping its name and signature; generators are refused (they would escape the guard)."""
+    reject_generators(fn, owner)
+    if is_async_callable(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+            return await call_async(fn, *args, **kwargs)
+
+        return cast("Callable[_P, _T]", async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+        return call(fn, *args, **kwargs)
+
+    return cast("Callable[_P, _T]", wrapper)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import math
 import re
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from errorkit._guard import guard
 from errorkit.context import current_context
@@ -36,10 +35,9 @@ from errorkit.resilience._common import (
     check_seconds,
     error_class,
     error_matcher,
-    is_async_callable,
-    reject_generators,
     safe_message,
     server_side,
+    wrap_calls,
 )
 from errorkit.resilience.clock import SYSTEM_CLOCK, Clock
 
@@ -794,21 +792,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
         """Protect every call of ``fn`` (sync or async) with this breaker."""
-        reject_generators(fn, f"circuit breaker {self.name!r}")
-        if is_async_callable(fn):
-            afn = cast("Callable[..., Awaitable[Any]]", fn)
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call_async(afn, *args, **kwargs)
-
-            return cast("Callable[P, T]", async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return wrapper
+        return wrap_calls(fn, self.call, self.call_async, f"circuit breaker {self.name!r}")
 
     def __enter__(self) -> CircuitBreaker:
         ticket = self._state.acquire()

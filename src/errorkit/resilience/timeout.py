@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from errorkit.errors import OperationTimeoutError
 from errorkit.resilience._common import (
     check_count,
     check_seconds,
-    is_async_callable,
     operation_name,
-    reject_generators,
+    wrap_calls,
 )
 
 __all__ = ["Timeout", "configure_timeout_pool", "timeout"]
@@ -114,21 +112,7 @@ class Timeout:
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
         """Limit every call of ``fn`` (sync functions run in a worker thread)."""
-        reject_generators(fn, "timeout")
-        if is_async_callable(fn):
-            afn = cast("Callable[..., Awaitable[Any]]", fn)
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call_async(afn, *args, **kwargs)
-
-            return cast("Callable[P, T]", async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(fn, *args, **kwargs)
-
-        return wrapper
+        return wrap_calls(fn, self.call, self.call_async, "timeout")
 
     async def __aenter__(self) -> Timeout:
         if self._scope is not None:
