@@ -148,6 +148,20 @@ def _report_answer(report: HealthReport, accept: str | None) -> Answer:
     return _json(report.http_status, report.as_dict(), "application/json")
 
 
+def _answer_without_checks(
+    config: EndpointConfig, kind: Kind, path: str, accept: str | None, authorization: str | None
+) -> Answer | None:
+    """The answer when no health check has to run (refused, metrics, liveness), else None."""
+    if not _authorized(config, kind, authorization):
+        return _unauthorized(path)
+    if kind == "metrics":
+        body, content_type = config.metrics_instance().render(accept)
+        return Answer(200, (("content-type", content_type), _NO_STORE), body)
+    if kind == "liveness":
+        return _report_answer(config.registry().liveness(), accept)
+    return None
+
+
 async def answer(
     config: EndpointConfig,
     kind: Kind,
@@ -157,14 +171,10 @@ async def answer(
     authorization: str | None,
 ) -> Answer:
     """The answer of one endpoint (async: health checks may await)."""
-    if not _authorized(config, kind, authorization):
-        return _unauthorized(path)
-    if kind == "metrics":
-        body, content_type = config.metrics_instance().render(accept)
-        return Answer(200, (("content-type", content_type), _NO_STORE), body)
+    early = _answer_without_checks(config, kind, path, accept, authorization)
+    if early is not None:
+        return early
     registry = config.registry()
-    if kind == "liveness":
-        return _report_answer(registry.liveness(), accept)
     if kind == "readiness":
         return _report_answer(await registry.readiness(), accept)
     return _report_answer(await registry.detailed(), accept)
@@ -179,14 +189,10 @@ def answer_sync(
     authorization: str | None,
 ) -> Answer:
     """:func:`answer` for WSGI."""
-    if not _authorized(config, kind, authorization):
-        return _unauthorized(path)
-    if kind == "metrics":
-        body, content_type = config.metrics_instance().render(accept)
-        return Answer(200, (("content-type", content_type), _NO_STORE), body)
+    early = _answer_without_checks(config, kind, path, accept, authorization)
+    if early is not None:
+        return early
     registry = config.registry()
-    if kind == "liveness":
-        return _report_answer(registry.liveness(), accept)
     if kind == "readiness":
         return _report_answer(registry.readiness_sync(), accept)
     return _report_answer(registry.detailed_sync(), accept)
