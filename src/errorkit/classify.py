@@ -624,19 +624,6 @@ def _map_stdlib(exc: BaseException) -> Classification | None:
     return None
 
 
-_BUILTIN: tuple[Mapper, ...] = (
-    _map_app_error,
-    _map_framework_http,
-    _map_pydantic,
-    _map_httpx,
-    _map_requests,  # before stdlib: requests' errors are OSErrors without an errno
-    _map_sqlalchemy,
-    _map_dbapi,
-    _map_redis,
-    _map_stdlib,
-)
-
-
 def _subclass_of(module: str, name: str) -> Callable[[type[BaseException]], bool]:
     """``cls`` derives from ``module.name`` (False while that module is not imported)."""
 
@@ -660,6 +647,7 @@ _GATED: tuple[tuple[Callable[[type[BaseException]], bool], Mapper], ...] = (
     (lambda cls: (cls.__module__ or "").startswith(_FRAMEWORK_MODULES), _map_framework_http),
     (_subclass_of("pydantic_core", "ValidationError"), _map_pydantic),
     (_subclass_of("httpx", "HTTPError"), _map_httpx),
+    # requests before stdlib: requests' errors are OSErrors without an errno
     (_subclass_of("requests.exceptions", "RequestException"), _map_requests),
     (
         _any_of(
@@ -678,10 +666,6 @@ _GATED: tuple[tuple[Callable[[type[BaseException]], bool], Mapper], ...] = (
         _map_stdlib,
     ),
 )
-if tuple(mapper for _, mapper in _GATED) != _BUILTIN:
-    msg = "errorkit.classify: _GATED must list every built-in mapper, in _BUILTIN's order"
-    raise RuntimeError(msg)
-
 _UNKNOWN = Classification(
     error_type=ErrorType.UNKNOWN,
     code="INTERNAL_ERROR",
