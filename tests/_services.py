@@ -92,6 +92,29 @@ def require_redis() -> str:
     return REDIS_URL
 
 
+def drop_breaker_namespace(url: str, namespace: str) -> None:
+    """Delete every breaker key a test wrote under ``namespace``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"errorkit:breaker:{namespace}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@contextmanager
+def breaker_namespace(url: str, prefix: str) -> Iterator[str]:
+    """A breaker namespace of its own in Redis; its keys are deleted afterwards."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    try:
+        yield namespace
+    finally:
+        drop_breaker_namespace(url, namespace)
+
+
 def require_chromium() -> str:
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         missing("Chromium", f"{CHROMIUM} not found; `make test` installs Debian's chromium")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import click
 import pytest
-import redis
 from click.testing import CliRunner
-from tests._services import require_redis
+from tests._services import breaker_namespace, drop_breaker_namespace, require_redis
 
 import errorkit
 from errorkit.cli.breakers import EXIT_UNKNOWN, EXIT_UNREACHABLE, register
@@ -43,13 +41,8 @@ def redis_url() -> str:
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
     """A namespace of its own per test; its keys are deleted afterwards."""
-    name = f"cli-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"errorkit:breaker:{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with breaker_namespace(redis_url, "cli") as name:
+        yield name
 
 
 @pytest.fixture
@@ -158,9 +151,7 @@ def test_other_namespaces_are_not_listed(
         fail(make("theirs", namespace=other), 1)
         assert set(listed(cli, redis_url, namespace)) == {"mine"}
     finally:
-        client = redis.Redis.from_url(redis_url)
-        client.delete(*client.scan_iter(match=f"errorkit:breaker:{other}:*"))
-        client.close()
+        drop_breaker_namespace(redis_url, other)
 
 
 def test_reset_closes_a_breaker_for_every_process(

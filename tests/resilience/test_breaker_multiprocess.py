@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from tests._services import require_redis
+from tests._services import breaker_namespace, require_redis
 from tests.resilience._workers import breaker_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -61,17 +59,12 @@ class Fleet:
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
     url = require_redis()
-    namespace = f"fleet-{uuid.uuid4().hex[:12]}"
-    running = Fleet(url, namespace)
-    try:
-        yield running
-    finally:
-        running.stop()
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"errorkit:breaker:{namespace}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    with breaker_namespace(url, "fleet") as namespace:
+        running = Fleet(url, namespace)
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def test_failures_in_some_processes_open_it_for_all_and_a_reset_closes_it_for_all(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from tests._services import require_redis
+from tests._services import breaker_namespace, require_redis
 
 import errorkit
 from errorkit import _guard
@@ -32,13 +32,8 @@ def redis_url() -> str:
 @pytest.fixture
 def namespace(redis_url: str) -> Iterator[str]:
     """A namespace of its own per test; its keys are deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"errorkit:breaker:{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with breaker_namespace(redis_url, "test") as name:
+        yield name
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
-from tests._services import require_redis
+from tests._services import breaker_namespace, require_redis
 
 import errorkit
 from errorkit.resilience import CircuitBreaker, CircuitState, RedisBackend
@@ -19,15 +17,10 @@ pytestmark = pytest.mark.redis
 def backend() -> Iterator[RedisBackend]:
     """A backend on a namespace of its own; its keys are deleted afterwards."""
     url = require_redis()
-    namespace = f"admin-{uuid.uuid4().hex[:12]}"
-    backend = RedisBackend(url, namespace=namespace)
-    yield backend
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"errorkit:breaker:{namespace}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    backend.close()
+    with breaker_namespace(url, "admin") as namespace:
+        backend = RedisBackend(url, namespace=namespace)
+        yield backend
+        backend.close()
 
 
 def _open(backend: RedisBackend, name: str) -> CircuitBreaker:
