@@ -299,29 +299,30 @@ class Pipeline:
         if fingerprint is not None:
             grouping = apply_override(fingerprint, grouping, self.service)
         now = self._clock()
-        if self._closed:
-            self._write_now(error_id, exc, fields, message, level, now, grouping)
-            return
-        if not self.limiter.admit(grouping.fingerprint):
-            self._count(grouping, exc, fields, level, now, "sampled")
-            return
+        closed = self._closed
         queue = self._queue
-        if len(queue) >= self.queue_size:
-            self._count(grouping, exc, fields, level, now, "queue_full")
-            return
-        queue.append(
-            ErrorEvent(
-                error_id,
-                exc,
-                message,
-                level,
-                now,
-                current_context(),
-                fields,
-                grouping.fingerprint,
-                grouping.title,
-            )
+        if not closed:
+            if not self.limiter.admit(grouping.fingerprint):
+                self._count(grouping, exc, fields, level, now, "sampled")
+                return
+            if len(queue) >= self.queue_size:
+                self._count(grouping, exc, fields, level, now, "queue_full")
+                return
+        event = ErrorEvent(
+            error_id,
+            exc,
+            message,
+            level,
+            now,
+            current_context(),
+            fields,
+            grouping.fingerprint,
+            grouping.title,
         )
+        if closed:
+            self._write_now(event)
+            return
+        queue.append(event)
         if self._synchronous:
             with self._work_lock:
                 self.run_once(force=True)
@@ -564,28 +565,8 @@ class Pipeline:
             self._failures = 0
             self._last_error = None
 
-    def _write_now(
-        self,
-        error_id: str,
-        exc: BaseException | None,
-        fields: dict[str, Any],
-        message: str | None,
-        level: str | None,
-        now: float,
-        grouping: Grouping,
-    ) -> None:
+    def _write_now(self, event: ErrorEvent) -> None:
         """After shutdown (late errors at interpreter exit): store synchronously."""
-        event = ErrorEvent(
-            error_id,
-            exc,
-            message,
-            level,
-            now,
-            current_context(),
-            fields,
-            grouping.fingerprint,
-            grouping.title,
-        )
         with self._work_lock:
             self._deliver([self.builder.build(event)], [], True)
 
