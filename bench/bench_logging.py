@@ -71,43 +71,35 @@ def _root_handler(handler: logging.Handler) -> Iterator[None]:
 
 @contextmanager
 def errorkit_native() -> Iterator[Emit]:
-    from errorkit.context import context_scope
-    from errorkit.observe.logging import setup_logging
-
-    setup = setup_logging(stream=NULL, renderer="json", level="INFO")
-    log = structlog.get_logger("bench.orders")
-    try:
-        with context_scope(**CONTEXT):
-            yield lambda: log.info("order_created", order_id=17, user="alice")
-    finally:
-        setup.close()
+    with _errorkit():
+        log = structlog.get_logger("bench.orders")
+        yield lambda: log.info("order_created", order_id=17, user="alice")
 
 
 @contextmanager
 def errorkit_stdlib() -> Iterator[Emit]:
-    from errorkit.context import context_scope
-    from errorkit.observe.logging import setup_logging
-
-    setup = setup_logging(stream=NULL, renderer="json", level="INFO")
-    log = logging.getLogger("bench.lib")
-    extra = {"order_id": 17, "user": "alice"}
-    try:
-        with context_scope(**CONTEXT):
-            yield lambda: log.info("order_created", extra=extra)
-    finally:
-        setup.close()
+    with _errorkit():
+        log = logging.getLogger("bench.lib")
+        extra = {"order_id": 17, "user": "alice"}
+        yield lambda: log.info("order_created", extra=extra)
 
 
 @contextmanager
 def errorkit_filtered() -> Iterator[Emit]:
+    with _errorkit():
+        log = structlog.get_logger("bench.orders")
+        yield lambda: log.debug("order_created", order_id=17, user="alice")
+
+
+@contextmanager
+def _errorkit() -> Iterator[None]:
     from errorkit.context import context_scope
     from errorkit.observe.logging import setup_logging
 
     setup = setup_logging(stream=NULL, renderer="json", level="INFO")
-    log = structlog.get_logger("bench.orders")
     try:
         with context_scope(**CONTEXT):
-            yield lambda: log.debug("order_created", order_id=17, user="alice")
+            yield
     finally:
         setup.close()
 
