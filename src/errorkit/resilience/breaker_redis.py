@@ -367,11 +367,7 @@ class RedisBackend:
                             "call needs a sync one: pass client=redis.Redis(...) or url=..."
                         )
                         raise TypeError(msg)
-                    self._client = redis_lib.Redis.from_url(
-                        self.url,
-                        socket_timeout=self._socket_timeout,
-                        socket_connect_timeout=self._socket_timeout,
-                    )
+                    self._client = self._from_url(redis_lib.Redis)
         return self._client
 
     def async_client(self) -> redis.asyncio.Redis:
@@ -384,12 +380,15 @@ class RedisBackend:
                 raise TypeError(msg)
             import redis.asyncio as redis_async
 
-            self._async_client = redis_async.Redis.from_url(
-                self.url,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-            )
+            self._async_client = self._from_url(redis_async.Redis)
         return self._async_client
+
+    def _from_url(self, redis_class: Any) -> Any:
+        return redis_class.from_url(
+            self.url,
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._socket_timeout,
+        )
 
     def script(self, name: str) -> Any:
         found = self._scripts.get(name)
@@ -587,6 +586,24 @@ class RedisState:
             *self._shown_config,
         ]
 
+    def _recorded(self, moved: Any) -> None:
+        transition = _parse_transition(moved)
+        if transition is not None:
+            self._notify(*transition)
+
+    def _was_reset(self, old: Any) -> None:
+        was = CircuitState(_text(old))
+        if was is not CircuitState.CLOSED:
+            self._notify(was, CircuitState.CLOSED)
+
+    def _queue_status(self, pipe: Any) -> Any:
+        """Queue the reads :meth:`_status_from` takes, in its argument order."""
+        pipe.hgetall(self.key)
+        pipe.hgetall(self._keys3[2])
+        pipe.zrange(self._keys3[1], 0, -1, withscores=True)
+        pipe.time()
+        return pipe
+
     def _status_from(self, raw: Any, window: Any, probes: Any, server_time: Any) -> BreakerStatus:
         fields: Mapping[str, str] = {_text(k): _text(v) for k, v in (raw or {}).items()}
         if self._clock is SYSTEM_CLOCK:
@@ -663,22 +680,15 @@ class RedisState:
         except self._errors as exc:
             self._went_down(exc)
             return
-        transition = _parse_transition(moved)
-        if transition is not None:
-            self._notify(*transition)
+        self._recorded(moved)
 
     def status(self, name: str) -> BreakerStatus:
         try:
-            pipe = self._owner.client().pipeline(transaction=False)
-            pipe.hgetall(self.key)
-            pipe.hgetall(self._keys3[2])
-            pipe.zrange(self._keys3[1], 0, -1, withscores=True)
-            pipe.time()
-            raw, window, probes, server_time = pipe.execute()
+            replies = self._queue_status(self._owner.client().pipeline(transaction=False)).execute()
         except self._errors as exc:
             self._went_down(exc)
             return self._local.status(name)
-        return self._status_from(raw, window, probes, server_time)
+        return self._status_from(*replies)
 
     def reset(self) -> None:
         self._local.reset()
@@ -687,9 +697,7 @@ class RedisState:
         except self._errors as exc:
             self._went_down(exc)
             return
-        was = CircuitState(_text(old))
-        if was is not CircuitState.CLOSED:
-            self._notify(was, CircuitState.CLOSED)
+        self._was_reset(old)
 
     # -- async ----------------------------------------------------------------------------------
 
@@ -719,22 +727,16 @@ class RedisState:
         except self._errors as exc:
             self._went_down(exc)
             return
-        transition = _parse_transition(moved)
-        if transition is not None:
-            self._notify(*transition)
+        self._recorded(moved)
 
     async def status_async(self, name: str) -> BreakerStatus:
         try:
             pipe = self._owner.async_client().pipeline(transaction=False)
-            pipe.hgetall(self.key)
-            pipe.hgetall(self._keys3[2])
-            pipe.zrange(self._keys3[1], 0, -1, withscores=True)
-            pipe.time()
-            raw, window, probes, server_time = await pipe.execute()
+            replies = await self._queue_status(pipe).execute()
         except self._errors as exc:
             self._went_down(exc)
             return self._local.status(name)
-        return self._status_from(raw, window, probes, server_time)
+        return self._status_from(*replies)
 
     async def reset_async(self) -> None:
         self._local.reset()
@@ -744,6 +746,4 @@ class RedisState:
         except self._errors as exc:
             self._went_down(exc)
             return
-        was = CircuitState(_text(old))
-        if was is not CircuitState.CLOSED:
-            self._notify(was, CircuitState.CLOSED)
+        self._was_reset(old)
