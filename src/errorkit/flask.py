@@ -24,22 +24,18 @@ from flask import Flask, Response, request  # noqa: E402 - after the extra check
 from werkzeug.exceptions import HTTPException  # noqa: E402
 
 from errorkit.errors import AppError  # noqa: E402
-from errorkit.http._asgi import check_options  # noqa: E402
 from errorkit.http._common import (  # noqa: E402
     DEFAULT_BODY_LIMIT,
     STATE_KEY,
     RequestState,
     answer_exception,
     detached_state,
+    prepare_install,
 )
 from errorkit.http._wsgi import WSGIMiddleware, environ_header  # noqa: E402
-from errorkit.http.envelope import Renderer, get_renderer  # noqa: E402
+from errorkit.http.envelope import Renderer  # noqa: E402
 from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
-from errorkit.observe.endpoints import (  # noqa: E402
-    EndpointConfig,
-    check_endpoints,
-    mount_config_flask,
-)
+from errorkit.observe.endpoints import EndpointConfig, mount_config_flask  # noqa: E402
 
 DEFAULT_ENDPOINTS = EndpointConfig()
 
@@ -65,12 +61,9 @@ def install(
     ``/metrics`` and the health endpoints (see :func:`errorkit.starlette.install`); None
     mounts none.
     """
-    check_options(request_id_header, body_limit)
-    check_endpoints(endpoints)
-    renderer = get_renderer(format)
-    if _EXTENSION in app.extensions:
-        msg = "errorkit is already installed on this app; call install() once per app"
-        raise RuntimeError(msg)
+    renderer = prepare_install(
+        format, request_id_header, body_limit, endpoints, installed=_EXTENSION in app.extensions
+    )
     app.wsgi_app = WSGIMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         request_id_header=request_id_header,

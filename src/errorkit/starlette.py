@@ -25,7 +25,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 
 from errorkit.errors import AppError  # noqa: E402
-from errorkit.http._asgi import ErrorkitMiddleware, check_options, route_template  # noqa: E402
+from errorkit.http._asgi import ErrorkitMiddleware, route_template  # noqa: E402
 from errorkit.http._common import (  # noqa: E402
     DEFAULT_BODY_LIMIT,
     STATE_KEY,
@@ -33,15 +33,12 @@ from errorkit.http._common import (  # noqa: E402
     answer_exception,
     current_request,
     detached_state,
+    prepare_install,
     was_answered,
 )
 from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer  # noqa: E402
 from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
-from errorkit.observe.endpoints import (  # noqa: E402
-    EndpointConfig,
-    check_endpoints,
-    mount_config_asgi,
-)
+from errorkit.observe.endpoints import EndpointConfig, mount_config_asgi  # noqa: E402
 
 DEFAULT_ENDPOINTS = EndpointConfig()
 
@@ -129,12 +126,13 @@ def install_asgi(
 ) -> Renderer:
     """What :func:`install` does, with extra exception classes to answer as handled
     (the FastAPI integration adds ``RequestValidationError``)."""
-    check_options(request_id_header, body_limit)
-    check_endpoints(endpoints)
-    renderer = get_renderer(format)
-    if getattr(app, _INSTALLED_ATTR, None) is not None:
-        msg = "errorkit is already installed on this app; call install() once per app"
-        raise RuntimeError(msg)
+    renderer = prepare_install(
+        format,
+        request_id_header,
+        body_limit,
+        endpoints,
+        installed=getattr(app, _INSTALLED_ATTR, None) is not None,
+    )
     if app.middleware_stack is not None:
         msg = (
             "install() must run before the app serves its first request (its middleware "

@@ -33,6 +33,7 @@ from errorkit.http._common import (
     STATE_KEY,
     RequestState,
     answer_exception,
+    check_options,
     finish_request,
     mark_answered,
     start_request,
@@ -44,7 +45,7 @@ from errorkit.http.request_id import (
     TRACEPARENT_HEADER,
 )
 
-__all__ = ["SHUTDOWN_FLUSH_SECONDS", "ErrorkitMiddleware", "check_options", "route_template"]
+__all__ = ["SHUTDOWN_FLUSH_SECONDS", "ErrorkitMiddleware", "route_template"]
 
 SHUTDOWN_FLUSH_SECONDS = 10.0
 """How long a server shutdown waits for captured events to reach the store (or spool)."""
@@ -57,26 +58,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def check_options(request_id_header: str, body_limit: int) -> None:
-    """Refuse options that cannot work, saying what to pass instead."""
-    if (
-        not isinstance(request_id_header, str)
-        or not request_id_header
-        or not all(c.isalnum() or c in "-_" for c in request_id_header)
-    ):
-        msg = (
-            f"request_id_header={request_id_header!r} is not a usable header name; "
-            "use letters, digits and dashes, e.g. 'X-Request-ID'"
-        )
-        raise ValueError(msg)
-    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 0:
-        msg = (
-            f"body_limit={body_limit!r}: must be a whole number of bytes >= 0 "
-            "(0 keeps no request body for reports)"
-        )
-        raise ValueError(msg)
 
 
 def route_template(scope: Scope, state: RequestState | None = None) -> str | None:

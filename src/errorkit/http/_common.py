@@ -15,7 +15,7 @@ from errorkit.catalog import Severity
 from errorkit.classify import Classification, classify
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
 from errorkit.errors import AppError, ErrorType, error_id_of
-from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer
+from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer, get_renderer
 from errorkit.http.request_id import (
     accept_request_id,
     is_valid_request_id,
@@ -27,10 +27,12 @@ __all__ = [
     "STATE_KEY",
     "RequestState",
     "answer_exception",
+    "check_options",
     "current_request",
     "detached_state",
     "finish_request",
     "mark_answered",
+    "prepare_install",
     "start_request",
     "was_answered",
 ]
@@ -83,6 +85,49 @@ class RequestState:
             except ValueError:
                 return data
         return data
+
+
+def check_options(request_id_header: str, body_limit: int) -> None:
+    """Refuse options that cannot work, saying what to pass instead."""
+    if (
+        not isinstance(request_id_header, str)
+        or not request_id_header
+        or not all(c.isalnum() or c in "-_" for c in request_id_header)
+    ):
+        msg = (
+            f"request_id_header={request_id_header!r} is not a usable header name; "
+            "use letters, digits and dashes, e.g. 'X-Request-ID'"
+        )
+        raise ValueError(msg)
+    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 0:
+        msg = (
+            f"body_limit={body_limit!r}: must be a whole number of bytes >= 0 "
+            "(0 keeps no request body for reports)"
+        )
+        raise ValueError(msg)
+
+
+def prepare_install(
+    format: str | Renderer | None,
+    request_id_header: str,
+    body_limit: int,
+    endpoints: object,
+    *,
+    installed: bool,
+) -> Renderer:
+    """What every framework's ``install()`` checks before it changes the app: its options,
+    its endpoints, its format and that errorkit is not on the app yet; returns the renderer."""
+    # Imported here: errorkit.http alone (the streaming wrapper, the envelopes) loads no
+    # endpoint or health machinery; install() runs once per app.
+    from errorkit.observe.endpoints import check_endpoints
+
+    check_options(request_id_header, body_limit)
+    check_endpoints(endpoints)
+    renderer = get_renderer(format)
+    if installed:
+        msg = "errorkit is already installed on this app; call install() once per app"
+        raise RuntimeError(msg)
+    return renderer
 
 
 def current_request() -> RequestState | None:

@@ -12,8 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from errorkit.http._asgi import check_options
-from errorkit.http._common import DEFAULT_BODY_LIMIT, STATE_KEY, RequestState, start_request
+from errorkit.http._common import (
+    DEFAULT_BODY_LIMIT,
+    STATE_KEY,
+    RequestState,
+    check_options,
+    start_request,
+)
 from errorkit.http.request_id import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
