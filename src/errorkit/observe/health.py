@@ -347,7 +347,9 @@ def _resilience_breakers() -> Mapping[str, Any] | Iterable[Any] | None:
     return result
 
 
-def _state_text(state: Any) -> str:
+def breaker_state_name(state: object) -> str:
+    """A breaker state (enum, string, ``HalfOpen``, ``CircuitState.HALF_OPEN``) as the name
+    health reports and metrics labels use: ``closed``, ``open``, ``half_open``."""
     raw = getattr(state, "value", state)
     text = str(raw).strip().lower().replace("-", "_").replace(" ", "_").rsplit(".", 1)[-1]
     return "half_open" if text in ("halfopen", "half_open") else text
@@ -383,7 +385,9 @@ def _breakers_from(raw: Mapping[str, Any] | Iterable[Any] | None) -> tuple[Break
                 details = {k: v for k, v in data.items() if k in _BREAKER_DETAILS}
         scrubbed = default_scrubber().scrub(details)
         out.append(
-            BreakerHealth(name, _state_text(state), scrubbed if isinstance(scrubbed, dict) else {})
+            BreakerHealth(
+                name, breaker_state_name(state), scrubbed if isinstance(scrubbed, dict) else {}
+            )
         )
     return tuple(sorted(out, key=lambda b: b.name))
 

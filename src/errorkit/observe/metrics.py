@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from errorkit._guard import guard, internal_error_counts
 from errorkit.catalog import Severity, catalog
 from errorkit.errors import ErrorType
+from errorkit.observe.health import breaker_state_name
 
 __all__ = [
     "BREAKER_STATES",
@@ -233,14 +234,6 @@ _SEVERITIES: Final = frozenset(str(s) for s in Severity)
 _ERROR_TYPES: Final = frozenset(str(t) for t in ErrorType)
 
 
-def _state_name(state: object) -> str:
-    raw = getattr(state, "value", state)
-    text = str(raw).strip().lower().replace("-", "_").replace(" ", "_")
-    if text.endswith(("halfopen", "half_open")):
-        return "half_open"
-    return text.rsplit(".", 1)[-1]
-
-
 class Metrics:
     """errorkit's Prometheus metrics in one registry.
 
@@ -402,7 +395,7 @@ class Metrics:
         """Show ``breaker`` in ``state`` (closed, open, half_open). Never raises."""
         with guard("metrics.set_breaker_state"):
             name = self.breakers(breaker)
-            current = self.states(_state_name(state))
+            current = self.states(breaker_state_name(state))
             with self._breaker_lock:
                 self._breaker_states[name] = current
                 for known in {*BREAKER_STATES, current}:
@@ -415,8 +408,8 @@ class Metrics:
         with guard("metrics.record_breaker_transition"):
             self.breaker_transitions_total.labels(
                 breaker=self.breakers(breaker),
-                from_state=self.states(_state_name(old_state)),
-                to_state=self.states(_state_name(new_state)),
+                from_state=self.states(breaker_state_name(old_state)),
+                to_state=self.states(breaker_state_name(new_state)),
             ).inc()
             self.set_breaker_state(breaker, new_state)
 
