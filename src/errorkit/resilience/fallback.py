@@ -143,7 +143,7 @@ class FallbackChain(Generic[T]):
         self.operation = operation or self.steps[0].name
         self._matches = error_matcher(on, server_side, owner="fallback_chain")
 
-    def _reason(self, index: int, previous: FallbackStep | None) -> str:
+    def _reason(self, previous: FallbackStep | None) -> str:
         if previous is None:
             return "primary"
         return f"{previous.name} failed: {error_class(previous.error)} ({previous.code})"  # type: ignore[arg-type]
@@ -170,6 +170,7 @@ class FallbackChain(Generic[T]):
         return failed
 
     def _exhausted(self, taken: list[FallbackStep]) -> FallbackExhaustedError:
+        """The error to raise, logged, caused by a group of every step's error."""
         error = FallbackExhaustedError(operation=self.operation)
         error.steps = tuple(taken)
         logger.error(
@@ -178,6 +179,10 @@ class FallbackChain(Generic[T]):
             ", ".join(s.name for s in taken),
             extra={"operation": self.operation, "steps": [s.as_dict() for s in taken]},
         )
+        error.__cause__ = ExceptionGroup(
+            f"{self.operation}: every step failed",
+            [s.error for s in taken if isinstance(s.error, Exception)],
+        )
         return error
 
     def run(self, *args: Any, **kwargs: Any) -> FallbackResult[T]:
@@ -185,7 +190,7 @@ class FallbackChain(Generic[T]):
         taken: list[FallbackStep] = []
         previous: FallbackStep | None = None
         for index, current in enumerate(self.steps):
-            reason = self._reason(index, previous)
+            reason = self._reason(previous)
             if not current.is_callable():
                 taken.append(FallbackStep(current.name, "ok", reason))
                 return FallbackResult(current.target, current.name, tuple(taken))
@@ -206,18 +211,14 @@ class FallbackChain(Generic[T]):
                 raise TypeError(msg)
             taken.append(FallbackStep(current.name, "ok", reason))
             return FallbackResult(value, current.name, tuple(taken))
-        error = self._exhausted(taken)
-        raise error from ExceptionGroup(
-            f"{self.operation}: every step failed",
-            [s.error for s in taken if isinstance(s.error, Exception)],
-        )
+        raise self._exhausted(taken)
 
     async def run_async(self, *args: Any, **kwargs: Any) -> FallbackResult[T]:
         """Like :meth:`run`; steps may be sync or async."""
         taken: list[FallbackStep] = []
         previous: FallbackStep | None = None
         for index, current in enumerate(self.steps):
-            reason = self._reason(index, previous)
+            reason = self._reason(previous)
             if not current.is_callable():
                 taken.append(FallbackStep(current.name, "ok", reason))
                 return FallbackResult(current.target, current.name, tuple(taken))
@@ -233,11 +234,7 @@ class FallbackChain(Generic[T]):
                 continue
             taken.append(FallbackStep(current.name, "ok", reason))
             return FallbackResult(value, current.name, tuple(taken))
-        error = self._exhausted(taken)
-        raise error from ExceptionGroup(
-            f"{self.operation}: every step failed",
-            [s.error for s in taken if isinstance(s.error, Exception)],
-        )
+        raise self._exhausted(taken)
 
     def call(self, *args: Any, **kwargs: Any) -> T:
         """The value of the first step that succeeds."""
