@@ -21,7 +21,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -677,15 +677,11 @@ class HealthRegistry:
         return _run_sync(self.detailed)
 
 
-def _run_sync(factory: Callable[[], Awaitable[HealthReport]]) -> HealthReport:
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, HealthReport]]) -> HealthReport:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-
-        async def main() -> HealthReport:
-            return await factory()
-
-        return asyncio.run(main())
+        return asyncio.run(factory())
     # Called from inside a running loop (sync code in an async app): use a helper thread.
     box: list[HealthReport] = []
     errors: list[BaseException] = []
