@@ -71,8 +71,13 @@ def error_event(exc: BaseException, *, endpoint: str | None = None) -> str:
     return sse_event({"error": error})
 
 
-def _like(chunk_is_bytes: bool, text: str) -> Any:
-    return text.encode() if chunk_is_bytes else text
+def _ending(exc: Exception, as_bytes: bool, done: bool, endpoint: str | None) -> list[Any]:
+    """The chunks that end a failed stream (its error event, then ``[DONE]`` unless
+    ``done`` is false), as ``bytes`` when the source's chunks were."""
+    chunks = [error_event(exc, endpoint=endpoint)]
+    if done:
+        chunks.append(DONE)
+    return [c.encode() for c in chunks] if as_bytes else chunks
 
 
 @overload
@@ -119,9 +124,8 @@ async def _async_stream(
             except StopAsyncIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - every failure of the source ends the stream
-                yield cast(Chunk, _like(as_bytes, error_event(exc, endpoint=endpoint)))
-                if done:
-                    yield cast(Chunk, _like(as_bytes, DONE))
+                for ending in _ending(exc, as_bytes, done, endpoint):
+                    yield cast(Chunk, ending)
                 return
             as_bytes = isinstance(chunk, bytes)
             yield chunk
@@ -143,9 +147,8 @@ def _sync_stream(source: Iterable[Chunk], done: bool, endpoint: str | None) -> I
             except StopIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - every failure of the source ends the stream
-                yield cast(Chunk, _like(as_bytes, error_event(exc, endpoint=endpoint)))
-                if done:
-                    yield cast(Chunk, _like(as_bytes, DONE))
+                for ending in _ending(exc, as_bytes, done, endpoint):
+                    yield cast(Chunk, ending)
                 return
             as_bytes = isinstance(chunk, bytes)
             yield chunk
