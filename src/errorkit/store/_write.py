@@ -393,45 +393,42 @@ def _aggregate(records: list[ErrorRecord], deltas: list[CountDelta]) -> list[_Gr
     groups: dict[str, _Group] = {}
     for record in records:
         when = _aware(record.timestamp, "timestamp")
-        group = groups.get(record.fingerprint)
-        if group is None:
-            group = groups[record.fingerprint] = _Group(
-                fingerprint=record.fingerprint,
-                title=clean_text(str(record.title or record.error_type)),
-                error_type=record.error_type,
-                error_code=record.error_code,
-                severity=record.severity,
-                service=record.service,
-                environment=record.environment,
-                count=1,
-                first_seen=when,
-                last_seen=when,
-            )
-        else:
-            group.add(1, when, when)
+        group = _add_to(groups, record, 1, when, when)
         if group.last_error_at is None or when >= group.last_error_at:
             group.last_error_id = record.error_id
             group.last_error_at = when
     for delta in deltas:
         first = _aware(delta.first_seen, "first_seen")
         last = _aware(delta.last_seen, "last_seen")
-        group = groups.get(delta.fingerprint)
-        if group is None:
-            groups[delta.fingerprint] = _Group(
-                fingerprint=delta.fingerprint,
-                title=clean_text(str(delta.title or delta.error_type)),
-                error_type=delta.error_type,
-                error_code=delta.error_code,
-                severity=delta.severity,
-                service=delta.service,
-                environment=delta.environment,
-                count=delta.count,
-                first_seen=first,
-                last_seen=last,
-            )
-        else:
-            group.add(delta.count, first, last)
+        _add_to(groups, delta, delta.count, first, last)
     return sorted(groups.values(), key=operator.attrgetter("fingerprint"))
+
+
+def _add_to(
+    groups: dict[str, _Group],
+    item: ErrorRecord | CountDelta,
+    count: int,
+    first: datetime,
+    last: datetime,
+) -> _Group:
+    """Add ``count`` occurrences of ``item``'s group, starting that group on first sight."""
+    group = groups.get(item.fingerprint)
+    if group is None:
+        group = groups[item.fingerprint] = _Group(
+            fingerprint=item.fingerprint,
+            title=clean_text(str(item.title or item.error_type)),
+            error_type=item.error_type,
+            error_code=item.error_code,
+            severity=item.severity,
+            service=item.service,
+            environment=item.environment,
+            count=count,
+            first_seen=first,
+            last_seen=last,
+        )
+    else:
+        group.add(count, first, last)
+    return group
 
 
 def _upsert_groups(
