@@ -481,7 +481,7 @@ class Attempt:
 
     __slots__ = ("_run", "number")
 
-    def __init__(self, run: _AttemptIterator | _AsyncAttemptIterator, number: int) -> None:
+    def __init__(self, run: _Run, number: int) -> None:
         self._run = run
         self.number = number
 
@@ -510,7 +510,9 @@ class Attempt:
         return f"Attempt(number={self.number})"
 
 
-class _AttemptIterator:
+class _Run:
+    """What the attempts of one retried block share; iterated sync or async below."""
+
     __slots__ = ("done", "name", "number", "policy", "started", "wait")
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -520,6 +522,10 @@ class _AttemptIterator:
         self.number = 0
         self.done = False
         self.wait: float | None = None
+
+
+class _AttemptIterator(_Run):
+    __slots__ = ()
 
     def __iter__(self) -> _AttemptIterator:
         return self
@@ -534,16 +540,8 @@ class _AttemptIterator:
         return Attempt(self, self.number)
 
 
-class _AsyncAttemptIterator:
-    __slots__ = ("done", "name", "number", "policy", "started", "wait")
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        self.name = policy._name or "retried block"
-        self.started = policy._monotonic()
-        self.number = 0
-        self.done = False
-        self.wait: float | None = None
+class _AsyncAttemptIterator(_Run):
+    __slots__ = ()
 
     def __aiter__(self) -> _AsyncAttemptIterator:
         return self
@@ -558,7 +556,7 @@ class _AsyncAttemptIterator:
         return Attempt(self, self.number)
 
 
-def _take_wait(run: _AttemptIterator | _AsyncAttemptIterator) -> float:
+def _take_wait(run: _Run) -> float:
     wait = run.wait
     if wait is None:
         msg = (
