@@ -119,14 +119,10 @@ def _optional_module(name: str) -> Any:
         return None
 
 
-def _field(stats: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(stats, Mapping):
-            if name in stats:
-                return stats[name]
-        elif hasattr(stats, name):
-            return getattr(stats, name)
-    return None
+def _field(stats: Any, name: str) -> Any:
+    if isinstance(stats, Mapping):
+        return stats.get(name)
+    return getattr(stats, name, None)
 
 
 def _by_reason(value: Any, default_reason: str) -> dict[str, float]:
@@ -186,7 +182,7 @@ class _CaptureCollector(Collector):
         families = self._families()
         out: list[Metric] = []
         for key, family in families.items():
-            raw = _field(stats, key, *_ALIASES.get(key, ()))
+            raw = _field(stats, key)
             if raw is None:
                 continue
             if key == "dropped":
@@ -196,13 +192,6 @@ class _CaptureCollector(Collector):
                 family.add_metric([], float(raw))
             out.append(family)
         return out
-
-
-_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "queue_depth": ("queued",),
-    "dropped": ("dropped_by_reason",),
-    "spool_bytes": ("spool_size_bytes",),
-}
 
 
 class _InternalErrorsCollector(Collector):
