@@ -127,6 +127,7 @@ class WSGIMiddleware:
         self.app = app
         self.header_name = request_id_header
         self._environ_key = _environ_key(request_id_header)
+        self._skip = request_id_header.lower()  # the app's own header of that name is replaced
         self.trust_request_id = trust_request_id
         self.body_limit = body_limit
 
@@ -155,7 +156,7 @@ class WSGIMiddleware:
         stream = environ.get("wsgi.input")
         if stream is not None and self.body_limit:
             environ["wsgi.input"] = _KeepingInput(stream, state)
-        skip = self.header_name.lower()
+        skip = self._skip
         id_header = (self.header_name, state.request_id)
 
         def start_with_id(
