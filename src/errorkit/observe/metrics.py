@@ -259,7 +259,6 @@ class Metrics:
         self.states = BoundedLabel(len(BREAKER_STATES) + 3)
         self._reasons = BoundedLabel(30)
         self._breaker_lock = threading.Lock()
-        self._breaker_states: dict[str, str] = {}
         self._instrumented: list[str] | None = None
         r = self.registry
         self.errors_total = Counter(
@@ -386,7 +385,6 @@ class Metrics:
             name = self.breakers(breaker)
             current = self.states(breaker_state_name(state))
             with self._breaker_lock:
-                self._breaker_states[name] = current
                 for known in {*BREAKER_STATES, current}:
                     self.breaker_state.labels(breaker=name, state=known).set(
                         1.0 if known == current else 0.0
