@@ -7,20 +7,65 @@ store.write_batch(records)            # from the capture pipeline's writer
 page = store.groups(status="unresolved", sort="count")
 """
 
-from errorkit.store.engine import create_store_engine, describe_url, normalize_url
-from errorkit.store.errors import (
-    InvalidQuery,
-    InvalidRecord,
-    InvalidStoreURL,
-    NotFound,
-    SchemaTooNew,
-    StoreError,
-    StoreUnavailable,
-)
-from errorkit.store.migrate import head_revision, upgrade
-from errorkit.store.models import ErrorGroup, Page, Stats, StoredError, WriteResult
-from errorkit.store.records import CountDelta, ErrorRecord
-from errorkit.store.repository import ErrorFilters, ErrorStore, open_store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from errorkit.store.engine import create_store_engine, describe_url, normalize_url
+    from errorkit.store.errors import (
+        InvalidQuery,
+        InvalidRecord,
+        InvalidStoreURL,
+        NotFound,
+        SchemaTooNew,
+        StoreError,
+        StoreUnavailable,
+    )
+    from errorkit.store.migrate import head_revision, upgrade
+    from errorkit.store.models import ErrorGroup, Page, Stats, StoredError, WriteResult
+    from errorkit.store.records import CountDelta, ErrorRecord
+    from errorkit.store.repository import ErrorFilters, ErrorStore, open_store
+
+# Where each public name lives. They are imported on first use: `import errorkit` (through
+# capture, which needs only the records) must not pay for SQLAlchemy and Alembic until a
+# store is really opened.
+_LOCATIONS = {
+    "create_store_engine": "engine",
+    "describe_url": "engine",
+    "normalize_url": "engine",
+    "InvalidQuery": "errors",
+    "InvalidRecord": "errors",
+    "InvalidStoreURL": "errors",
+    "NotFound": "errors",
+    "SchemaTooNew": "errors",
+    "StoreError": "errors",
+    "StoreUnavailable": "errors",
+    "head_revision": "migrate",
+    "upgrade": "migrate",
+    "ErrorGroup": "models",
+    "Page": "models",
+    "Stats": "models",
+    "StoredError": "models",
+    "WriteResult": "models",
+    "CountDelta": "records",
+    "ErrorRecord": "records",
+    "ErrorFilters": "repository",
+    "ErrorStore": "repository",
+    "open_store": "repository",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        msg = f"module 'errorkit.store' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(f"errorkit.store.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CountDelta",
