@@ -24,9 +24,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from errorkit._guard import guard
-from errorkit._reporting import report, was_reported
+from errorkit._reporting import was_reported
 from errorkit.classify import classify
-from errorkit.context import current_context
 from errorkit.errors import AppError, ErrorType
 from errorkit.http._common import (
     DEFAULT_BODY_LIMIT,
@@ -36,6 +35,7 @@ from errorkit.http._common import (
     check_options,
     finish_request,
     mark_answered,
+    report_request,
     start_request,
 )
 from errorkit.http.envelope import EncodedAnswer, Renderer, get_renderer
@@ -197,18 +197,12 @@ class ErrorkitMiddleware:
         return False
 
     def _report_late(self, exc: Exception, scope: Scope, state: RequestState) -> None:
-        c = classify(exc)
-        report(
+        report_request(
             exc,
+            classify(exc),
+            state,
             error_type=str(ErrorType.STREAM),
-            endpoint=route_template(scope, state) or state.path,
-            method=state.method,
-            user_agent=state.user_agent,
-            request_id=state.request_id,
-            session_id=current_context().session_id,
-            request_payload=state.payload(),
-            status=c.status,
-            severity=str(c.severity),
+            endpoint=route_template(scope, state),
         )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "finish_request",
     "mark_answered",
     "prepare_install",
+    "report_request",
     "start_request",
     "was_answered",
 ]
@@ -250,6 +251,29 @@ def _minimal(error_id: str, request_id: str) -> EncodedAnswer:
     return EncodedAnswer(500, body, (("content-type", "application/json"),))
 
 
+def report_request(
+    exc: BaseException,
+    c: Classification,
+    state: RequestState,
+    *,
+    error_type: str,
+    endpoint: str | None = None,
+) -> str:
+    """Report ``exc`` with what ``state`` knows of its request; return its error id."""
+    return report(
+        exc,
+        error_type=error_type,
+        endpoint=endpoint or state.path,
+        method=state.method,
+        user_agent=state.user_agent,
+        request_id=state.request_id,
+        session_id=current_context().session_id,
+        request_payload=state.payload() if state.body else None,
+        status=c.status,
+        severity=str(c.severity),
+    )
+
+
 def answer_exception(
     exc: BaseException,
     state: RequestState,
@@ -263,18 +287,7 @@ def answer_exception(
     c = _FALLBACK
     with guard("http.answer"):
         c = classify(exc)
-        error_id = report(
-            exc,
-            error_type=str(c.error_type),
-            endpoint=endpoint or state.path,
-            method=state.method,
-            user_agent=state.user_agent,
-            request_id=state.request_id,
-            session_id=current_context().session_id,
-            request_payload=state.payload() if state.body else None,
-            status=c.status,
-            severity=str(c.severity),
-        )
+        error_id = report_request(exc, c, state, error_type=str(c.error_type), endpoint=endpoint)
         meta = ErrorMeta(
             error_id,
             state.request_id,
