@@ -22,7 +22,6 @@ import contextlib
 import os
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from errorkit._guard import guard
 from errorkit.classify import classify
 from errorkit.config import Settings, update_settings
 from errorkit.errors import AppError, ErrorType, error_id_of
+from errorkit.errors import _new_error_id as _new_id
 from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
 
 from .event import normalize_severity
@@ -63,10 +63,6 @@ _listeners: list[Listener] = []
 _early_drops: Counter[str] = Counter()
 _lock = threading.RLock()
 _atexit_registered = False
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _drop_early(reason: str) -> None:
