@@ -14,7 +14,6 @@ it) stops the generator quietly: that is not an error of the app.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
 
@@ -23,7 +22,7 @@ from errorkit.classify import classify
 from errorkit.context import current_context
 from errorkit.errors import ErrorType
 from errorkit.http._common import current_request
-from errorkit.http.envelope import safe_for_client
+from errorkit.http.envelope import _retry_after_seconds, safe_for_client
 
 __all__ = ["DONE", "error_event", "sse_event", "stream_errors"]
 
@@ -66,8 +65,9 @@ def error_event(exc: BaseException, *, endpoint: str | None = None) -> str:
         "request_id": ctx.request_id,
         "retriable": safe.retriable,
     }
-    if safe.retry_after is not None:
-        error["retry_after"] = max(0, math.ceil(safe.retry_after))
+    retry_after = _retry_after_seconds(safe)
+    if retry_after is not None:
+        error["retry_after"] = retry_after
     return sse_event({"error": error})
 
 
