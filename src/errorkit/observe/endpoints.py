@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any, Final, Literal
 from errorkit._extras import require
 from errorkit.classify import for_status
 from errorkit.context import current_context
+from errorkit.errors import _new_error_id
 from errorkit.observe.health import HEALTH_JSON, HealthRegistry, HealthReport, default_health
 
 __all__ = [
@@ -127,7 +127,7 @@ def _unauthorized(path: str) -> Answer:
 
         ctx = current_context()
         meta = ErrorMeta(
-            error_id=str(uuid.uuid4()),
+            error_id=_new_error_id(),
             request_id=ctx.request_id or new_request_id(),
             correlation_id=ctx.correlation_id,
             timestamp=datetime.now(UTC),
