@@ -694,18 +694,18 @@ class CircuitBreaker:
         # open is logged, and status().rejected counts them.
         return _rejection(self.name, self._message, retry_after)
 
+    def _admitted(self, ticket: Ticket | float) -> Ticket:
+        """The ticket, or the :class:`CircuitOpenError` for a refusal (seconds to wait)."""
+        if type(ticket) is float:
+            raise self._reject(ticket)
+        return ticket  # type: ignore[return-value]
+
     def acquire(self) -> Permit:
         """A :class:`Permit` for one call, or :class:`CircuitOpenError` when refused."""
-        ticket = self._state.acquire()
-        if type(ticket) is float:
-            raise self._reject(ticket)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        return Permit(self, self._admitted(self._state.acquire()))
 
     async def acquire_async(self) -> Permit:
-        ticket = await self._state.acquire_async()
-        if type(ticket) is float:
-            raise self._reject(ticket)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        return Permit(self, self._admitted(await self._state.acquire_async()))
 
     # -- calling --------------------------------------------------------------------------------
 
@@ -795,10 +795,8 @@ class CircuitBreaker:
         return wrap_calls(fn, self.call, self.call_async, f"circuit breaker {self.name!r}")
 
     def __enter__(self) -> CircuitBreaker:
-        ticket = self._state.acquire()
-        if type(ticket) is float:
-            raise self._reject(ticket)
-        _active.set((*_active.get(), (self, ticket)))  # type: ignore[arg-type]
+        ticket = self._admitted(self._state.acquire())
+        _active.set((*_active.get(), (self, ticket)))
         return self
 
     def __exit__(
@@ -812,10 +810,8 @@ class CircuitBreaker:
         self._state.record(ticket, outcome, failure)
 
     async def __aenter__(self) -> CircuitBreaker:
-        ticket = await self._state.acquire_async()
-        if type(ticket) is float:
-            raise self._reject(ticket)
-        _active.set((*_active.get(), (self, ticket)))  # type: ignore[arg-type]
+        ticket = self._admitted(await self._state.acquire_async())
+        _active.set((*_active.get(), (self, ticket)))
         return self
 
     async def __aexit__(
