@@ -71,8 +71,15 @@ def install(
     if name is None and openapi_schema is None:
         openapi_schema = {"type": "object", "description": "An error (custom format)."}
     build = app.openapi
+    documented: dict[str, Any] | None = None
 
     def documented_openapi() -> dict[str, Any]:
-        return document_errors(build(), name or "custom", custom_schema=openapi_schema)
+        # FastAPI builds the schema once and caches it: document it once too, not on every
+        # request for /openapi.json (a new schema, after the cache is cleared, is documented).
+        nonlocal documented
+        schema = build()
+        if schema is not documented:
+            documented = document_errors(schema, name or "custom", custom_schema=openapi_schema)
+        return documented
 
     app.openapi = documented_openapi  # type: ignore[method-assign]

@@ -227,6 +227,29 @@ def test_openapi_operations_without_validation_get_4xx_and_5xx() -> None:
     assert "422" not in responses
 
 
+def test_openapi_schema_is_documented_once_per_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serving the cached schema again does not document it again; a rebuilt one is."""
+    import errorkit.fastapi
+
+    calls: list[object] = []
+    document = errorkit.fastapi.document_errors
+
+    def counting(schema: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(schema)
+        return document(schema, *args, **kwargs)
+
+    monkeypatch.setattr(errorkit.fastapi, "document_errors", counting)
+    app = make_app("fastapi")
+    first = app.openapi()
+    assert app.openapi() is first
+    assert len(calls) == 1
+    app.openapi_schema = None
+    rebuilt = app.openapi()
+    assert rebuilt is not first
+    assert "4XX" in rebuilt["paths"]["/only-get"]["get"]["responses"]
+    assert len(calls) == 2
+
+
 def test_openapi_schema_describes_the_answer_actually_sent() -> None:
     """The documented default error requires exactly the keys the answer carries."""
     from fastapi.testclient import TestClient
