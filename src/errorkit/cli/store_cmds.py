@@ -359,8 +359,7 @@ def errors_show(store_url: str, error_id: str, as_json: bool) -> None:
     with _open(store_url) as store:
         item = store.get(error_id)
         if item is None:
-            message = f"no stored error has error_id {error_id!r} in the store at {store.url}"
-            raise _NotFound(message)
+            raise NotFound.error(error_id, store.url)
     if as_json:
         _print_json(item.as_dict())
         return
@@ -570,8 +569,7 @@ def groups_show(store_url: str, key: str, as_json: bool) -> None:
     with _open(store_url) as store:
         group = store.group(key)
         if group is None:
-            message = f"no error group has fingerprint or id {key!r} in the store at {store.url}"
-            raise _NotFound(message)
+            raise NotFound.group(key, store.url)
         recent = store.list(fingerprint=group.fingerprint, limit=10, with_total=False).items
     if as_json:
         _print_json({**group.as_dict(), "recent": [item.as_dict() for item in recent]})

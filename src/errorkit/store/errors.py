@@ -32,6 +32,16 @@ class InvalidQuery(StoreError, ValueError):
 class NotFound(StoreError, LookupError):
     """No error or group has the id that was asked for."""
 
+    @classmethod
+    def error(cls, error_id: str, url: str) -> NotFound:
+        """No stored error has ``error_id`` in the store at ``url``."""
+        return cls(f"no stored error has error_id {error_id!r} in the store at {url}")
+
+    @classmethod
+    def group(cls, key: str | int, url: str) -> NotFound:
+        """No error group has the fingerprint or id ``key`` in the store at ``url``."""
+        return cls(f"no error group has fingerprint or id {key!r} in the store at {url}")
+
 
 class StoreUnavailable(StoreError, ConnectionError):
     """The database cannot be reached or opened."""

@@ -274,8 +274,7 @@ class ErrorStore:
                 update(errors).where(errors.c.error_id == error_id).values(**values)
             )
             if result.rowcount == 0:
-                message = f"no stored error has error_id {error_id!r} in the store at {self._url}"
-                raise NotFound(message)
+                raise NotFound.error(error_id, self._url)
             row = connection.execute(_select_errors().where(errors.c.error_id == error_id)).one()
         return _stored(row)
 
@@ -590,10 +589,7 @@ class ErrorStore:
         with self._write() as connection:
             found = _find_group(connection, key)
             if found is None:
-                message = (
-                    f"no error group has fingerprint or id {key!r} in the store at {self._url}"
-                )
-                raise NotFound(message)
+                raise NotFound.group(key, self._url)
             connection.execute(
                 update(error_groups).where(error_groups.c.id == found.id).values(**values)
             )
