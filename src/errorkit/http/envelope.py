@@ -370,10 +370,9 @@ def _base_headers(c: Classification) -> dict[str, str]:
         for name, value in c.headers.items():
             if name.lower() not in _DROPPED_HEADERS:
                 headers[name.lower()] = str(value)
-    if c.retry_after is not None:
-        retry_after = _retry_after_seconds(c)
-        if retry_after is not None and "retry-after" not in headers:
-            headers["retry-after"] = str(retry_after)
+    retry_after = _retry_after_seconds(c)
+    if retry_after is not None:
+        headers.setdefault("retry-after", str(retry_after))
     return headers
 
 
