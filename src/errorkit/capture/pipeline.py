@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -745,17 +745,11 @@ def _merge(deltas: list[CountDelta]) -> list[CountDelta]:
         if seen is None:
             merged[delta.fingerprint] = delta
             continue
-        merged[delta.fingerprint] = CountDelta(
+        merged[delta.fingerprint] = replace(
+            seen,
             delta_id=str(uuid.uuid4()),
-            fingerprint=delta.fingerprint,
-            title=seen.title,
-            error_type=seen.error_type,
-            error_code=seen.error_code,
-            severity=seen.severity,
             count=seen.count + delta.count,
             first_seen=min(seen.first_seen, delta.first_seen),
             last_seen=max(seen.last_seen, delta.last_seen),
-            service=seen.service,
-            environment=seen.environment,
         )
     return list(merged.values())
