@@ -8,24 +8,20 @@ batches waiting, 2 bad input, 3 the store is unreachable (the spool is kept as i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from errorkit.capture.spool import Spool, SpoolStatus, default_spool_dir
+from errorkit.cli.store_cmds import DEFAULT_STORE_URL, _console, _Unavailable
 from errorkit.store import InvalidStoreURL, StoreError, open_store
 from errorkit.store.engine import describe_url, normalize_url
 
 __all__ = ["register", "spool"]
 
-DEFAULT_STORE_URL = "sqlite:///errorkit.db"
 EXIT_WAITING = 1
-EXIT_UNAVAILABLE = 3
-_PIPE_WIDTH = 200
 
 
 def register(cli: click.Group) -> None:
@@ -35,17 +31,6 @@ def register(cli: click.Group) -> None:
 
 class _Waiting(click.ClickException):
     exit_code = EXIT_WAITING
-
-
-class _Unavailable(click.ClickException):
-    exit_code = EXIT_UNAVAILABLE
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=_PIPE_WIDTH)
-    return console
 
 
 def _settings() -> tuple[str, str | None, int]:
