@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import linecache
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from errorkit import _guard
 from errorkit.catalog import Severity
 from errorkit.classify import classify
 from errorkit.context import ErrorContext
-from errorkit.errors import AppError, ErrorType
+from errorkit.errors import AppError, ErrorType, _new_error_id
 from errorkit.scrub import _CACHED_TEXT as _SCRUBBER_CACHES
 from errorkit.scrub import Scrubber
 from errorkit.store._clean import c_make_encoder, json_dumps, json_string
@@ -281,7 +280,7 @@ class RecordBuilder:
         """A record holding only what cannot fail (id, time, group), saying ``why``."""
         error_id = event.error_id
         if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
-            error_id = str(uuid.uuid4())
+            error_id = _new_error_id()
         return ErrorRecord(
             error_id=error_id,
             timestamp=datetime.fromtimestamp(event.timestamp, UTC),
@@ -368,7 +367,7 @@ class RecordBuilder:
         if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
             # The store keys rows by a UUID-sized id; keep an odd one (an app's own) as data.
             data["original_error_id"] = _text(error_id)[:MAX_ID_CHARS]
-            error_id = str(uuid.uuid4())
+            error_id = _new_error_id()
         endpoint = get("endpoint") or ctx.endpoint
         user_agent = get("user_agent")
         request_payload = get("request_payload")
