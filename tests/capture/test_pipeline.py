@@ -131,6 +131,37 @@ def test_sampled_out_occurrences_are_counted_exactly(
     assert pipeline.stats().dropped == {"sampled": 7}
 
 
+def test_counts_past_the_fingerprint_limit_go_to_one_overflow_group(
+    make_pipeline: Callable[..., tuple[Pipeline, Clock]],
+    store: ErrorStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_FINGERPRINTS pending counts, new fingerprints are counted in one group per type."""
+    from errorkit.capture import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "MAX_FINGERPRINTS", 2)
+    classified: list[object] = []
+    meta = pipeline_module._meta
+
+    def counting_meta(*args: Any) -> tuple[str, str, str]:
+        classified.append(args[0])
+        return meta(*args)
+
+    monkeypatch.setattr(pipeline_module, "_meta", counting_meta)
+    pipeline, _ = make_pipeline(queue_size=0, flood_per_minute=1000)
+    for word in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta"):
+        try:
+            raise RuntimeError(f"stage {word} failed")  # six distinct fingerprints
+        except RuntimeError as exc:
+            submit(pipeline, exc)
+    assert len(pipeline._counts) == 3  # two of their own, the rest together
+    assert sorted(entry.count for entry in pipeline._counts.values()) == [1, 1, 4]
+    assert len(classified) == 3  # once per group, not once per overflowing occurrence
+    pipeline.run_once()
+    assert total_count(store) == 6
+    assert pipeline.stats().dropped == {"queue_full": 6}
+
+
 def test_queue_full_occurrences_are_counted_exactly(
     make_pipeline: Callable[..., tuple[Pipeline, Clock]], store: ErrorStore
 ) -> None:

@@ -353,16 +353,23 @@ class Pipeline:
                     entry.first = when
                 return
             overflow = len(self._counts) >= MAX_FINGERPRINTS
-        # A new fingerprint: classify outside the lock (once per fingerprint per cycle).
-        error_type, code, severity = _meta(exc, fields, level)
         if overflow:
             type_name = type(exc).__qualname__ if exc is not None else "message"
             fingerprint = group_message(
                 f"overflow {type_name}", self.service, "errorkit"
             ).fingerprint
             title = f"{type_name} (counted together: too many distinct errors at once)"
+            with self._count_lock:
+                entry = self._counts.get(fingerprint)
+                if entry is not None:  # the overflow group is counting already
+                    entry.count += 1
+                    entry.last = max(entry.last, when)
+                    entry.first = min(entry.first, when)
+                    return
         else:
             title = grouping.title
+        # A new fingerprint: classify outside the lock (once per fingerprint per cycle).
+        error_type, code, severity = _meta(exc, fields, level)
         with self._count_lock:
             entry = self._counts.get(fingerprint)
             if entry is None:
