@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text, json_dumps
-from errorkit.store.errors import InvalidRecord
+from errorkit.store.errors import InvalidRecord, StoreError
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
 from errorkit.store.schema import applied_deltas, error_groups
@@ -130,10 +130,11 @@ def apply_batch(connection: Connection, batch: Batch) -> WriteResult:
     )
 
 
-def _aware(value: Any, what: str) -> datetime:
+def _aware(value: Any, what: str, error: type[StoreError] = InvalidRecord) -> datetime:
+    """``value`` in UTC (a naive one is taken as UTC); ``error`` when it is no datetime."""
     if not isinstance(value, datetime):
         message = f"{what} must be a datetime, got {type(value).__name__}: {value!r}"
-        raise InvalidRecord(message)
+        raise error(message)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

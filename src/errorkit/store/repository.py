@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from errorkit.store._write import apply_batch, prepare_batch
+from errorkit.store._write import _aware, apply_batch, prepare_batch
 from errorkit.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
     WRITE,
@@ -638,10 +638,7 @@ def _transient(cause: BaseException | None) -> bool:
 
 
 def _when(value: datetime, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        message = f"{name} must be a datetime, got {type(value).__name__}: {value!r}"
-        raise InvalidQuery(message)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return _aware(value, name, InvalidQuery)
 
 
 def _check_page(limit: int, offset: int) -> None:
