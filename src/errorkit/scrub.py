@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
+    "BUILTIN_RULES",
     "DEFAULT_SENSITIVE_HEADERS",
     "DEFAULT_SENSITIVE_KEYS",
     "FILTERED",
+    "ScrubRule",
     "Scrubber",
     "default_scrubber",
     "neutralize_newlines",
@@ -182,57 +184,8 @@ _KEYWORD = (
     r"auth|session(?:id)?|sig|signature|credentials?)"
 )
 
-_STRING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # PEM private keys (whole block).
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-            re.DOTALL,
-        ),
-        FILTERED,
-    ),
-    # JSON Web Tokens: header.payload[.signature]
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"), FILTERED),
-    # Authorization schemes inside text: "Bearer abc", "Basic dXNlcjpw", "Token abc".
-    (
-        re.compile(r"(?i)\b(bearer|basic|token|digest|apikey)(\s+)[A-Za-z0-9\-._~+/=:]{6,}"),
-        r"\1\2" + FILTERED,
-    ),
-    # Common API-key shapes.
-    (
-        re.compile(
-            r"\b(?:"
-            r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic
-            r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
-            r"|whsec_[A-Za-z0-9]{16,}"  # Stripe webhook secrets
-            r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
-            r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
-            r"|github_pat_[A-Za-z0-9_]{30,}"
-            r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
-            r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-            r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
-            r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"  # SendGrid
-            r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
-            r"|npm_[A-Za-z0-9]{30,}"
-            r")"
-        ),
-        FILTERED,
-    ),
-    # URL credentials: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+@"), r"\1" + FILTERED + "@"),
-    # key=value / key: value pairs (query strings, log text, connection strings).
-    (
-        re.compile(
-            r"(?i)(?<![A-Za-z0-9])((?:[A-Za-z0-9]+[_-])*"
-            + _KEYWORD
-            + r"(?:[_-][A-Za-z0-9]+)*)(\"?'?\s*[=:]\s*\"?'?)(?!\[Filtered\])([^\s\"'&,;)}\]]+)"
-        ),
-        r"\1\2" + FILTERED,
-    ),
-]
-
-# What a match of each of _STRING_PATTERNS needs (in order), as cheap substring tests on
-# ASCII text and its lower-case form. They only skip work, never a match. Each is also
+# The gates: what a match of each built-in rule needs, as cheap substring tests on ASCII
+# text and its lower-case form. They only skip work, never a match. Each is also
 # monotone: if it fails on a text, it fails on every part of it, which lets is_clean()
 # test many strings at once. (`in` beats a regular expression of alternatives here.)
 _AUTH_WORDS = ("bearer", "basic", "token", "digest", "apikey")
@@ -314,27 +267,116 @@ def _may_hold_pair(text: str, lower: str) -> bool:
     return ("=" in text or ":" in text) and _holds_any(lower, _KEYWORD_STEMS)
 
 
-_GATES: tuple[Callable[[str, str], bool], ...] = (
-    lambda text, lower: "-----BEGIN" in text,
-    lambda text, lower: "eyJ" in text,
-    _may_hold_scheme,
-    _may_hold_api_key,
-    lambda text, lower: "://" in text and "@" in text,
-    _may_hold_pair,
+def _has_pem(text: str, lower: str) -> bool:
+    return "-----BEGIN" in text
+
+
+def _has_jwt(text: str, lower: str) -> bool:
+    return "eyJ" in text
+
+
+def _has_url_credentials(text: str, lower: str) -> bool:
+    return "://" in text and "@" in text
+
+
+@dataclass(frozen=True)
+class ScrubRule:
+    """One secret shape found inside strings: what to look for, what to put instead, and a
+    cheap test that says when looking is useless.
+
+    ``pattern`` is searched in every string; its matches become ``replacement`` (which may
+    refer to the pattern's groups, as in :func:`re.sub`; ``[Filtered]`` in it becomes the
+    scrubber's own replacement). ``gate(text, lower)`` gets ASCII text and its lower-case
+    form and answers False only when ``pattern`` cannot match; it must also answer False for
+    every part of a text it answers False for (texts are tested joined together). Without a
+    gate the pattern runs on every string and the scrubber takes no shortcut.
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    replacement: str = FILTERED
+    gate: Callable[[str, str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pattern, re.Pattern):
+            msg = (
+                f"ScrubRule({self.name!r}): pattern must be a compiled regular expression "
+                f"(re.compile(...)), not {type(self.pattern).__name__}"
+            )
+            raise TypeError(msg)
+
+
+# The built-in rules, in the order they run. Each rule carries its own gate, so a rule added
+# anywhere in a list keeps every other rule paired with the test that belongs to it.
+BUILTIN_RULES: tuple[ScrubRule, ...] = (
+    ScrubRule(
+        "private_key",  # PEM private keys (whole block).
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+            re.DOTALL,
+        ),
+        gate=_has_pem,
+    ),
+    ScrubRule(
+        "jwt",  # JSON Web Tokens: header.payload[.signature]
+        re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"),
+        gate=_has_jwt,
+    ),
+    ScrubRule(
+        "authorization_scheme",  # "Bearer abc", "Basic dXNlcjpw", "Token abc" inside text.
+        re.compile(r"(?i)\b(bearer|basic|token|digest|apikey)(\s+)[A-Za-z0-9\-._~+/=:]{6,}"),
+        r"\1\2" + FILTERED,
+        gate=_may_hold_scheme,
+    ),
+    ScrubRule(
+        "api_key",  # Common API-key shapes.
+        re.compile(
+            r"\b(?:"
+            r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic
+            r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
+            r"|whsec_[A-Za-z0-9]{16,}"  # Stripe webhook secrets
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
+            r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+            r"|github_pat_[A-Za-z0-9_]{30,}"
+            r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
+            r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
+            r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
+            r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"  # SendGrid
+            r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+            r"|npm_[A-Za-z0-9]{30,}"
+            r")"
+        ),
+        gate=_may_hold_api_key,
+    ),
+    ScrubRule(
+        "url_credentials",  # scheme://user:password@host
+        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+@"),
+        r"\1" + FILTERED + "@",
+        gate=_has_url_credentials,
+    ),
+    ScrubRule(
+        "key_value",  # key=value / key: value pairs (query strings, log text, DSNs).
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9])((?:[A-Za-z0-9]+[_-])*"
+            + _KEYWORD
+            + r"(?:[_-][A-Za-z0-9]+)*)(\"?'?\s*[=:]\s*\"?'?)(?!\[Filtered\])([^\s\"'&,;)}\]]+)"
+        ),
+        r"\1\2" + FILTERED,
+        gate=_may_hold_pair,
+    ),
 )
-_PAIR_GATE = 5
 
 
-def _any_gate_open(text: str, lower: str) -> bool:
-    """Whether any gate opens: _GATES in one call, without a call per gate."""
-    return (
-        "-----BEGIN" in text
-        or "eyJ" in text
-        or _may_hold_scheme(text, lower)
-        or _may_hold_api_key(text, lower)
-        or ("://" in text and "@" in text)
-        or _may_hold_pair(text, lower)
-    )
+def _any_gate(gates: tuple[Callable[[str, str], bool], ...]) -> Callable[[str, str], bool]:
+    """One test that opens when any of ``gates`` opens (the scrubber's common-case check)."""
+
+    def any_open(text: str, lower: str) -> bool:
+        for gate in gates:  # noqa: SIM110 - a plain loop costs less than any() over a generator
+            if gate(text, lower):
+                return True
+        return False
+
+    return any_open
 
 
 _DIGITS = b"0123456789"
@@ -387,6 +429,14 @@ def _scrub_cards(text: str) -> str:
     return _CARD_CANDIDATE.sub(replace, text)
 
 
+class _Compiled(NamedTuple):
+    """A rule as the scrubber runs it: its replacement made the scrubber's own."""
+
+    pattern: re.Pattern[str]
+    replacement: str
+    gate: Callable[[str, str], bool] | None
+
+
 @dataclass(frozen=True)
 class Scrubber:
     """Configurable scrubbing. Instances are immutable and safe to share between threads.
@@ -394,13 +444,16 @@ class Scrubber:
     ``extra_keys`` and ``extra_headers`` add names (any case or separator);
     ``extra_patterns`` add regular expressions whose matches are replaced;
     ``keep_keys`` un-marks keys the defaults would remove (for example ``"session"`` when it
-    holds a session *name* in your app).
+    holds a session *name* in your app); ``rules`` replaces the built-in secret shapes
+    (:data:`BUILTIN_RULES`, a tuple of :class:`ScrubRule`: add one anywhere with
+    ``rules=(*BUILTIN_RULES, ScrubRule(...))``).
     """
 
     extra_keys: Iterable[str] = ()
     extra_headers: Iterable[str] = ()
     extra_patterns: Iterable[str | re.Pattern[str]] = ()
     keep_keys: Iterable[str] = ()
+    rules: Iterable[ScrubRule] = BUILTIN_RULES
     max_depth: int = 10
     max_items: int = 200
     max_string: int = 8192
@@ -408,7 +461,9 @@ class Scrubber:
     _keys: frozenset[str] = field(init=False, repr=False)
     _headers: frozenset[str] = field(init=False, repr=False)
     _keep: frozenset[str] = field(init=False, repr=False)
-    _patterns: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
+    _rules: tuple[_Compiled, ...] = field(init=False, repr=False)
+    _gates: tuple[Callable[[str, str], bool], ...] = field(init=False, repr=False)
+    _any_gate_open: Callable[[str, str], bool] = field(init=False, repr=False, compare=False)
     _cache: tuple[dict[str, str], dict[str, str]] = field(init=False, repr=False, compare=False)
     _key_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
     _gated: bool = field(init=False, repr=False, compare=False)
@@ -431,7 +486,12 @@ class Scrubber:
             "_headers",
             DEFAULT_SENSITIVE_HEADERS | {normalize_key(h) for h in self.extra_headers},
         )
-        extra: list[tuple[re.Pattern[str], str]] = []
+        rules = tuple(self.rules)
+        for rule in rules:
+            if not isinstance(rule, ScrubRule):
+                msg = f"Scrubber(rules=...): {rule!r} is not a ScrubRule"
+                raise TypeError(msg)
+        extra: list[ScrubRule] = []
         for pattern in self.extra_patterns:
             try:
                 compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
@@ -441,13 +501,18 @@ class Scrubber:
                     f"expression: {exc}"
                 )
                 raise ValueError(msg) from exc
-            extra.append((compiled, self.replacement))
-        patterns = [
-            (p, r.replace(FILTERED, self.replacement.replace("\\", "\\\\")))
-            for p, r in _STRING_PATTERNS
-        ]
-        object.__setattr__(self, "_patterns", tuple(patterns + extra))
-        object.__setattr__(self, "_gated", not extra)  # every pattern has a gate
+            extra.append(ScrubRule(f"extra_patterns[{len(extra)}]", compiled))
+        own = self.replacement.replace("\\", "\\\\")  # literal in re.sub's replacement
+        compiled_rules = tuple(
+            _Compiled(rule.pattern, rule.replacement.replace(FILTERED, own), rule.gate)
+            for rule in (*rules, *extra)
+        )
+        gates = tuple(rule.gate for rule in compiled_rules if rule.gate is not None)
+        object.__setattr__(self, "_rules", compiled_rules)
+        object.__setattr__(self, "_gates", gates)
+        object.__setattr__(self, "_any_gate_open", _any_gate(gates))
+        # Shortcuts only when every rule says when it cannot match.
+        object.__setattr__(self, "_gated", len(gates) == len(compiled_rules))
         # (as is, single line): keyed by the text alone, no tuple made per lookup.
         object.__setattr__(self, "_cache", ({}, {}))
         object.__setattr__(self, "_key_cache", {})
@@ -505,14 +570,13 @@ class Scrubber:
             # for ASCII text; other text runs every pattern, as case folding could match).
             plain = out.isascii()
             lower = out.lower()
-            if plain and self._gated and not _any_gate_open(out, lower):
+            if plain and self._gated and not self._any_gate_open(out, lower):
                 # The common case: nothing to look for (same as each gate saying no).
                 if _digits(out) >= _CARD_DIGITS:
                     out = _scrub_cards(out)
                 return neutralize_newlines(out) if single_line else out
-            for index, (pattern, repl) in enumerate(self._patterns):
-                gate = _GATES[index] if plain and index < len(_GATES) else None
-                if gate is not None and not gate(out, lower):
+            for pattern, repl, gate in self._rules:
+                if plain and gate is not None and not gate(out, lower):
                     continue
                 new = pattern.sub(repl, out)
                 if new != out:
@@ -612,19 +676,11 @@ class Scrubber:
         if len(everything) > limit and max(map(len, (*texts, *keys)), default=0) > limit:
             return False
         lower = everything.lower()
-        for index, gate in enumerate(_GATES):
-            # The gates are monotone (see above), so one test covers all the texts. The pair
-            # gate needs "=" or ":" and a keyword in the same text: it is tested below.
-            if index != _PAIR_GATE and gate(everything, lower):
+        for gate in self._gates:
+            # A gate that stays shut on all the texts joined stays shut on each of them (see
+            # ScrubRule). One that opens may do so only across texts: ask each text alone.
+            if gate(everything, lower) and any(gate(t, t.lower()) for t in (*keys, *texts)):
                 return False
-        for part, items, part_lower in (
-            (joined_keys, keys, lower[: len(joined_keys)]),
-            (body, texts, lower[len(joined_keys) + 1 :]),
-        ):
-            if ("=" in part or ":" in part) and _holds_any(part_lower, _KEYWORD_STEMS):
-                paired = [text for text in items if "=" in text or ":" in text]
-                if _holds_any(_JOIN.join(paired).lower(), _KEYWORD_STEMS):
-                    return False
         return _digits(everything) < _CARD_DIGITS
 
     def scrub_headers(

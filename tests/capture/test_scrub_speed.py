@@ -8,6 +8,7 @@ These properties compare it with running every pattern on every text.
 from __future__ import annotations
 
 import json
+import re
 import string
 from dataclasses import replace
 from typing import Any
@@ -18,10 +19,9 @@ from hypothesis import strategies as st
 
 from errorkit.capture.event import RecordBuilder
 from errorkit.scrub import (
-    _GATES,
-    _STRING_PATTERNS,
+    BUILTIN_RULES,
     Scrubber,
-    _any_gate_open,
+    ScrubRule,
     _scrub_cards,
     neutralize_newlines,
 )
@@ -95,7 +95,7 @@ def every_pattern(scrubber: Scrubber, text: str, single_line: bool) -> str:
     if len(out) > scrubber.max_string:
         cut = len(out) - scrubber.max_string
         out = out[: scrubber.max_string] + f"...[truncated {cut} chars]"
-    for pattern, replacement in scrubber._patterns:
+    for pattern, replacement, _gate in scrubber._rules:
         out = pattern.sub(replacement, out)
     out = _scrub_cards(out)
     return neutralize_newlines(out) if single_line else out
@@ -229,10 +229,72 @@ def test_payload_shortcut_stores_what_full_scrubbing_stores(value: Any, limit: i
 
 @given(text=texts)
 def test_one_call_gate_check_agrees_with_every_gate(text: str) -> None:
-    """The single-call gate check used for plain text opens exactly when some gate opens."""
+    """The single-call gate check used for plain text opens exactly when some rule's opens."""
     lower = text.lower()
-    assert _any_gate_open(text, lower) == any(gate(text, lower) for gate in _GATES)
-    assert len(_GATES) == len(_STRING_PATTERNS)
+    scrubber = Scrubber()
+    gates = [rule.gate for rule in BUILTIN_RULES if rule.gate is not None]
+    assert len(gates) == len(BUILTIN_RULES)
+    assert scrubber._any_gate_open(text, lower) == any(gate(text, lower) for gate in gates)
+
+
+# One secret of each built-in rule's shape, and what must no longer be there after scrubbing.
+RULE_SECRETS = {
+    "private_key": (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEA",
+    ),
+    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "eyJzdWIiOiIxIn0"),
+    "authorization_scheme": ("Bearer abcdef123456", "abcdef123456"),
+    "api_key": ("sk-proj-abcdefghijklmnop1234", "abcdefghijklmnop1234"),
+    "url_credentials": ("postgresql://app:hunter2xyz@db/x", "hunter2xyz"),
+    "key_value": ("password=hunter2xyz", "hunter2xyz"),
+}
+
+
+def _marker_rule(number: int, gated: bool) -> ScrubRule:
+    """A rule of the user's own, for ZZQ<number> tokens (in no built-in secret)."""
+    token = f"ZZQ{number}"
+    gate = (lambda text, lower: token in text) if gated else None
+    return ScrubRule(f"marker{number}", re.compile(re.escape(token) + r"\w*"), gate=gate)
+
+
+@given(
+    position=st.integers(min_value=0, max_value=len(BUILTIN_RULES)),
+    number=st.integers(min_value=0, max_value=999),
+    gated=st.booleans(),
+    names=st.lists(st.sampled_from(sorted(RULE_SECRETS)), min_size=1, max_size=4),
+    filler=st.sampled_from(["", "x ", "note: ", "id=7 "]),
+)
+def test_a_rule_added_anywhere_keeps_every_other_rules_secrets_scrubbed(
+    position: int, number: int, gated: bool, names: list[str], filler: str
+) -> None:
+    """Inserting a rule at any position keeps each built-in rule paired with its own gate."""
+    rules = list(BUILTIN_RULES)
+    rules.insert(position, _marker_rule(number, gated))
+    scrubber = Scrubber(rules=rules)
+    assert {rule.name for rule in BUILTIN_RULES} == set(RULE_SECRETS)
+    token = f"ZZQ{number}abc"
+    text = filler + " ".join(RULE_SECRETS[name][0] for name in names) + " " + token
+    out = scrubber.scrub_text(text)
+    for name in names:
+        assert RULE_SECRETS[name][1] not in out, name
+    assert token not in out
+    for name in names:
+        value = {"message": filler + RULE_SECRETS[name][0], "other": token}
+        assert not scrubber.is_clean(value)
+        assert RULE_SECRETS[name][1] not in json.dumps(scrubber.scrub(value))
+
+
+def test_a_rule_needs_a_compiled_pattern() -> None:
+    """ScrubRule with a plain string is refused with a message saying what to pass."""
+    with pytest.raises(TypeError, match=r"re\.compile"):
+        ScrubRule("mine", "secret-[0-9]+")  # type: ignore[arg-type]
+
+
+def test_rules_must_be_scrub_rules() -> None:
+    """Scrubber(rules=...) names the entry that is not a ScrubRule."""
+    with pytest.raises(TypeError, match="is not a ScrubRule"):
+        Scrubber(rules=[("pattern", "replacement")])  # type: ignore[list-item]
 
 
 API_KEYS = [
