@@ -287,6 +287,26 @@ def test_testing_mode_turns_waits_off_and_can_cap_attempts(clock: ManualClock) -
         assert fn.calls["n"] == 1  # type: ignore[attr-defined]
 
 
+def test_testing_mode_log_lines_say_the_wait_was_skipped(
+    clock: ManualClock, retry_logs: pytest.LogCaptureFixture
+) -> None:
+    """Under no_waits() nothing sleeps, so the retry line must not claim "retrying in 0.1s"."""
+    with no_waits():
+        retry(attempts=2, jitter="none", name="rates", clock=clock)(failing(1, ConnectionError))()
+    (record,) = [r for r in retry_logs.records if r.name == "errorkit.retry"]
+    message = record.getMessage()
+    assert "retrying rates now" in message
+    assert "skipped" in message
+    assert " in 0.100s" not in message
+    assert record.wait_skipped is True  # type: ignore[attr-defined]
+    assert clock.sleeps == []
+    retry_logs.clear()
+    retry(attempts=2, jitter="none", name="rates", clock=clock)(failing(1, ConnectionError))()
+    (record,) = [r for r in retry_logs.records if r.name == "errorkit.retry"]
+    assert "retrying rates in 0.100s" in record.getMessage()
+    assert record.wait_skipped is False  # type: ignore[attr-defined]
+
+
 async def test_async_functions_are_retried(clock: ManualClock) -> None:
     """@retry on an async def awaits each attempt and sleeps on the clock between."""
     calls = 0

@@ -402,8 +402,14 @@ class RetryPolicy:
             self._give_up(exc, attempt, max_attempts, elapsed, name, code, error_type, reason)
             return None
 
+        skipped = is_testing()
         logger.warning(
-            "retrying %s in %.3fs after attempt %d failed: %s (%s)",
+            (
+                "retrying %s now (wait of %.3fs skipped: testing mode) after attempt %d failed: "
+                "%s (%s)"
+                if skipped
+                else "retrying %s in %.3fs after attempt %d failed: %s (%s)"
+            ),
             name,
             wait,
             attempt,
@@ -414,6 +420,7 @@ class RetryPolicy:
                 "attempt": attempt,
                 "max_attempts": max_attempts,
                 "wait": wait,
+                "wait_skipped": skipped,
                 "elapsed": elapsed,
                 "error_class": error_class(exc),
                 "error_code": code,
