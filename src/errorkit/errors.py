@@ -14,8 +14,11 @@ class is defined; a bad or duplicate code fails right there.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
+import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,13 +107,67 @@ class _SafeFormat(dict[str, Any]):
         return "{" + key + "}"
 
 
+_FORMATTER = string.Formatter()
+_CLAUSE = re.compile(r"\s*\([^()]*\{[^()]*\)")
+
+
+@functools.lru_cache(maxsize=512)
+def template_fields(template: str) -> frozenset[str]:
+    """The names a message template fills (``"{operation} timed out"`` -> ``{"operation"}``);
+    empty for a template that does not parse."""
+    if "{" not in template:
+        return frozenset()
+    names: set[str] = set()
+    try:
+        for _, field, _, _ in _FORMATTER.parse(template):
+            if field:
+                names.add(re.split(r"[.\[]", field, maxsplit=1)[0])
+    except ValueError:
+        return frozenset()
+    return frozenset(names)
+
+
 def _fill(template: str, details: Mapping[str, Any]) -> str:
+    """``template`` filled from ``details``; a placeholder without a value stays as it is."""
     if "{" not in template:
         return template
     try:
         return template.format_map(_SafeFormat(details))
     except (ValueError, IndexError, AttributeError, KeyError, TypeError):
         return template
+
+
+def _fill_class_message(cls: type[AppError], details: Mapping[str, Any]) -> str:
+    """The class's message template filled from ``details``. A template whose fields were not
+    all given never reaches a client as a template: a parenthesised clause that needs a
+    missing field is dropped (``"too large (limit {max_size} bytes)."`` -> ``"too large."``);
+    if that is not enough, the class's ``plain_message`` is used, else the nearest base
+    class's message that has no fields."""
+    template = cls.message
+    if "{" not in template:
+        return template
+    missing = template_fields(template) - details.keys()
+    if not missing:
+        return _fill(template, details)
+
+    def drop_if_missing(match: re.Match[str]) -> str:
+        return "" if template_fields(match.group(0)) & missing else match.group(0)
+
+    trimmed = _CLAUSE.sub(drop_if_missing, template)
+    if not template_fields(trimmed) & missing:
+        return _fill(trimmed, details)
+    return _plain_message(cls)
+
+
+def _plain_message(cls: type[AppError]) -> str:
+    for klass in cls.__mro__:
+        plain = klass.__dict__.get("plain_message")
+        if isinstance(plain, str):
+            return plain
+        message = klass.__dict__.get("message")
+        if isinstance(message, str) and "{" not in message:
+            return message
+    return AppError.message
 
 
 _ERROR_ID_ATTR = "__errorkit_error_id__"
@@ -158,6 +215,13 @@ def error_id_of(exc: BaseException) -> str:
     except (AttributeError, TypeError):  # a type that refuses attributes: a new id per call
         pass
     return new
+
+
+def error_class(exc: BaseException) -> str:
+    """``exc``'s class as logs name it: ``ValueError``, ``httpx.ConnectError``."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def cause_chain(exc: BaseException, limit: int = 32) -> list[BaseException]:
@@ -213,8 +277,11 @@ class AppError(Exception):
     """The base of every errorkit error.
 
     Class attributes are the defaults of a kind of error; keyword arguments of one raise
-    override them for that occurrence. Unknown keyword arguments become ``details`` and fill
-    the ``message`` template.
+    override them for that occurrence. Other keyword arguments are *detail fields*: they go
+    to ``details`` (public: the answer shows them) and fill the ``message`` template. A class
+    accepts the fields its message templates name and those it lists in ``detail_fields``
+    (both inherited); any other keyword is a ``TypeError`` that names the accepted ones, so a
+    mistyped or unplanned flag never leaks into an answer. ``details={...}`` takes any keys.
     """
 
     code: str = "INTERNAL_ERROR"
@@ -225,6 +292,12 @@ class AppError(Exception):
     retriable: bool = False
     error_type: str = ErrorType.HTTP
     description: ClassVar[str] = "An unexpected error on the server."
+    detail_fields: ClassVar[Iterable[str]] = ()
+    """Keyword arguments this class accepts as details besides its template's fields."""
+    plain_message: ClassVar[str | None] = None
+    """The message when the template's fields were not given (default: the nearest base
+    class's message without fields)."""
+    _detail_names: ClassVar[frozenset[str]] = frozenset()
 
     details: dict[str, Any]
     retry_after: float | None
@@ -237,6 +310,7 @@ class AppError(Exception):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         owner = f"{cls.__module__}.{cls.__qualname__}"
+        cls._detail_names = _declared_fields(cls, owner)
         if "code" in cls.__dict__:
             _register(cls, owner)
             return
@@ -263,6 +337,8 @@ class AppError(Exception):
         headers: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
+        if fields and not fields.keys() <= self._detail_names:
+            _refuse_fields(type(self), fields, message)
         if details:
             merged: dict[str, Any] = dict(details)
             merged.update(fields)
@@ -281,7 +357,9 @@ class AppError(Exception):
             msg = f"retry_after must be a finite number of seconds >= 0, not {retry_after!r}"
             raise ValueError(msg)
         self.retry_after = retry_after
-        self.message = _fill(message if message is not None else type(self).message, merged)
+        self.message = (
+            _fill_class_message(type(self), merged) if message is None else _fill(message, merged)
+        )
         self.timestamp = datetime.now(UTC)
         ctx = current_context()
         self.request_id = ctx.request_id
@@ -358,6 +436,46 @@ _register(AppError, f"{AppError.__module__}.{AppError.__qualname__}")
 
 
 # --- client errors (4xx) -------------------------------------------------------------------
+
+
+_INIT_KEYWORDS = ("details", "code", "status", "retry_after", "retriable", "severity", "headers")
+
+
+def _declared_fields(cls: type[AppError], owner: str) -> frozenset[str]:
+    own = cls.__dict__.get("detail_fields", ())
+    if isinstance(own, str):
+        msg = f"{owner}.detail_fields = {own!r}: list the names, e.g. ({own!r},)"
+        raise TypeError(msg)
+    names = {str(name) for name in own}
+    reserved = names & {*_INIT_KEYWORDS, "message"}
+    if reserved:
+        msg = f"{owner}.detail_fields names {sorted(reserved)}, which are AppError arguments"
+        raise TypeError(msg)
+    message = cls.__dict__.get("message")
+    if isinstance(message, str):
+        names |= template_fields(message)
+    for base in cls.__mro__[1:]:
+        inherited = base.__dict__.get("_detail_names")
+        if isinstance(inherited, frozenset):
+            names |= inherited
+    return frozenset(names)
+
+
+def _refuse_fields(cls: type[AppError], fields: Mapping[str, Any], message: str | None) -> None:
+    accepted = cls._detail_names | (template_fields(message) if message else frozenset())
+    unknown = sorted(fields.keys() - accepted)
+    if not unknown:
+        return
+    if accepted:
+        also = "and the detail fields " + ", ".join(f"{name}=" for name in sorted(accepted))
+    else:
+        also = "and no detail fields"
+    msg = (
+        f"{cls.__name__}() got unexpected keyword argument(s) {', '.join(unknown)}: it accepts "
+        f"the message, {', '.join(f'{k}=' for k in _INIT_KEYWORDS)} {also}. Declare more on "
+        f"the class (detail_fields = {tuple(unknown)!r}) or pass details={{...}}"
+    )
+    raise TypeError(msg)
 
 
 class ClientError(AppError):
@@ -525,12 +643,14 @@ class BusinessRuleError(ClientError):
 
 
 class RateLimitError(ClientError):
-    """Too many requests; ``retry_after`` says when to come back."""
+    """Too many requests; ``retry_after`` says when to come back, ``limit`` and ``window``
+    (details) what the limit is."""
 
     code = "RATE_LIMIT_EXCEEDED"
     status = 429
     message = "Too many requests."
     retriable = True
+    detail_fields = ("limit", "window")
 
 
 # --- server errors (5xx) -------------------------------------------------------------------
@@ -578,6 +698,7 @@ class DatabaseError(AppError):
     code = "DATABASE_ERROR"
     message = "A database operation failed."
     error_type = ErrorType.DATABASE
+    detail_fields = ("operation",)
 
 
 class DatabaseUnavailableError(DatabaseError):
@@ -648,6 +769,7 @@ class OperationTimeoutError(AppError):
     code = "TIMEOUT_ERROR"
     status = 504
     message = "{operation} timed out after {timeout}s."
+    plain_message = "The operation timed out."
     retriable = True
     error_type = ErrorType.TIMEOUT
 
@@ -717,6 +839,7 @@ class ExternalServiceError(AppError):
     code = "EXTERNAL_SERVICE_ERROR"
     status = 502
     message = "An upstream service failed."
+    detail_fields = ("service",)
     retriable = True
     category = Category.EXTERNAL
     error_type = ErrorType.API
@@ -773,6 +896,7 @@ class CircuitOpenError(AppError):
     code = "CIRCUIT_OPEN"
     status = 503
     message = "{service} is unavailable (circuit open)."
+    plain_message = "A dependency is unavailable (circuit open)."
     retriable = True
     category = Category.EXTERNAL
     severity = Severity.WARNING

@@ -52,10 +52,61 @@ def test_subclass_with_class_attributes(forget_codes: list[str]) -> None:
     assert info is not None and info.status == 404 and info.category is Category.CLIENT
 
 
-def test_missing_template_values_stay_visible() -> None:
-    """A template value that was not given stays as a placeholder instead of raising."""
-    err = errorkit.OperationTimeoutError(operation="fetch")
-    assert err.message == "fetch timed out after {timeout}s."
+def test_a_template_whose_values_are_missing_never_shows_a_placeholder() -> None:
+    """A clause that needs a missing value is dropped; otherwise the plain message is used."""
+    assert errorkit.FileTooLargeError().message == "The file is too large."
+    assert errorkit.FileTooLargeError(max_size=10).message == (
+        "The file is too large (limit 10 bytes)."
+    )
+    assert errorkit.OperationTimeoutError(operation="fetch").message == "The operation timed out."
+    assert errorkit.OperationTimeoutError(operation="fetch", timeout=2).message == (
+        "fetch timed out after 2s."
+    )
+
+    class ReportMissing(errorkit.NotFoundError):
+        code = "REPORT_MISSING"
+        message = "No report for {period}"
+
+    assert ReportMissing().message == errorkit.NotFoundError.message
+    assert ReportMissing(period="7d").message == "No report for 7d"
+
+
+def test_unknown_keyword_arguments_are_refused_naming_the_accepted_ones() -> None:
+    """An unplanned keyword (the plan's recoverable=True) must not leak into public details."""
+    with pytest.raises(TypeError) as caught:
+        errorkit.PaymentRequiredError("Card declined.", recoverable=True)
+    text = str(caught.value)
+    assert "recoverable" in text and "details=" in text and "detail_fields" in text
+    with pytest.raises(TypeError, match="max_size="):
+        errorkit.FileTooLargeError(max_bytes=10)
+
+    class CardDeclined(errorkit.PaymentRequiredError):
+        code = "PAYMENT_CARD_DECLINED"
+        detail_fields = ("recoverable",)
+
+    assert CardDeclined(recoverable=True).details == {"recoverable": True}
+
+    class SpecificCard(CardDeclined):  # declared fields are inherited
+        code = "PAYMENT_CARD_EXPIRED"
+
+    assert SpecificCard(recoverable=False).details == {"recoverable": False}
+    # Any key still goes through details={...}; fields named by a per-raise message too.
+    assert errorkit.NotFoundError(details={"item_id": 7}).details == {"item_id": 7}
+    assert errorkit.NotFoundError("No item {item_id}.", item_id=7).message == "No item 7."
+
+
+def test_detail_fields_must_be_names_and_not_appError_arguments() -> None:
+    with pytest.raises(TypeError, match="list the names"):
+
+        class OneString(errorkit.NotFoundError):
+            code = "ONE_STRING_FIELDS"
+            detail_fields = "item_id"  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="AppError arguments"):
+
+        class Reserved(errorkit.NotFoundError):
+            code = "RESERVED_FIELDS"
+            detail_fields = ("status",)
 
 
 def test_carries_context_ids_and_timestamp() -> None:
@@ -222,7 +273,7 @@ def test_standard_hierarchy_is_complete_and_consistent(name: str) -> None:
     info = catalog.get(cls.code)
     assert info is not None and info.status == cls.status
     assert 400 <= cls.status <= 599
-    err = cls(operation="op", timeout=1, service="svc", max_size=1)
+    err = cls()
     assert err.message and "{" not in err.message
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import errorkit
 from errorkit import _guard
 from errorkit.classify import _MAX_CACHED_TYPES, _candidates, classify
 from errorkit.context import (
@@ -84,10 +85,10 @@ def test_exception_refusing_attributes_still_gets_an_id() -> None:
 def test_app_error_details_are_its_own() -> None:
     """Keyword details and a details mapping end up in a dict the caller does not share."""
     given = {"a": 1}
-    err = NotFoundError(details=given, b=2)
-    assert err.details == {"a": 1, "b": 2}
+    err = errorkit.FileTooLargeError(details=given, max_size=2)
+    assert err.details == {"a": 1, "max_size": 2}
     assert given == {"a": 1}
-    assert NotFoundError(item=1).details == {"item": 1}
+    assert NotFoundError(details={"item": 1}).details == {"item": 1}
     assert NotFoundError().details == {}
 
 

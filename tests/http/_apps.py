@@ -66,7 +66,7 @@ def make_starlette(fmt: str | Renderer, *, cors: str = "", fastapi: bool = False
     async def item(request: Request) -> JSONResponse:
         item_id = int(request.path_params["item_id"])
         if item_id != 1:
-            raise NotFoundError(item_id=item_id)
+            raise NotFoundError(details={"item_id": item_id})
         return JSONResponse({"id": 1})
 
     async def rate(request: Request) -> JSONResponse:
@@ -177,7 +177,7 @@ def make_flask(fmt: str | Renderer, *, cors: str = "") -> Any:
     @app.get("/items/<int:item_id>")
     def item(item_id: int) -> Any:
         if item_id != 1:
-            raise NotFoundError(item_id=item_id)
+            raise NotFoundError(details={"item_id": item_id})
         return {"id": 1}
 
     @app.post("/items")

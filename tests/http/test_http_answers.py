@@ -346,12 +346,16 @@ def test_secret_in_error_details_is_scrubbed(
     app = app_client.app
     if framework == "flask":
         app.add_url_rule(
-            "/leaky", "leaky", lambda: (_ for _ in ()).throw(ConflictError(api_key=SECRET))
+            "/leaky",
+            "leaky",
+            lambda: (_ for _ in ()).throw(ConflictError(details={"api_key": SECRET})),
         )
     else:
 
         async def leaky(request: Any) -> Any:
-            raise ConflictError(api_key=SECRET, note=f"Authorization: Bearer {SECRET}")
+            raise ConflictError(
+                details={"api_key": SECRET, "note": f"Authorization: Bearer {SECRET}"}
+            )
 
         app.add_route("/leaky", leaky)
     answer = app_client.get("/leaky")

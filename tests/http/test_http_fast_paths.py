@@ -80,14 +80,22 @@ def _uses_template(templates: envelope._Templates) -> bool:
 
 CASES: dict[str, Classification] = {
     "unexpected": classify(RuntimeError("secret text")),
-    "scalars": classify(NotFoundError(item_id=7, ratio=0.5, flag=True, none=None, name="box")),
-    "secret value": classify(NotFoundError(note="Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")),
-    "sensitive key": classify(NotFoundError(password="hunter2", item_id=1)),
+    "scalars": classify(
+        NotFoundError(
+            details={"item_id": 7, "ratio": 0.5, "flag": True, "none": None, "name": "box"}
+        )
+    ),
+    "secret value": classify(
+        NotFoundError(details={"note": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"})
+    ),
+    "sensitive key": classify(NotFoundError(details={"password": "hunter2", "item_id": 1})),
     "retry after": classify(RateLimitError(retry_after=30)),
     "status": for_status(404),
     "allow header": for_status(405, headers={"Allow": "GET, POST"}),
-    "awkward text": classify(NotFoundError(name='quo"te \\ back é \n line {x} %s')),
-    "floats": classify(NotFoundError(a=math.inf, b=-math.inf, c=math.nan, d=1e-7)),
+    "awkward text": classify(NotFoundError(details={"name": 'quo"te \\ back é \n line {x} %s'})),
+    "floats": classify(
+        NotFoundError(details={"a": math.inf, "b": -math.inf, "c": math.nan, "d": 1e-7})
+    ),
 }
 
 
@@ -184,7 +192,7 @@ def test_templates_stay_bounded(fresh_templates: envelope._Templates) -> None:
 
 def test_template_follows_a_new_default_scrubber() -> None:
     """Replacing the process-wide scrubber applies to answers made from templates too."""
-    c = classify(NotFoundError(tenant="acme"))
+    c = classify(NotFoundError(details={"tenant": "acme"}))
     assert json.loads(_templated(c, _meta(), render_default).body)["error"]["details"] == {
         "tenant": "acme"
     }
@@ -199,7 +207,7 @@ def test_template_follows_a_new_default_scrubber() -> None:
 
 def test_custom_renderer_cannot_change_the_error() -> None:
     """A renderer of one's own gets its own copy of the details, never the error's."""
-    err = NotFoundError(item_id=7)
+    err = NotFoundError(details={"item_id": 7})
 
     def meddling(c: Classification, meta: ErrorMeta) -> ErrorAnswer:
         c.details["item_id"] = "changed"  # type: ignore[index]

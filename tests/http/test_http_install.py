@@ -289,7 +289,7 @@ def _classification(**details: Any) -> Any:
     from errorkit import ConflictError
     from errorkit.classify import classify
 
-    return classify(ConflictError(**details))
+    return classify(ConflictError(details=details))
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,8 @@ class HealthCheckError(AppError):
     code = "HEALTH_CHECK_FAILED"
     status = 503
     message = "Health check {check} failed."
+    plain_message = "A health check failed."
+    detail_fields = ("reason", "timeout", "status_code")
     category = Category.EXTERNAL
     severity = Severity.WARNING
     retriable = True

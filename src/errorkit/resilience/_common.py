@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from errorkit.classify import classify
+from errorkit.errors import error_class as error_class  # where the resilience modules take it
 from errorkit.scrub import default_scrubber
 
 ErrorTypes: TypeAlias = type[BaseException] | tuple[type[BaseException], ...]
@@ -64,12 +65,6 @@ def operation_name(fn: Callable[..., Any]) -> str:
         module = getattr(fn, "__module__", None)
         return f"{module}.{name}" if isinstance(module, str) else name
     return type(fn).__name__
-
-
-def error_class(exc: BaseException) -> str:
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def safe_message(exc: BaseException) -> str:

@@ -56,6 +56,7 @@ class FallbackExhaustedError(ServiceUnavailableError):
 
     code = "FALLBACK_EXHAUSTED"
     message = "{operation} is unavailable: every fallback failed."
+    plain_message = "The operation is unavailable: every fallback failed."
 
     steps: tuple[FallbackStep, ...] = ()
 
