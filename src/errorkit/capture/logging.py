@@ -25,8 +25,9 @@ from .event import normalize_severity
 
 __all__ = ["ErrorkitHandler"]
 
-# errorkit's own records are never captured: a failing store must not feed itself.
-_OWN_LOGGERS = ("errorkit.capture", "errorkit.store")
+# errorkit's own records are never captured: a failing store must not feed itself, and the
+# HTTP layer's line about an answered 5xx names an error that is already captured.
+_OWN_LOGGERS = ("errorkit.capture", "errorkit.store", "errorkit.http")
 
 
 class ErrorkitHandler(logging.Handler):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from errorkit._reporting import report
 from errorkit.catalog import Severity
 from errorkit.classify import Classification, classify
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
-from errorkit.errors import AppError, ErrorType, error_id_of
+from errorkit.errors import AppError, ErrorType, error_class, error_id_of
 from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer, get_renderer
 from errorkit.http.request_id import (
     accept_request_id,
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 DEFAULT_BODY_LIMIT = 64 * 1024
+logger = logging.getLogger("errorkit.http")
+"""One ERROR line (``errors`` log category) per request answered with a 5xx, naming its error
+id; the error itself is captured, so ``ErrorkitHandler`` does not capture these lines again."""
 STATE_KEY = "errorkit.request"  # where the state lives in an ASGI scope / WSGI environ
 
 _current: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
@@ -274,6 +278,30 @@ def report_request(
     )
 
 
+def _log_answered(
+    exc: BaseException, c: Classification, error_id: str, state: RequestState, endpoint: str | None
+) -> None:
+    name = error_class(exc)
+    logger.error(
+        "%s %s answered %d %s: %s (error id %s)",
+        state.method,
+        state.path,
+        c.status,
+        c.code,
+        name,
+        error_id,
+        extra={
+            "error_id": error_id,
+            "error_code": c.code,
+            "error_class": name,
+            "status": c.status,
+            "method": state.method,
+            "path": state.path,
+            "endpoint": endpoint or state.path,
+        },
+    )
+
+
 def answer_exception(
     exc: BaseException,
     state: RequestState,
@@ -296,6 +324,8 @@ def answer_exception(
             state.path,
         )
         answer = encode_answer(c, meta, renderer)
+        if c.status >= 500:
+            _log_answered(exc, c, error_id, state, endpoint)
     if answer is None:
         return _minimal(error_id_of(exc), state.request_id), _FALLBACK
     return answer, c
