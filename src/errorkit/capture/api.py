@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections import Counter
@@ -185,6 +186,7 @@ def _install(pipeline: Pipeline | None) -> None:
             if not _atexit_registered:
                 atexit.register(_at_exit)
                 _atexit_registered = True
+                _handle_sigterm()
         elif _reporting.get_reporter() is _report:
             _reporting.set_reporter(None)
     if previous is not None and previous is not pipeline:
@@ -348,6 +350,47 @@ def _at_exit() -> None:
     if pipeline is not None:
         with guard("atexit"):
             pipeline.shutdown(EXIT_FLUSH_TIMEOUT)
+
+
+def _handle_sigterm() -> None:
+    """Flush (or spool) on SIGTERM as at a normal exit, then let the signal do what it did
+    before: call the handler the app or server installed, or, with none, end the process by
+    the signal as the default action would. A process that ignores SIGTERM keeps ignoring it;
+    outside the main thread no handler can be installed and the exit flush alone remains."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return
+    with guard("capture.sigterm_install"):
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous == signal.SIG_IGN:
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            _flush_for_signal()
+            if callable(previous):
+                previous(signum, frame)
+                return
+            # The default action: end the process by the signal, exit status unchanged.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _flush_for_signal() -> None:
+    """Shut the pipeline down from a signal handler. It runs on a helper thread: the main
+    thread may have been interrupted while holding a lock the flush needs, and the wait is
+    bounded either way."""
+    pipeline = _pipeline
+    if pipeline is None:
+        return
+
+    def stop() -> None:
+        with guard("capture.sigterm"):
+            pipeline.shutdown(EXIT_FLUSH_TIMEOUT)
+
+    helper = threading.Thread(target=stop, name="errorkit-sigterm-flush", daemon=True)
+    helper.start()
+    helper.join(EXIT_FLUSH_TIMEOUT + 2.0)
 
 
 def _after_fork_in_child() -> None:
