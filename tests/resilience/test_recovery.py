@@ -244,3 +244,69 @@ def test_bad_arguments_say_the_fix(
     """Invalid arguments are refused when the decorator is built."""
     with pytest.raises(error, match=fix):
         with_error_recovery("svc", **options)
+
+
+# --- the client may act is not the server may repeat ------------------------------------------
+
+
+class CardDeclined(errorkit.PaymentRequiredError):
+    """The 004 plan's declined card: the *client* can recover (try another card)."""
+
+    code = "PAYMENT_CARD_DECLINED"
+    message = "The card was declined."
+    retriable = True  # "the client may try again", as the plan's recoverable=True
+
+
+def test_a_declined_payment_is_sent_once_not_counted_and_never_replaced_by_the_fallback(
+    breaker: CircuitBreaker, clock: ManualClock, reports: Reports
+) -> None:
+    """A 402 that says the client may retry is still an answer: one call to the provider,
+    no breaker failure, no offline fallback, and the 402 reaches the caller."""
+    upstream = Upstream(10, CardDeclined)
+    offline: list[Any] = []
+    create = with_error_recovery(
+        "stripe",
+        "create_session",
+        max_retries=3,
+        breaker=breaker,
+        fallback=lambda *args: offline.append(args),
+        clock=clock,
+    )(upstream)
+    with pytest.raises(CardDeclined):
+        create(100, "eur")
+    assert upstream.calls == 1
+    assert clock.sleeps == []
+    assert offline == []
+    assert breaker.status().failures == 0
+
+
+def test_a_client_error_named_in_retry_on_is_retried(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    upstream = Upstream(1, CardDeclined)
+    create = with_error_recovery(
+        "stripe", "create_session", retry_on=CardDeclined, breaker=breaker, clock=clock
+    )(upstream)
+    assert create() == "ok ()"
+    assert upstream.calls == 2
+
+
+def test_a_non_idempotent_operation_retries_only_what_was_never_sent(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    """idempotent=False: a refused connection is retried; a read timeout (the charge may have
+    gone through) is not, although both are retriable for an idempotent call."""
+    refused = Upstream(1, ConnectionRefusedError)
+    charge = with_error_recovery(
+        "stripe", "charge", idempotent=False, breaker=breaker, clock=clock
+    )(refused)
+    assert charge() == "ok ()"
+    assert refused.calls == 2
+
+    timed_out = Upstream(1, errorkit.UpstreamTimeoutError)
+    charge = with_error_recovery(
+        "stripe", "charge", idempotent=False, breaker=breaker, clock=clock
+    )(timed_out)
+    with pytest.raises(errorkit.UpstreamTimeoutError):
+        charge()
+    assert timed_out.calls == 1

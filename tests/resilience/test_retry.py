@@ -473,3 +473,60 @@ def test_generator_functions_are_refused() -> None:
 
     with pytest.raises(TypeError, match="generator function"):
         retry(rows)
+
+
+class _Declined(errorkit.PaymentRequiredError):
+    code = "PAYMENT_DECLINED_FOR_RETRY_TEST"
+    retriable = True  # advice for the client, not for the server
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409, 422])
+def test_a_client_error_is_not_retried_even_when_marked_retriable(
+    clock: ManualClock, status: int
+) -> None:
+    fn = failing(1, lambda: errorkit.AppError("no", status=status, retriable=True))
+    with pytest.raises(errorkit.AppError):
+        retry(attempts=4, clock=clock)(fn)()
+    assert fn.calls["n"] == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_timeout_and_rate_limit_client_errors_are_retried(clock: ManualClock, status: int) -> None:
+    fn = failing(1, lambda: http_error(status))
+    assert retry(attempts=3, clock=clock)(fn)() == "ok"
+    assert fn.calls["n"] == 2  # type: ignore[attr-defined]
+
+
+def test_a_client_error_class_named_in_on_is_retried(clock: ManualClock) -> None:
+    fn = failing(2, _Declined)
+    assert retry(attempts=3, on=_Declined, clock=clock)(fn)() == "ok"
+    with pytest.raises(_Declined):
+        retry(attempts=3, clock=clock)(failing(2, _Declined))()
+
+
+def test_idempotent_false_retries_only_failures_before_sending(clock: ManualClock) -> None:
+    request = httpx.Request("POST", "https://api.example.com/charges")
+    connect = failing(1, lambda: httpx.ConnectError("refused", request=request))
+    assert retry(idempotent=False, clock=clock)(connect)() == "ok"
+    read = failing(1, lambda: httpx.ReadTimeout("slow", request=request))
+    with pytest.raises(httpx.ReadTimeout):
+        retry(idempotent=False, clock=clock)(read)()
+    assert read.calls["n"] == 1  # type: ignore[attr-defined]
+    # Even a class named in on= is not repeated once the request may have been sent.
+    with pytest.raises(httpx.ReadTimeout):
+        retry(idempotent=False, on=httpx.ReadTimeout, clock=clock)(
+            failing(1, lambda: httpx.ReadTimeout("slow", request=request))
+        )()
+
+    def wrapped() -> BaseException:  # errorkit's own error raised from the connect failure
+        try:
+            raise httpx.ConnectError("refused", request=request)
+        except httpx.ConnectError as cause:
+            try:
+                raise errorkit.NetworkError() from cause
+            except errorkit.NetworkError as exc:
+                return exc
+
+    assert retry(idempotent=False, clock=clock)(failing(1, wrapped))() == "ok"
+    with pytest.raises(TypeError, match="idempotent"):
+        retry(idempotent="no")  # type: ignore[call-overload]

@@ -8,7 +8,8 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
-from errorkit.classify import classify
+from errorkit.classify import Classification, classify
+from errorkit.errors import cause_chain
 from errorkit.errors import error_class as error_class  # where the resilience modules take it
 from errorkit.scrub import default_scrubber
 
@@ -49,14 +50,60 @@ def error_matcher(on: ErrorFilter | None, default: ErrorPredicate, *, owner: str
     raise TypeError(msg)
 
 
+# The client errors that say "the same request may work later": timeout and rate limit.
+_REPEATABLE_CLIENT_STATUSES = frozenset({408, 429})
+
+
+def repeatable(c: Classification) -> bool:
+    """Whether the *server* may repeat the call that failed so: the classification calls it
+    retriable and it is not a client error, except 408 and 429. ``retriable=True`` on a 4xx
+    (a declined card the client may try again with another) is advice for the client, shown
+    in the answer; repeating the same request would fail the same way."""
+    if not c.retriable:
+        return False
+    return not 400 <= c.status < 500 or c.status in _REPEATABLE_CLIENT_STATUSES
+
+
 def server_side(exc: BaseException) -> bool:
     """Whether ``exc`` says a dependency is failing (not that the request was wrong).
 
-    True for what classification calls retriable (timeouts, 429, 503, connection errors) and
-    for every server-side (5xx) error; False for client errors (4xx).
+    True for what the server may repeat (timeouts, 408, 429, 503, connection errors, see
+    :func:`repeatable`) and for every server-side (5xx) error; False for other client
+    errors (4xx), whatever their ``retriable`` says.
     """
     c = classify(exc)
-    return c.retriable or c.status >= 500
+    return c.status >= 500 or repeatable(c)
+
+
+# Failures that prove the request never left: the connection was refused or never made,
+# the name did not resolve, no pooled connection was free. Matched by class name so that
+# checking them imports no client library.
+_NOT_SENT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("builtins", "ConnectionRefusedError"),
+        ("socket", "gaierror"),
+        ("httpx", "ConnectError"),
+        ("httpx", "ConnectTimeout"),
+        ("httpx", "PoolTimeout"),
+        ("requests.exceptions", "ConnectTimeout"),
+        ("urllib3.exceptions", "NewConnectionError"),
+        ("urllib3.exceptions", "NameResolutionError"),
+        ("urllib3.exceptions", "ConnectTimeoutError"),
+        ("aiohttp", "ClientConnectorError"),
+    }
+)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether ``exc`` (or one of its causes) proves the request was never sent, so that
+    even a non-idempotent call (a charge, an e-mail) can be repeated safely."""
+    for error in cause_chain(exc):
+        for klass in type(error).__mro__:
+            module = klass.__module__
+            top = module.split(".", 1)[0]
+            if (module, klass.__qualname__) in _NOT_SENT or (top, klass.__qualname__) in _NOT_SENT:
+                return True
+    return False
 
 
 def operation_name(fn: Callable[..., Any]) -> str:

@@ -36,6 +36,7 @@ from errorkit.resilience._common import (
     is_async_callable,
     operation_name,
     reject_generators,
+    repeatable,
     server_side,
 )
 from errorkit.resilience.breaker import CircuitBreaker
@@ -53,7 +54,7 @@ logger = logging.getLogger("errorkit.recovery")
 
 
 def _retriable(exc: BaseException) -> bool:
-    return not isinstance(exc, CircuitOpenError) and classify(exc).retriable
+    return not isinstance(exc, CircuitOpenError) and repeatable(classify(exc))
 
 
 def with_error_recovery(
@@ -70,6 +71,7 @@ def with_error_recovery(
     deadline: float | timedelta | None = None,
     capture: bool = True,
     clock: Clock | None = None,
+    idempotent: bool = True,
 ) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Protect calls to ``service`` with retries, its circuit breaker and a fallback.
 
@@ -77,6 +79,9 @@ def with_error_recovery(
     same arguments when the service failed or its breaker is open. ``breaker`` defaults to
     ``circuit_breaker(service)``; ``retry_on`` replaces which errors are retried;
     ``timeout`` limits each attempt (sync functions then run in a worker thread).
+    ``idempotent=False`` (a charge, an e-mail) retries only failures that prove the request
+    was never sent. A client error (4xx other than 408 and 429) is neither retried, nor
+    counted by the breaker, nor replaced by the fallback: it propagates unchanged.
     """
     check_count("with_error_recovery", "max_retries", max_retries, minimum=0)
     if fallback is not None and not callable(fallback):
@@ -103,6 +108,7 @@ def with_error_recovery(
             name=name,
             capture=False,
             clock=clock,
+            idempotent=idempotent,
         )
         fallback_name = operation_name(fallback) if fallback is not None else None
 

@@ -32,8 +32,10 @@ from errorkit.resilience._common import (
     error_class,
     is_async_callable,
     is_error_types,
+    never_sent,
     operation_name,
     reject_generators,
+    repeatable,
     safe_message,
 )
 from errorkit.resilience.clock import SYSTEM_CLOCK, Clock, is_testing, testing_attempts_cap
@@ -114,7 +116,7 @@ def _notify(listeners: tuple[RetryListener, ...], event: RetryEvent) -> None:
 
 def _classified(exc: BaseException) -> tuple[bool, float | None, str, str]:
     c = classify(exc)
-    return c.retriable, c.retry_after, c.code, str(c.error_type)
+    return repeatable(c), c.retry_after, c.code, str(c.error_type)
 
 
 class RetryPolicy:
@@ -128,6 +130,7 @@ class RetryPolicy:
         "_capture",
         "_clock",
         "_deadline",
+        "_idempotent",
         "_jitter",
         "_monotonic",
         "_name",
@@ -158,6 +161,7 @@ class RetryPolicy:
         capture: bool = True,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        idempotent: bool = True,
     ) -> None:
         owner = "retry"
         if attempts is None:
@@ -208,6 +212,10 @@ class RetryPolicy:
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
         self._random = (rng or random.Random()).random
+        if not isinstance(idempotent, bool):
+            msg = f"retry(idempotent={idempotent!r}): pass True or False"
+            raise TypeError(msg)
+        self._idempotent = idempotent
 
     # -- public properties ----------------------------------------------------------------------
 
@@ -365,6 +373,8 @@ class RetryPolicy:
     def _decide(self, exc: BaseException, attempt: int, started: float, name: str) -> float | None:
         """Seconds to wait before the next attempt, or None to let ``exc`` propagate."""
         forced_wait: float | None = None
+        if not self._idempotent and not never_sent(exc):
+            return None  # the call may have had its effect: repeating it could do it twice
         if self._types is not None:
             if not isinstance(exc, self._types):
                 return None
@@ -595,6 +605,7 @@ def retry(
     capture: bool = True,
     clock: Clock | None = None,
     rng: random.Random | None = None,
+    idempotent: bool = True,
 ) -> RetryPolicy: ...
 def retry(fn: Callable[P, T] | None = None, /, **options: Any) -> Callable[P, T] | RetryPolicy:
     """Retry transient failures with exponential backoff and jitter.
@@ -610,6 +621,11 @@ def retry(fn: Callable[P, T] | None = None, /, **options: Any) -> Callable[P, T]
     and at least the error's ``Retry-After``; a ``Retry-After`` longer than
     ``retry_after_max``, or a wait that would pass ``deadline`` (seconds since the first
     attempt), ends the retries.
+
+    A client error (4xx) is never retried by default, whatever its ``retriable`` says,
+    except 408 and 429; name its class in ``on`` to retry it anyway. ``idempotent=False``
+    (a charge, an e-mail) retries only failures that prove the request was never sent
+    (connection refused, DNS failure, connect timeout), even with ``on``.
     """
     policy = RetryPolicy(**options)
     if fn is None:
