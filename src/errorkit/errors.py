@@ -225,6 +225,9 @@ class AppError(Exception):
     retriable: bool = False
     error_type: str = ErrorType.HTTP
     description: ClassVar[str] = "An unexpected error on the server."
+    #: Names of ``details`` whose values make distinct issues: grouping (and the group's
+    #: title) fills them into the ``message`` template; other placeholders stay unfilled.
+    group_by: ClassVar[tuple[str, ...]] = ()
 
     details: dict[str, Any]
     retry_after: float | None
@@ -281,7 +284,9 @@ class AppError(Exception):
             msg = f"retry_after must be a finite number of seconds >= 0, not {retry_after!r}"
             raise ValueError(msg)
         self.retry_after = retry_after
-        self.message = _fill(message if message is not None else type(self).message, merged)
+        template = message if message is not None else type(self).message
+        self._template = template  # what grouping reads: the text before it was filled
+        self.message = _fill(template, merged)
         self.timestamp = datetime.now(UTC)
         ctx = current_context()
         self.request_id = ctx.request_id

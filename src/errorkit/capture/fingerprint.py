@@ -245,11 +245,41 @@ def _frames_signature(exc: BaseException) -> str:
     return "|".join(collapsed)
 
 
-def _grouping_message(exc: BaseException) -> str:
-    if isinstance(exc, AppError):
+class _Keep(dict[str, Any]):
+    """Fills a template's ``group_by`` fields and leaves every other ``{field}`` as is."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class _Shown(dict[str, Any]):
+    """Like :class:`_Keep`, for a title: an unfilled field is shown as ``<field>``."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+def _app_error_message(exc: AppError, fill: type[dict[str, Any]]) -> str:
+    template = getattr(exc, "_template", None)
+    if not isinstance(template, str):
         template = type(exc).message
-        # A class template filled with details groups on the template, not on the values.
-        return template if "{" in template else str(exc.message)
+    if "{" not in template:
+        return str(exc.message)
+    # A template groups on its text, not on the values filled in, except the fields the
+    # class names in ``group_by``: those split issues (a health check's name).
+    details = exc.details
+    known = {k: details[k] for k in type(exc).group_by if k in details}
+    if not known and fill is _Keep:
+        return template
+    try:
+        return template.format_map(fill(known))
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        return template
+
+
+def _grouping_message(exc: BaseException, fill: type[dict[str, Any]] = _Keep) -> str:
+    if isinstance(exc, AppError):
+        return _app_error_message(exc, fill)
     try:
         return str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ must not break capture
@@ -273,7 +303,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
             _pinned.clear()
         _pin(chain)
         _structures[key] = structure
-    if isinstance(exc, AppError) and exc.__traceback__ is None:
+    if isinstance(exc, AppError) and exc.__traceback__ is None and not type(exc).group_by:
         message = ""  # an AppError built but never raised: its code is its identity
     else:
         message = normalize_message(_grouping_message(exc))
@@ -281,7 +311,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
     found = _groupings.get(final_key)
     if found is not None:
         return found
-    shown = normalize_message(_grouping_message(exc))
+    shown = normalize_message(_grouping_message(exc, _Shown))
     name = type(exc).__name__
     title = f"{name}: {shown}" if shown else name
     grouping = Grouping(_digest(structure, message), title[:MAX_TITLE])

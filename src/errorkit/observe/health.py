@@ -75,6 +75,7 @@ class HealthCheckError(AppError):
     code = "HEALTH_CHECK_FAILED"
     status = 503
     message = "Health check {check} failed."
+    group_by = ("check",)  # one issue per check, titled with its name
     category = Category.EXTERNAL
     severity = Severity.WARNING
     retriable = True
