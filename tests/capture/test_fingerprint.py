@@ -257,3 +257,30 @@ def test_template_fingerprints_without_group_by_are_unchanged() -> None:
     structures = [v for k, v in _structures.items() if k[:2] == ("svc", "NOT_FOUND")]
     assert grouping.fingerprint in {_digest(v, "No user {user}.") for v in structures}
     assert grouping.title == "NotFoundError: No user <user>."
+
+
+def test_classified_code_splits_one_exception_type() -> None:
+    """An upstream's 429 and its 401 are both httpx.HTTPStatusError with the status quoted
+    (a placeholder after normalising); their classified codes make them two issues, while
+    an unclassified exception's fingerprint does not depend on classification."""
+    import httpx
+
+    from errorkit.capture.fingerprint import _digest, _structures
+
+    def call(status: int) -> None:
+        request = httpx.Request("POST", "https://llm.example/v1/chat")
+        httpx.Response(status, request=request).raise_for_status()
+
+    limited = group_exception(_raised(call, 429), "svc")
+    again = group_exception(_raised(call, 429), "svc")
+    refused = group_exception(_raised(call, 401), "svc")
+    assert limited == again
+    assert limited.title == refused.title
+    assert limited.fingerprint != refused.fingerprint
+
+    def plain() -> None:
+        raise RuntimeError("boom")
+
+    grouping = group_exception(_raised(plain), "svc-plain")
+    structures = [v for k, v in _structures.items() if k[:2] == ("svc-plain", "")]
+    assert grouping.fingerprint in {_digest(v, "boom") for v in structures}

@@ -1,7 +1,8 @@
 """Grouping: which occurrences are the same issue.
 
-A fingerprint is a hash of the service, the exception type (and code for
-:class:`~errorkit.errors.AppError`), the *in-app* frames as ``module:function`` (never line
+A fingerprint is a hash of the service, the exception type and its code (an
+:class:`~errorkit.errors.AppError`'s own, or the one :func:`~errorkit.classify.classify`
+gives a foreign exception), the *in-app* frames as ``module:function`` (never line
 numbers), the types and frames of the exception chain, and the message with its values
 (numbers, ids, quoted values, e-mail addresses, URLs) replaced by placeholders. So a
 fingerprint survives code moving down a file and messages that carry ids.
@@ -24,6 +25,7 @@ import sysconfig
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from errorkit.classify import classify
 from errorkit.errors import AppError
 
 __all__ = [
@@ -47,6 +49,8 @@ MAX_GROUPING_CHAIN = 5
 MAX_GROUPING_MESSAGE = 512
 #: Titles are cut to this length.
 MAX_TITLE = 200
+#: The code of an exception no mapper knows (it does not take part in its fingerprint).
+_UNCLASSIFIED = "INTERNAL_ERROR"
 #: Size of each cache before it is emptied and refilled.
 _CACHE_SIZE = 4096
 
@@ -286,10 +290,19 @@ def _grouping_message(exc: BaseException, fill: type[dict[str, Any]] = _Keep) ->
         return "<unprintable>"
 
 
+def _classified_code(exc: BaseException) -> str:
+    """The code :func:`~errorkit.classify.classify` gives a foreign exception, so that one
+    exception type that means different things (an upstream's 429 and its 401) makes
+    different issues. Unclassified exceptions (``INTERNAL_ERROR``) add nothing: their
+    fingerprints stay what they were."""
+    code = classify(exc).code
+    return "" if code == _UNCLASSIFIED else code
+
+
 def group_exception(exc: BaseException, service: str) -> Grouping:
     """The fingerprint and title of ``exc`` (see the module documentation)."""
     chain = _chain(exc)
-    code = exc.code if isinstance(exc, AppError) else ""
+    code = exc.code if isinstance(exc, AppError) else _classified_code(exc)
     key = (service, code, *_key(chain))
     structure = _structures.get(key)
     if structure is None:
