@@ -392,3 +392,26 @@ def test_a_later_capture_fills_only_empty_fields_of_a_waiting_event(
     (record,) = memory.records
     assert (record.endpoint, record.user_agent, record.method) == ("/first", "ua/2", None)
     assert record.data["extra"] == {"a": 1, "b": 2}
+
+
+def test_amending_never_compares_an_apps_objects(queued: tuple[Pipeline, Any]) -> None:
+    """Only None and "" count as empty: a value whose == raises (a data frame) is kept."""
+    from errorkit.capture.api import capture
+
+    class Frame:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("the truth value of a Frame is ambiguous")
+
+        __hash__ = object.__hash__
+
+        def __str__(self) -> str:
+            return "frame"
+
+    pipeline, memory = queued
+    exc = raised()
+    error_id = capture(exc, request_payload=Frame())
+    assert pipeline.amend(error_id, {"request_payload": Frame(), "user_agent": "ua/1"})
+    pipeline.run_once(force=True)
+    (record,) = memory.records
+    assert record.user_agent == "ua/1"
+    assert record.request_payload is not None

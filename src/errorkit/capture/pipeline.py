@@ -741,12 +741,17 @@ class Pipeline:
         return self._get_store()
 
 
+def _empty(value: object) -> bool:
+    # Only None and "" are empty: ``==`` on an app's object (a data frame) may not answer.
+    return value is None or (isinstance(value, str) and not value)
+
+
 def _fill_empty(fields: dict[str, Any], later: dict[str, Any]) -> None:
     for key, value in later.items():
-        if value is None or value == "":
+        if _empty(value):
             continue
         current = fields.get(key)
-        if current is None or current == "":
+        if _empty(current):
             fields[key] = value
         elif isinstance(current, Mapping) and isinstance(value, Mapping):
             fields[key] = {**value, **current}
