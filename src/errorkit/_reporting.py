@@ -5,6 +5,12 @@ background-job wrappers all call :func:`report`. It names the occurrence (the sa
 the HTTP answer shows), reports each exception object once however many layers see it, and
 hands it to the reporter that ``errorkit.capture.configure`` installs. Without a reporter it
 only names the occurrence, so errorkit works before (or without) a store.
+
+A later report of an exception already reported is no second occurrence, but it may know
+more: a retry that gave up reports first, without the request, and the HTTP layer reports
+the same exception with its user agent and payload. Such a report goes to the reporter's
+``amend`` method when it has one (capture's fills the empty fields of the event while it
+waits to be written); observers see each exception once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from errorkit._guard import guard
 from errorkit.errors import error_id_of
 
 __all__ = [
+    "Amender",
     "Observer",
     "Reporter",
     "add_observer",
@@ -34,6 +41,12 @@ class Reporter(Protocol):
     """Receives one occurrence: the exception, its error id and its context fields
     (``error_type``, ``endpoint``, ``method``, ``user_agent``, ``request_payload``,
     ``status``, ``severity``, ``extra``, ...)."""
+
+    def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None: ...
+
+
+class Amender(Protocol):
+    """A reporter's optional ``amend``: a later report of an exception already reported."""
 
     def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None: ...
 
@@ -82,6 +95,10 @@ def report(exc: BaseException, **context: Any) -> str:
     """Report ``exc`` once; return its error id. Never raises into the caller."""
     error_id = error_id_of(exc)
     if getattr(exc, _REPORTED_ATTR, False):
+        amend: Amender | None = getattr(_reporter, "amend", None)
+        if amend is not None:
+            with guard("report.amend"):
+                amend(exc, error_id=error_id, **context)
         return error_id
     try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
         setattr(exc, _REPORTED_ATTR, True)

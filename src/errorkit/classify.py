@@ -675,3 +675,9 @@ _UNKNOWN = Classification(
     category=Category.SERVER,
     message=_GENERIC_5XX,
 )
+
+
+def _is_unexpected(c: Classification) -> bool:
+    """Whether ``c`` is what :func:`classify` answers for an exception no mapper knows: an
+    unexpected error, as opposed to one errorkit (or a registered mapper) classified."""
+    return c is _UNKNOWN

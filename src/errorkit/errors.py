@@ -298,6 +298,9 @@ class AppError(Exception):
     """The message when the template's fields were not given (default: the nearest base
     class's message without fields)."""
     _detail_names: ClassVar[frozenset[str]] = frozenset()
+    #: Names of ``details`` whose values make distinct issues: grouping (and the group's
+    #: title) fills them into the ``message`` template; other placeholders stay unfilled.
+    group_by: ClassVar[tuple[str, ...]] = ()
 
     details: dict[str, Any]
     retry_after: float | None
@@ -357,6 +360,8 @@ class AppError(Exception):
             msg = f"retry_after must be a finite number of seconds >= 0, not {retry_after!r}"
             raise ValueError(msg)
         self.retry_after = retry_after
+        template = message if message is not None else type(self).message
+        self._template = template  # what grouping reads: the text before it was filled
         self.message = (
             _fill_class_message(type(self), merged) if message is None else _fill(message, merged)
         )

@@ -149,7 +149,7 @@ def test_app_error_without_stack_groups_by_code() -> None:
     a = group_exception(HealthDataMissing(period="7d"), "svc")
     b = group_exception(HealthDataMissing(period="30d"), "svc")
     assert a.fingerprint == b.fingerprint
-    assert a.title == "HealthDataMissing: No health data for {period}"
+    assert a.title == "HealthDataMissing: No health data for <period>"
 
 
 def test_app_error_code_separates_groups() -> None:
@@ -218,3 +218,69 @@ def test_in_app_frames() -> None:
     assert not is_in_app(errorkit.__file__)
     assert not is_in_app(os.path.join(sys.prefix, "lib", "site-packages", "x", "y.py"))
     assert not is_in_app("<frozen importlib._bootstrap>")
+
+
+def test_template_titles_show_field_names_and_group_by_fields_split() -> None:
+    """A templated AppError groups on its template and its title shows unfilled fields as
+    ``<name>``; fields named in ``group_by`` are filled in and make issues of their own; an
+    explicit message groups on that message, not on the class's template."""
+
+    class QuotaLeft(AppError):
+        code = "TEST_QUOTA_LEFT"
+        message = "Quota of {tenant} for {user} is used up."
+        group_by = ("tenant",)
+
+    def boom(message: str | None, tenant: str, user: str) -> None:
+        raise QuotaLeft(message, tenant=tenant, user=user)
+
+    a = group_exception(_raised(boom, None, "acme", "ann"), "svc")
+    b = group_exception(_raised(boom, None, "acme", "bob"), "svc")
+    c = group_exception(_raised(boom, None, "umbrella", "ann"), "svc")
+    d = group_exception(_raised(boom, "Quota checks are down.", "acme", "ann"), "svc")
+    assert a == b
+    assert a.title == "QuotaLeft: Quota of acme for <user> is used up."
+    assert c.fingerprint != a.fingerprint
+    assert c.title == "QuotaLeft: Quota of umbrella for <user> is used up."
+    assert d.fingerprint != a.fingerprint
+    assert d.title == "QuotaLeft: Quota checks are down."
+
+
+def test_template_fingerprints_without_group_by_are_unchanged() -> None:
+    """Classes that name no ``group_by`` field group on the raw template, as before."""
+    from errorkit.capture.fingerprint import _digest, _structures
+
+    def boom(user: str) -> None:
+        raise NotFoundError("No user {user}.", user=user)
+
+    exc = _raised(boom, "ann")
+    grouping = group_exception(exc, "svc")
+    structures = [v for k, v in _structures.items() if k[:2] == ("svc", "NOT_FOUND")]
+    assert grouping.fingerprint in {_digest(v, "No user {user}.") for v in structures}
+    assert grouping.title == "NotFoundError: No user <user>."
+
+
+def test_classified_code_splits_one_exception_type() -> None:
+    """An upstream's 429 and its 401 are both httpx.HTTPStatusError with the status quoted
+    (a placeholder after normalising); their classified codes make them two issues, while
+    an unclassified exception's fingerprint does not depend on classification."""
+    import httpx
+
+    from errorkit.capture.fingerprint import _digest, _structures
+
+    def call(status: int) -> None:
+        request = httpx.Request("POST", "https://llm.example/v1/chat")
+        httpx.Response(status, request=request).raise_for_status()
+
+    limited = group_exception(_raised(call, 429), "svc")
+    again = group_exception(_raised(call, 429), "svc")
+    refused = group_exception(_raised(call, 401), "svc")
+    assert limited == again
+    assert limited.title == refused.title
+    assert limited.fingerprint != refused.fingerprint
+
+    def plain() -> None:
+        raise RuntimeError("boom")
+
+    grouping = group_exception(_raised(plain), "svc-plain")
+    structures = [v for k, v in _structures.items() if k[:2] == ("svc-plain", "")]
+    assert grouping.fingerprint in {_digest(v, "boom") for v in structures}

@@ -309,3 +309,109 @@ def test_after_shutdown_captures_are_stored_at_once(
     pipeline.shutdown(timeout=5)
     error_id = submit(pipeline, raised())
     assert store.get(error_id) is not None
+
+
+# --- later reports of one exception ------------------------------------------------------------
+
+
+@pytest.fixture
+def queued() -> Iterator[tuple[Pipeline, Any]]:
+    """The process's pipeline, writing to memory only when the test runs the writer."""
+    from errorkit.capture import api
+    from errorkit.testing import MemoryStore
+
+    memory = MemoryStore()
+    pipeline = Pipeline(
+        memory, service="svc", scrubber=default_scrubber(), spool=None, start_writer=False
+    )
+    previous = api._swap(pipeline)
+    yield pipeline, memory
+    api._swap(previous)
+
+
+def test_a_retried_failure_keeps_the_request_the_http_layer_reports_later(
+    queued: tuple[Pipeline, Any],
+) -> None:
+    """retry() gives up and reports first, without the request; the HTTP layer's report of
+    the same exception fills the user agent and payload of the event still queued. An
+    exception without text stores its classification's message."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    import errorkit.starlette
+    from errorkit.resilience.retry import retry
+
+    pipeline, memory = queued
+
+    @retry(attempts=2, wait_initial=0.001, wait_max=0.001)
+    def call_upstream() -> None:
+        raise httpx.ReadTimeout("")
+
+    async def chat(request: Request) -> JSONResponse:
+        await request.json()
+        call_upstream()
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/v1/chat", chat, methods=["POST"])])
+    errorkit.starlette.install(app)
+    client = TestClient(app, raise_server_exceptions=False)
+    answer = client.post(
+        "/v1/chat", json={"prompt": "hello"}, headers={"user-agent": "chat-cli/1.0"}
+    )
+    assert answer.status_code == 504
+    pipeline.run_once(force=True)
+    (record,) = memory.records
+    assert record.error_id == answer.json()["error"]["error_id"]
+    assert record.user_agent == "chat-cli/1.0"
+    assert record.request_payload is not None and "hello" in record.request_payload
+    assert (record.method, record.endpoint) == ("POST", "/v1/chat")
+    assert record.data["extra"]["attempts"] == 2
+    assert record.error_code == "UPSTREAM_TIMEOUT"
+    assert record.error_message == "An upstream service timed out."
+
+
+def test_a_later_capture_fills_only_empty_fields_of_a_waiting_event(
+    queued: tuple[Pipeline, Any],
+) -> None:
+    """Fields the first report set are kept; mappings gain missing keys; once the writer
+    took the event, later reports change nothing (and do not store it twice)."""
+    from errorkit.capture.api import capture
+
+    pipeline, memory = queued
+    exc = raised()
+    error_id = capture(exc, endpoint="/first", extra={"a": 1})
+    assert capture(exc, endpoint="/second", user_agent="ua/2", extra={"a": 9, "b": 2}) == error_id
+    pipeline.run_once(force=True)
+    assert not pipeline.amend(error_id, {"method": "GET"})
+    capture(exc, method="GET")
+    pipeline.run_once(force=True)
+    (record,) = memory.records
+    assert (record.endpoint, record.user_agent, record.method) == ("/first", "ua/2", None)
+    assert record.data["extra"] == {"a": 1, "b": 2}
+
+
+def test_amending_never_compares_an_apps_objects(queued: tuple[Pipeline, Any]) -> None:
+    """Only None and "" count as empty: a value whose == raises (a data frame) is kept."""
+    from errorkit.capture.api import capture
+
+    class Frame:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("the truth value of a Frame is ambiguous")
+
+        __hash__ = object.__hash__
+
+        def __str__(self) -> str:
+            return "frame"
+
+    pipeline, memory = queued
+    exc = raised()
+    error_id = capture(exc, request_payload=Frame())
+    assert pipeline.amend(error_id, {"request_payload": Frame(), "user_agent": "ua/1"})
+    pipeline.run_once(force=True)
+    (record,) = memory.records
+    assert record.user_agent == "ua/1"
+    assert record.request_payload is not None

@@ -81,13 +81,13 @@ def test_unknown_keyword_arguments_are_refused_naming_the_accepted_ones() -> Non
         errorkit.FileTooLargeError(max_bytes=10)
 
     class CardDeclined(errorkit.PaymentRequiredError):
-        code = "PAYMENT_CARD_DECLINED"
+        code = "PAYMENT_DECLINED_WITH_FIELDS"
         detail_fields = ("recoverable",)
 
     assert CardDeclined(recoverable=True).details == {"recoverable": True}
 
     class SpecificCard(CardDeclined):  # declared fields are inherited
-        code = "PAYMENT_CARD_EXPIRED"
+        code = "PAYMENT_EXPIRED_WITH_FIELDS"
 
     assert SpecificCard(recoverable=False).details == {"recoverable": False}
     # Any key still goes through details={...}; fields named by a per-raise message too.

@@ -362,3 +362,82 @@ def test_secret_in_error_details_is_scrubbed(
     assert answer.status == 409
     assert SECRET not in answer.text
     assert uuid.UUID(answer.json()["error"]["error_id"])
+
+
+def _keepalive_app(framework: str) -> Any:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def upstream_timeout(request: Any) -> Any:
+        raise httpx.ReadTimeout("")
+
+    async def upstream_down(request: Any) -> Any:
+        request = httpx.Request("GET", "https://llm.example/v1")
+        httpx.Response(502, request=request).raise_for_status()
+
+    async def ok(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    routes = [
+        Route("/timeout", upstream_timeout),
+        Route("/bad-gateway", upstream_down),
+        Route("/ok", ok),
+    ]
+    if framework == "fastapi":
+        from fastapi import FastAPI
+
+        import errorkit.fastapi
+
+        app: Any = FastAPI(routes=routes)
+        errorkit.fastapi.install(app)
+    else:
+        import errorkit.starlette
+
+        app = Starlette(routes=routes)
+        errorkit.starlette.install(app)
+    return app
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+def test_classified_5xx_keeps_the_keep_alive_connection_through_uvicorn(
+    framework: str, reports: list[Any]
+) -> None:
+    """A 504/502 that errorkit classified (httpx errors) is answered and not re-raised as
+    unexpected: a real uvicorn server keeps the connection, so a second request on it is
+    answered too."""
+    import http.client
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(_keepalive_app(framework), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        answers = []
+        for path in ("/timeout", "/bad-gateway", "/ok"):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            answers.append((response.status, response.getheader("connection"), response.read()))
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+    assert [(status, connection) for status, connection, _ in answers] == [
+        (504, None),
+        (502, None),
+        (200, None),
+    ]
+    assert b"UPSTREAM_TIMEOUT" in answers[0][2]
+    assert answers[2][2] == b"ok"
+    assert len(reports) == 2

@@ -264,3 +264,62 @@ def test_real_client_disconnect_through_uvicorn(reports: list[Any]) -> None:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.mark.parametrize("source", ["sync", "async"])
+def test_stream_error_stores_the_partial_answer_and_logs_its_error_id(
+    source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stored event's response_payload is what the client already got (scrubbed), and
+    the failure is logged with the error id the error event shows."""
+    from errorkit.testing import capture_events
+
+    secret = "sk_live_51HqLyjWDarjtT1zdp7dc"
+
+    def chunks() -> Iterator[str]:
+        yield sse_event({"delta": "Hello"})
+        yield sse_event({"delta": f"key {secret}"})
+        raise ConnectionResetError("upstream reset the stream")
+
+    async def achunks() -> AsyncIterator[str]:
+        for chunk in chunks():
+            yield chunk
+
+    async def collect() -> list[str]:
+        return [c async for c in stream_errors(achunks(), endpoint="/v1/chat")]
+
+    with capture_events() as records, caplog.at_level("ERROR", logger="errorkit.stream"):
+        if source == "sync":
+            events = list(stream_errors(chunks(), endpoint="/v1/chat"))
+        else:
+            events = asyncio.run(collect())
+    error_id = _error(events[2])["error_id"]
+    (record,) = records
+    assert record.error_id == error_id
+    assert record.error_type == "stream_error"
+    assert record.response_payload is not None
+    assert 'data: {"delta":"Hello"}' in record.response_payload
+    assert secret not in record.response_payload
+    (logged,) = [r for r in caplog.records if r.name == "errorkit.stream"]
+    assert error_id in logged.getMessage()
+    assert logged.__dict__["error_id"] == error_id
+    assert logged.exc_info is not None and logged.exc_info[1] is not None
+
+
+def test_stream_keeps_at_most_max_response_kept() -> None:
+    """Only the start of a long stream is kept, with a note of how much more was sent."""
+    from errorkit.http.sse import MAX_RESPONSE_KEPT
+    from errorkit.testing import capture_events
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 4096
+        raise ConnectionResetError("reset")
+
+    with capture_events(max_payload_bytes=10 * MAX_RESPONSE_KEPT) as records:
+        list(stream_errors(chunks()))
+    (record,) = records
+    payload = record.response_payload
+    assert payload is not None
+    assert payload.startswith("x" * MAX_RESPONSE_KEPT)
+    assert payload.endswith(f"...[{40 * 4096 - MAX_RESPONSE_KEPT} more bytes sent]")

@@ -482,3 +482,29 @@ async def test_real_breakers_are_listed_with_their_state() -> None:
     opened = data["breakers"]["payments"]
     assert opened["state"] == "open"
     assert opened["opened_at"] is not None
+
+
+async def test_failed_check_groups_are_titled_with_the_check() -> None:
+    """A failing check's group is its own, and its title names the check instead of showing
+    the template ``Health check {check} failed.``; a timeout keeps its own words."""
+    from errorkit.testing import capture_events
+
+    never = asyncio.Event()
+
+    async def hangs() -> None:
+        await never.wait()
+
+    health = registry()
+    health.add("search", lambda: False)
+    health.add("queue", lambda: False)
+    health.add("upstream", hangs, timeout=0.05)
+    with capture_events() as events:
+        await health.readiness()
+    titles = {e.endpoint: e.title for e in events}
+    assert titles == {
+        "health:search": "HealthCheckError: Health check search failed.",
+        "health:queue": "HealthCheckError: Health check queue failed.",
+        "health:upstream": "HealthCheckError: Health check upstream timed out after <num>.",
+    }
+    assert len({e.fingerprint for e in events}) == 3
+    assert all("{" not in e.title for e in events)

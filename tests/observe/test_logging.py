@@ -481,3 +481,33 @@ def test_planted_secrets_never_reach_a_line(
     text = stream.getvalue()
     assert secret not in text
     assert len(text.splitlines()) == 2
+
+
+def test_uvicorn_from_code_keeps_the_setup_only_with_log_config_none(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """What docs/observability.md says: a uvicorn config built in code applies uvicorn's own
+    logging (its lines bypass errorkit) unless ``log_config=None``."""
+    import uvicorn
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
+    assert "log_config=None" in doc.read_text()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names}
+    try:
+        stream = Lines()
+        configure_logging(stream=stream, renderer="json")
+        uvicorn.Config(app, log_config=None)
+        logging.getLogger("uvicorn.error").warning("kept")
+        uvicorn.Config(app)  # uvicorn's default log_config
+        logging.getLogger("uvicorn.error").warning("bypassed")
+        assert [r["event"] for r in stream.records()] == ["kept"]
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate

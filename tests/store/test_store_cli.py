@@ -287,3 +287,57 @@ def test_bad_store_url_exits_2(cli: click.Group) -> None:
     assert result.exit_code == 2
     assert "sqlite:///" in result.output
     assert ":pw@" not in result.output
+
+
+# --- the documented shapes ---------------------------------------------------------------------
+
+STORE_DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
+
+
+def _doc_row(command: str) -> str:
+    """The row of the ``--json`` table in docs/store.md that documents ``command``."""
+    rows = [line for line in STORE_DOC.read_text().splitlines() if line.startswith(f"| `{command}")]
+    assert len(rows) == 1, f"docs/store.md documents {command!r} once"
+    return rows[0]
+
+
+def test_docs_describe_every_field_of_stored_error_stats_and_page() -> None:
+    """Each field of StoredError, ErrorGroup, Stats and Page is named in docs/store.md."""
+    from dataclasses import fields
+
+    from errorkit.store import ErrorGroup, Page, Stats, StoredError
+
+    text = STORE_DOC.read_text()
+    for cls in (StoredError, ErrorGroup, Stats, Page):
+        missing = [f.name for f in fields(cls) if f"`{f.name}`" not in text]
+        assert missing == [], f"{cls.__name__} fields missing from docs/store.md: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("errors", "list", "--json"), "errors list --json"),
+        (("errors", "stats", "--json"), "errors stats --json"),
+        (("groups", "list", "--json"), "groups list --json"),
+    ],
+)
+def test_json_output_has_the_documented_keys(
+    run: Run, filled: ErrorStore, args: tuple[str, ...], command: str
+) -> None:
+    """The keys each --json command prints are the ones its row in docs/store.md names."""
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    row = _doc_row(command)
+    assert [key for key in document if f'"{key}"' not in row] == []
+
+
+def test_json_show_commands_print_the_documented_records(run: Run, filled: ErrorStore) -> None:
+    """errors show --json is one StoredError's fields; groups show adds "recent"."""
+    from errorkit.store.models import ERROR_FIELDS, GROUP_FIELDS
+
+    shown = json.loads(run("errors", "show", "e1", "--json").output)
+    assert tuple(shown) == ERROR_FIELDS
+    group = json.loads(run("groups", "show", "fp-stream", "--json").output)
+    assert tuple(group) == (*GROUP_FIELDS, "recent")
+    assert '"recent"' in _doc_row("groups show KEY --json")

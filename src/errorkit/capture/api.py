@@ -227,7 +227,9 @@ def capture(
     session_id, correlation_id, trace_id, user_id, request_payload, response_payload``;
     ``headers``, ``tags`` and ``extra`` go to the event's data, scrubbed, as does any other
     keyword. ``fingerprint`` (a string or a list, where ``"{{ default }}"`` stands for the
-    default) overrides grouping. The same exception object is captured once."""
+    default) overrides grouping. The same exception object is captured once; capturing it
+    again fills the fields the first capture left empty while its event waits to be
+    written."""
     if exc is None:
         exc = sys.exception()
         if exc is None:
@@ -245,6 +247,7 @@ def capture(
     # The guard, written out: this is the hot path and a context manager costs a microsecond.
     try:
         if getattr(exc, _CAPTURED, False):
+            pipeline.amend(error_id, context)  # fills what the first capture left empty
             return error_id
         try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
             setattr(exc, _CAPTURED, True)
@@ -287,14 +290,32 @@ def capture_message(
     return error_id
 
 
-def _report(exc: BaseException, *, error_id: str, **context: Any) -> None:
+class _Reporter:
     """The reporter behind :func:`errorkit._reporting.report`: the capture policy.
 
     Every 5xx is captured; 4xx only with ``capture_4xx``; validation errors then as
     warnings. Reports without a status (jobs, health checks, retries that gave up) use the
-    exception's own classification."""
+    exception's own classification. A later report of the same exception (the HTTP layer's,
+    after a retry gave up) fills the fields its event still lacks (:meth:`amend`)."""
+
+    def __call__(self, exc: BaseException, *, error_id: str, **context: Any) -> None:
+        _capture_report(exc, error_id, context)
+
+    def amend(self, exc: BaseException, *, error_id: str, **context: Any) -> None:
+        pipeline = _pipeline
+        if pipeline is not None:
+            pipeline.amend(error_id, context)
+
+
+_report = _Reporter()
+
+
+def _capture_report(exc: BaseException, error_id: str, context: dict[str, Any]) -> None:
     pipeline = _pipeline
-    if pipeline is None or getattr(exc, _CAPTURED, False):
+    if pipeline is None:
+        return
+    if getattr(exc, _CAPTURED, False):
+        pipeline.amend(error_id, context)
         return
     status = context.get("status")
     if not isinstance(status, int) or isinstance(status, bool):

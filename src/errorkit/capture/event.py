@@ -307,8 +307,10 @@ class RecordBuilder:
         exception_type: str | None = None
         app_error: AppError | None = None
         chain: list[dict[str, Any]] = []
+        classification_message = ""
         if exc is not None:
             classification = classify(exc)
+            classification_message = classification.message
             exception_type = _type_path(type(exc))
             chain = self._chain(exc)  # its first item's message is exc's, scrubbed
             data["exceptions"] = chain
@@ -363,6 +365,12 @@ class RecordBuilder:
             if value is not None:
                 data[key] = _short(value)
 
+        if chain:
+            # An exception without text (httpx.ReadTimeout()) says what it is through its
+            # classification: "The upstream service timed out.", not "".
+            message = chain[0]["message"] or self.clean(classification_message)
+        else:
+            message = self.clean(event.message or "")
         error_id = event.error_id
         if not isinstance(error_id, str) or not 0 < len(error_id) <= MAX_ERROR_ID:
             # The store keys rows by a UUID-sized id; keep an odd one (an app's own) as data.
@@ -377,7 +385,7 @@ class RecordBuilder:
             datetime.fromtimestamp(event.timestamp, UTC),
             _short(error_type, 64) or ErrorType.UNKNOWN.value,
             _short(code, 64) or "INTERNAL_ERROR",
-            chain[0]["message"] if chain else self.clean(event.message or ""),
+            message,
             severity,
             event.fingerprint,
             self.clean(event.title, single_line=True),

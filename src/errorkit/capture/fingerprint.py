@@ -1,7 +1,8 @@
 """Grouping: which occurrences are the same issue.
 
-A fingerprint is a hash of the service, the exception type (and code for
-:class:`~errorkit.errors.AppError`), the *in-app* frames as ``module:function`` (never line
+A fingerprint is a hash of the service, the exception type and its code (an
+:class:`~errorkit.errors.AppError`'s own, or the one :func:`~errorkit.classify.classify`
+gives a foreign exception), the *in-app* frames as ``module:function`` (never line
 numbers), the types and frames of the exception chain, and the message with its values
 (numbers, ids, quoted values, e-mail addresses, URLs) replaced by placeholders. So a
 fingerprint survives code moving down a file and messages that carry ids.
@@ -24,6 +25,7 @@ import sysconfig
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from errorkit.classify import classify
 from errorkit.errors import AppError
 
 __all__ = [
@@ -47,6 +49,8 @@ MAX_GROUPING_CHAIN = 5
 MAX_GROUPING_MESSAGE = 512
 #: Titles are cut to this length.
 MAX_TITLE = 200
+#: The code of an exception no mapper knows (it does not take part in its fingerprint).
+_UNCLASSIFIED = "INTERNAL_ERROR"
 #: Size of each cache before it is emptied and refilled.
 _CACHE_SIZE = 4096
 
@@ -245,21 +249,60 @@ def _frames_signature(exc: BaseException) -> str:
     return "|".join(collapsed)
 
 
-def _grouping_message(exc: BaseException) -> str:
-    if isinstance(exc, AppError):
+class _Keep(dict[str, Any]):
+    """Fills a template's ``group_by`` fields and leaves every other ``{field}`` as is."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class _Shown(dict[str, Any]):
+    """Like :class:`_Keep`, for a title: an unfilled field is shown as ``<field>``."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+def _app_error_message(exc: AppError, fill: type[dict[str, Any]]) -> str:
+    template = getattr(exc, "_template", None)
+    if not isinstance(template, str):
         template = type(exc).message
-        # A class template filled with details groups on the template, not on the values.
-        return template if "{" in template else str(exc.message)
+    if "{" not in template:
+        return str(exc.message)
+    # A template groups on its text, not on the values filled in, except the fields the
+    # class names in ``group_by``: those split issues (a health check's name).
+    details = exc.details
+    known = {k: details[k] for k in type(exc).group_by if k in details}
+    if not known and fill is _Keep:
+        return template
+    try:
+        return template.format_map(fill(known))
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        return template
+
+
+def _grouping_message(exc: BaseException, fill: type[dict[str, Any]] = _Keep) -> str:
+    if isinstance(exc, AppError):
+        return _app_error_message(exc, fill)
     try:
         return str(exc)
     except Exception:  # noqa: BLE001 - a broken __str__ must not break capture
         return "<unprintable>"
 
 
+def _classified_code(exc: BaseException) -> str:
+    """The code :func:`~errorkit.classify.classify` gives a foreign exception, so that one
+    exception type that means different things (an upstream's 429 and its 401) makes
+    different issues. Unclassified exceptions (``INTERNAL_ERROR``) add nothing: their
+    fingerprints stay what they were."""
+    code = classify(exc).code
+    return "" if code == _UNCLASSIFIED else code
+
+
 def group_exception(exc: BaseException, service: str) -> Grouping:
     """The fingerprint and title of ``exc`` (see the module documentation)."""
     chain = _chain(exc)
-    code = exc.code if isinstance(exc, AppError) else ""
+    code = exc.code if isinstance(exc, AppError) else _classified_code(exc)
     key = (service, code, *_key(chain))
     structure = _structures.get(key)
     if structure is None:
@@ -273,7 +316,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
             _pinned.clear()
         _pin(chain)
         _structures[key] = structure
-    if isinstance(exc, AppError) and exc.__traceback__ is None:
+    if isinstance(exc, AppError) and exc.__traceback__ is None and not type(exc).group_by:
         message = ""  # an AppError built but never raised: its code is its identity
     else:
         message = normalize_message(_grouping_message(exc))
@@ -281,7 +324,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
     found = _groupings.get(final_key)
     if found is not None:
         return found
-    shown = normalize_message(_grouping_message(exc))
+    shown = normalize_message(_grouping_message(exc, _Shown))
     name = type(exc).__name__
     title = f"{name}: {shown}" if shown else name
     grouping = Grouping(_digest(structure, message), title[:MAX_TITLE])

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -234,6 +234,10 @@ class Pipeline:
 
     def _init_runtime(self) -> None:
         self._queue: deque[ErrorEvent] = deque()
+        # Queued events by error id, until the writer takes them: a later report of the
+        # same exception may still fill their empty fields (see amend()).
+        self._waiting: dict[str, ErrorEvent] = {}
+        self._waiting_lock = threading.Lock()
         self._counts: dict[str, _Count] = {}
         self._held: list[CountDelta] = []
         self._count_lock = threading.Lock()
@@ -322,6 +326,7 @@ class Pipeline:
         if closed:
             self._write_now(event)
             return
+        self._waiting[error_id] = event
         queue.append(event)
         if self._synchronous:
             with self._work_lock:
@@ -331,6 +336,26 @@ class Pipeline:
             self._start()
         if len(queue) >= self.batch_size:
             self._wake.set()
+
+    def amend(self, error_id: str, fields: dict[str, Any]) -> bool:
+        """Fill the fields that the queued event ``error_id`` lacks (None, empty) from a
+        later report of the same exception: the HTTP layer's user agent and payload for a
+        failure a retry reported first. Mappings (``extra``, ``tags``, ``headers``) gain the
+        keys they lack. False when the event is not waiting (written, or only counted)."""
+        with self._waiting_lock:
+            event = self._waiting.get(error_id)
+            if event is None:
+                return False
+            _fill_empty(event.fields, fields)
+        return True
+
+    def _take_waiting(self, batch: list[ErrorEvent]) -> None:
+        """The writer takes ``batch``: from now on it is no longer amended."""
+        waiting = self._waiting
+        with self._waiting_lock:
+            for event in batch:
+                if waiting.get(event.error_id) is event:
+                    del waiting[event.error_id]
 
     def _count(
         self,
@@ -425,6 +450,8 @@ class Pipeline:
                 for _ in range(min(self.batch_size, budget)):
                     batch.append(popleft())
             budget = budget - len(batch) if batch else 0
+            if batch:
+                self._take_waiting(batch)
             records = [self.builder.build(event) for event in batch]
             del batch
             self._deliver(records, deltas, force)
@@ -712,6 +739,22 @@ class Pipeline:
     def store(self) -> BatchWriter:
         """The store this pipeline writes to (opened on first use)."""
         return self._get_store()
+
+
+def _empty(value: object) -> bool:
+    # Only None and "" are empty: ``==`` on an app's object (a data frame) may not answer.
+    return value is None or (isinstance(value, str) and not value)
+
+
+def _fill_empty(fields: dict[str, Any], later: dict[str, Any]) -> None:
+    for key, value in later.items():
+        if _empty(value):
+            continue
+        current = fields.get(key)
+        if _empty(current):
+            fields[key] = value
+        elif isinstance(current, Mapping) and isinstance(value, Mapping):
+            fields[key] = {**value, **current}
 
 
 def _is_invalid_record(exc: BaseException) -> bool:

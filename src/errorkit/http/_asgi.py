@@ -8,8 +8,10 @@ One class does three jobs for an HTTP request:
 2. body capture: keep the first ``body_limit`` bytes the app itself reads (nothing is read
    on its behalf), so a report can carry the request payload;
 3. catch-all: any exception still unhandled becomes errorkit's answer. Unexpected server
-   errors are re-raised after the answer is sent, like Starlette's own
-   ``ServerErrorMiddleware``, so the server still logs them; they are reported once.
+   errors (no mapper classified them) are re-raised after the answer is sent, like
+   Starlette's own ``ServerErrorMiddleware``, so the server still logs them; they are
+   reported once. Classified ones (an httpx timeout answered 504) are not re-raised, so
+   the server keeps the client's keep-alive connection open.
 
 The integrations install it twice: outermost (so every middleware sees the context) and
 innermost (so its 500 flows back through ``CORSMiddleware`` and keeps the CORS headers).
@@ -25,7 +27,7 @@ from typing import Any
 
 from errorkit._guard import guard
 from errorkit._reporting import was_reported
-from errorkit.classify import classify
+from errorkit.classify import _is_unexpected, classify
 from errorkit.errors import AppError, ErrorType
 from errorkit.http._common import (
     DEFAULT_BODY_LIMIT,
@@ -191,7 +193,10 @@ class ErrorkitMiddleware:
             exc, state, self.renderer, endpoint=route_template(scope, state)
         )
         await _send_answer(sender, answer)
-        if c.status >= 500 and not isinstance(exc, self.handled):
+        # Only an unexpected error goes on to the server, to be logged with its traceback
+        # (the server then closes a keep-alive connection). One errorkit classified (an
+        # upstream's timeout answered 504) is answered, reported and done.
+        if c.status >= 500 and not isinstance(exc, self.handled) and _is_unexpected(c):
             mark_answered(exc)
             return True
         return False

@@ -77,6 +77,7 @@ class HealthCheckError(AppError):
     message = "Health check {check} failed."
     plain_message = "A health check failed."
     detail_fields = ("reason", "timeout", "status_code")
+    group_by = ("check",)  # one issue per check, titled with its name
     category = Category.EXTERNAL
     severity = Severity.WARNING
     retriable = True

@@ -523,6 +523,7 @@ def _rejection(name: str, message: str, retry_after: float) -> CircuitOpenError:
     state["request_id"] = ctx.request_id
     state["correlation_id"] = ctx.correlation_id or ctx.request_id
     state["headers"] = {}
+    state["_template"] = CircuitOpenError.message
     exc.args = (message,)
     return exc
 
