@@ -225,6 +225,10 @@ class AppError(Exception):
     retriable: bool = False
     error_type: str = ErrorType.HTTP
     description: ClassVar[str] = "An unexpected error on the server."
+    expose_message: ClassVar[bool] = False
+    """Whether an answer with a status >= 500 may show this instance's own message. Off by
+    default: such a message often holds internals (a driver's error, a DSN), so the answer
+    shows the class's ``message`` template instead; the store and the logs keep the text."""
 
     details: dict[str, Any]
     retry_after: float | None
@@ -293,6 +297,14 @@ class AppError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Keeps pickling (multiprocessing, caches) working with keyword-only arguments.
         return (_rebuild, (type(self), self.__dict__.copy()))
+
+    def public_message(self) -> str:
+        """The message an HTTP answer shows: the instance's own for statuses below 500 or
+        when the class sets ``expose_message = True``; else the class's ``message`` template
+        filled with ``details`` (the full text still goes to the store and the logs)."""
+        if self.status < 500 or type(self).expose_message:
+            return self.message
+        return _fill(type(self).message, self.details)
 
     def response_headers(self) -> dict[str, str]:
         """Headers an HTTP answer for this error carries (``Retry-After`` when known)."""

@@ -142,6 +142,25 @@ def test_instance_overrides() -> None:
         AppError("x", code="lower-case")
 
 
+def test_server_error_public_message_is_the_class_template() -> None:
+    """A 5xx error's public message is its class's template filled from details; a 4xx
+    error's, and an opted-in class's, is the instance's own text."""
+    db = errorkit.DatabaseError("query failed: password authentication failed")
+    assert db.message == "query failed: password authentication failed"
+    assert db.public_message() == "A database operation failed."
+    timeout = errorkit.OperationTimeoutError("socket read stalled", operation="fetch", timeout=2)
+    assert timeout.public_message() == "fetch timed out after 2s."
+    assert NotFoundError("no user 7").public_message() == "no user 7"
+    assert AppError("disk /dev/sda1 failed").public_message() == "An internal error occurred."
+    assert errorkit.classify(db).message == "A database operation failed."
+
+    class Outage(errorkit.ServiceUnavailableError):
+        expose_message = True
+
+    assert Outage("Back at 14:00 UTC.").public_message() == "Back at 14:00 UTC."
+    assert errorkit.classify(Outage("Back at 14:00 UTC.")).message == "Back at 14:00 UTC."
+
+
 def test_changing_status_without_a_code_is_refused() -> None:
     """A subclass that changes status must bring its own code."""
     with pytest.raises(CatalogError, match="give Gone a code of its own"):
