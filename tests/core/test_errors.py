@@ -169,6 +169,52 @@ def test_changing_status_without_a_code_is_refused() -> None:
             status = 410
 
 
+def test_restating_an_inherited_code_is_allowed() -> None:
+    """A subclass may restate the code it inherits (same status): no "defined twice"."""
+
+    class ResourceRateLimited(RateLimitError):
+        code = "RATE_LIMIT_EXCEEDED"
+
+    assert ResourceRateLimited().status == 429
+    info = catalog.get("RATE_LIMIT_EXCEEDED")
+    assert info is not None and info.owner == "errorkit.errors.RateLimitError"
+
+    with pytest.raises(CatalogError, match="set status = 429"):
+
+        class Relabelled(RateLimitError):
+            code = "RATE_LIMIT_EXCEEDED"
+            status = 503
+
+
+def test_mixing_errorkit_bases_with_different_codes_needs_a_code(
+    forget_codes: list[str],
+) -> None:
+    """Two errorkit bases with different codes and no code of its own: refused at class
+    definition, naming both; naming the code (and status) settles it."""
+
+    class ResourceError(errorkit.ServiceUnavailableError):
+        code = "PLAN_RESOURCE_ERROR"
+
+    forget_codes.append("PLAN_RESOURCE_ERROR")
+    with pytest.raises(CatalogError, match=r"ResourceError \(PLAN_RESOURCE_ERROR 503\)"):
+
+        class Ambiguous(ResourceError, RateLimitError):
+            pass
+
+    class PlanRateLimitError(ResourceError, RateLimitError):
+        code = "RATE_LIMIT_EXCEEDED"
+        status = 429
+
+    err = PlanRateLimitError()
+    assert (err.code, err.status) == ("RATE_LIMIT_EXCEEDED", 429)
+    assert isinstance(err, ResourceError) and isinstance(err, RateLimitError)
+
+    class Narrower(NotFoundError, errorkit.ClientError):  # a base and its own base: one code
+        pass
+
+    assert Narrower().code == "NOT_FOUND"
+
+
 def test_pickle_round_trip() -> None:
     """Errors survive pickling (multiprocessing, job queues)."""
     err = errorkit.FileTooLargeError(max_size=10)
