@@ -236,6 +236,8 @@ def capture(
     except Exception:  # noqa: BLE001 - not an exception object: still answer with an id
         _drop_early("not_an_exception")
         return _new_id()
+    # Metrics and tracing see a captured error as they see a reported one, store or not.
+    _reporting.notify_observers(exc, error_id, context)
     pipeline = _pipeline
     if pipeline is None:
         _drop_early("disabled" if _disabled else "not_configured")
