@@ -88,6 +88,7 @@ def configure(
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int | None = None,
     flood_per_minute: int | None = None,
+    slim_per_minute: int | None = None,
     scrubber: Scrubber | None = None,
     store: BatchWriter | None = None,
 ) -> Settings:
@@ -114,6 +115,7 @@ def configure(
             "spool_dir": None if spool_dir is None else os.fspath(spool_dir),
             "spool_max_bytes": spool_max_bytes,
             "flood_per_minute": flood_per_minute,
+            "slim_per_minute": slim_per_minute,
         }.items()
         if value is not None
     }
@@ -169,6 +171,7 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
         flush_interval=settings.flush_interval,
         max_payload_bytes=settings.max_payload_bytes,
         flood_per_minute=settings.flood_per_minute,
+        slim_per_minute=settings.slim_per_minute,
     )
     for listener in _listeners:
         pipeline.add_listener(listener)
