@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from errorkit._extras import MissingExtraError
 from errorkit.capture import capture, capture_errors, capture_message, configure, flush
-from errorkit.catalog import Catalog, CatalogError, Category, CodeInfo, Severity, catalog
+from errorkit.catalog import (
+    Catalog,
+    CatalogError,
+    Category,
+    CodeInfo,
+    Severity,
+    catalog,
+    set_code_rule,
+)
 from errorkit.classify import Classification, classify, register_mapper, unregister_mapper
 from errorkit.config import ConfigError, Settings, get_settings
 from errorkit.context import (
@@ -169,6 +177,7 @@ __all__ = [
     "reset_context",
     "retry",
     "scrub",
+    "set_code_rule",
     "set_tag",
     "timeout",
     "unregister_mapper",

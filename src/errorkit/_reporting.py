@@ -24,10 +24,15 @@ from errorkit.errors import error_id_of
 
 __all__ = [
     "Amender",
+    "HandlingObserver",
     "Observer",
     "Reporter",
+    "add_handling_observer",
     "add_observer",
     "get_reporter",
+    "handled",
+    "notify_observers",
+    "remove_handling_observer",
     "remove_observer",
     "report",
     "set_reporter",
@@ -35,6 +40,7 @@ __all__ = [
 ]
 
 _REPORTED_ATTR = "__errorkit_reported__"
+_OBSERVED_ATTR = "__errorkit_observed__"
 
 
 class Reporter(Protocol):
@@ -55,8 +61,13 @@ Observer = Callable[[BaseException, str, dict[str, Any]], None]
 """Sees each reported occurrence ``(exc, error_id, context)`` in the reporting thread, before
 the reporter (OpenTelemetry marks the span current there)."""
 
+HandlingObserver = Callable[[str, float], None]
+"""Hears how long the HTTP integrations took to handle one error: ``(error_type, seconds)``
+(classify, report and render the answer)."""
+
 _reporter: Reporter | None = None
 _observers: tuple[Observer, ...] = ()
+_handling_observers: tuple[HandlingObserver, ...] = ()
 _lock = threading.Lock()
 
 
@@ -87,8 +98,43 @@ def remove_observer(observer: Observer) -> None:
         _observers = tuple(o for o in _observers if o != observer)
 
 
+def add_handling_observer(observer: HandlingObserver) -> None:
+    """Call ``observer(error_type, seconds)`` for every error an HTTP integration answers."""
+    global _handling_observers
+    with _lock:
+        if observer not in _handling_observers:
+            _handling_observers = (*_handling_observers, observer)
+
+
+def remove_handling_observer(observer: HandlingObserver) -> None:
+    global _handling_observers
+    with _lock:
+        _handling_observers = tuple(o for o in _handling_observers if o != observer)
+
+
+def handled(error_type: str, seconds: float) -> None:
+    """An HTTP integration finished handling one error in ``seconds``. Never raises."""
+    for observer in _handling_observers:
+        with guard("report.handling_observer"):
+            observer(error_type, seconds)
+
+
 def was_reported(exc: BaseException) -> bool:
     return bool(getattr(exc, _REPORTED_ATTR, False))
+
+
+def notify_observers(exc: BaseException, error_id: str, context: dict[str, Any]) -> None:
+    """Let the observers see ``exc``, once however many paths see it: :func:`report` calls
+    this, and so does a direct ``errorkit.capture(exc)``. Never raises."""
+    if not _observers or getattr(exc, _OBSERVED_ATTR, False):
+        return
+    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
+        setattr(exc, _OBSERVED_ATTR, True)
+    except (AttributeError, TypeError):  # an exception type that refuses attributes
+        pass
+    for observer in _observers:
+        with guard("report.observer"):
+            observer(exc, error_id, context)
 
 
 def report(exc: BaseException, **context: Any) -> str:
@@ -104,9 +150,7 @@ def report(exc: BaseException, **context: Any) -> str:
         setattr(exc, _REPORTED_ATTR, True)
     except (AttributeError, TypeError):  # an exception type that refuses attributes
         pass
-    for observer in _observers:
-        with guard("report.observer"):
-            observer(exc, error_id, context)
+    notify_observers(exc, error_id, context)
     reporter = _reporter
     if reporter is not None:
         with guard("report"):

@@ -4,6 +4,10 @@ A code is UPPER_SNAKE in the ``{DOMAIN}_{RESOURCE}_{ISSUE}`` spirit: two to six 
 capital letters and digits, each starting with a letter, at most 64 characters
 (``HEALTH_DATA_NOT_FOUND``, ``RATE_LIMIT_EXCEEDED``, ``NOT_FOUND``). A bad or duplicate code
 fails when it is defined, not when it is first raised.
+
+A project may opt into the strict rule, exactly ``{DOMAIN}_{RESOURCE}_{ISSUE}`` (three
+segments), with :func:`set_code_rule` or ``ERRORKIT_CODE_RULE=strict``; it applies to the
+project's codes, not to errorkit's own.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Literal
 
 __all__ = [
     "CODE_RULE",
+    "STRICT_CODE_RULE",
     "Catalog",
     "CatalogError",
     "Category",
     "CodeInfo",
     "Severity",
     "catalog",
+    "set_code_rule",
     "validate_code",
 ]
 
@@ -56,27 +62,76 @@ class Severity(StrEnum):
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 
-_CODE_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z][A-Z0-9]*){1,5}$")
+# Matched against the whole string (fullmatch): "$" alone would accept a trailing newline.
+_CODE_RE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z][A-Z0-9]*){1,5}")
+_STRICT_CODE_RE = re.compile(r"[A-Z][A-Z0-9]*_[A-Z][A-Z0-9]*_[A-Z][A-Z0-9]*")
 CODE_RULE = (
     "codes are UPPER_SNAKE like {DOMAIN}_{RESOURCE}_{ISSUE}: 2 to 6 segments of A-Z and 0-9, "
     "each starting with a letter, joined by single underscores, at most 64 characters "
     "(for example HEALTH_DATA_NOT_FOUND)"
 )
+STRICT_CODE_RULE = (
+    "the strict code rule is on: codes are exactly {DOMAIN}_{RESOURCE}_{ISSUE}, three "
+    "segments of A-Z and 0-9, each starting with a letter, joined by single underscores, at "
+    "most 64 characters (for example HEALTH_DATA_MISSING)"
+)
+_OWN = "errorkit."  # errorkit's own codes keep the default rule under the strict one
 
 
 class CatalogError(ValueError):
     """A code breaks the naming rule or is defined twice."""
 
 
-def validate_code(code: object) -> str:
-    """Return ``code`` if it follows the rule, else raise :class:`CatalogError` saying why."""
+def _strict() -> bool:
+    # Imported here: the settings are read only when a project's code is checked.
+    from errorkit.config import get_settings
+
+    return get_settings().code_rule == "strict"
+
+
+def validate_code(code: object, *, owner: str | None = None) -> str:
+    """Return ``code`` if it follows the rule, else raise :class:`CatalogError` saying why.
+
+    Under the strict rule (:func:`set_code_rule`) a code must have exactly three segments,
+    unless errorkit itself defines it (``owner``) or it is already in the catalog."""
     if not isinstance(code, str):
         msg = f"error code {code!r} must be a str; {CODE_RULE}"
         raise CatalogError(msg)
-    if len(code) > 64 or not _CODE_RE.match(code):
+    if len(code) > 64 or not _CODE_RE.fullmatch(code):
         msg = f"error code {code!r} is not valid: {CODE_RULE}"
         raise CatalogError(msg)
+    if (
+        not _STRICT_CODE_RE.fullmatch(code)
+        and not (owner or "").startswith(_OWN)
+        and code not in catalog
+        and _strict()
+    ):
+        msg = f"error code {code!r} is not valid: {STRICT_CODE_RULE}"
+        raise CatalogError(msg)
     return code
+
+
+def set_code_rule(rule: Literal["default", "strict"]) -> None:
+    """Choose the rule for the project's codes from now on: ``"default"`` (2 to 6 segments)
+    or ``"strict"`` (exactly ``{DOMAIN}_{RESOURCE}_{ISSUE}``). The same as the setting
+    ``code_rule`` (``ERRORKIT_CODE_RULE``), which is in force when classes are defined at
+    import time. Switching to strict fails, changing nothing, if codes the project already
+    defined break it: call it before importing the modules that define them."""
+    from errorkit.config import ConfigError, update_settings
+
+    if rule not in ("default", "strict"):
+        msg = f"code rule {rule!r}: use 'default' or 'strict'"
+        raise ConfigError(msg)
+    if rule == "strict":
+        breaking = sorted(
+            f"{info.code} ({info.owner or 'define()'})"
+            for info in catalog
+            if not info.owner.startswith(_OWN) and not _STRICT_CODE_RE.fullmatch(info.code)
+        )
+        if breaking:
+            msg = f"codes already defined break the strict rule: {', '.join(breaking)}"
+            raise CatalogError(msg)
+    update_settings(code_rule=rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +175,7 @@ class Catalog:
     ) -> CodeInfo:
         """Register ``code``. Defining the same code again from the same owner replaces it
         (a module reloaded in a test); from another owner it is an error."""
-        validate_code(code)
+        validate_code(code, owner=owner)
         if not (100 <= int(status) <= 599):
             msg = f"error code {code!r}: status {status!r} is not an HTTP status (100-599)"
             raise CatalogError(msg)

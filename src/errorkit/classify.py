@@ -340,7 +340,7 @@ def _map_app_error(exc: BaseException) -> Classification | None:
         severity if type(severity) is Severity else Severity(severity),
         exc.retriable,
         category if type(category) is Category else Category(category),
-        exc.message,
+        exc.message if exc.status < 500 else exc.public_message(),
         exc.details,
         exc.retry_after,
         exc.response_headers(),

@@ -45,6 +45,8 @@ class Settings:
     spool_dir: str | None = None
     spool_max_bytes: int = 64 * 1024 * 1024
     flood_per_minute: int = 60
+    slim_per_minute: int = 600
+    code_rule: str = "default"
 
     def __post_init__(self) -> None:
         _check_positive(self, ("queue_size", "batch_size", "max_payload_bytes", "spool_max_bytes"))
@@ -53,6 +55,12 @@ class Settings:
             raise ConfigError(msg)
         if self.flood_per_minute < 1:
             msg = f"flood_per_minute={self.flood_per_minute!r}: must be >= 1"
+            raise ConfigError(msg)
+        if self.slim_per_minute < 0:
+            msg = f"slim_per_minute={self.slim_per_minute!r}: must be >= 0 (0 keeps none)"
+            raise ConfigError(msg)
+        if self.code_rule not in ("default", "strict"):
+            msg = f"code_rule={self.code_rule!r}: use 'default' or 'strict'"
             raise ConfigError(msg)
         if self.response_format not in ("default", "problem", "wrapped"):
             msg = (

@@ -301,6 +301,10 @@ class AppError(Exception):
     #: Names of ``details`` whose values make distinct issues: grouping (and the group's
     #: title) fills them into the ``message`` template; other placeholders stay unfilled.
     group_by: ClassVar[tuple[str, ...]] = ()
+    expose_message: ClassVar[bool] = False
+    """Whether an answer with a status >= 500 may show this instance's own message. Off by
+    default: such a message often holds internals (a driver's error, a DSN), so the answer
+    shows the class's ``message`` template instead; the store and the logs keep the text."""
 
     details: dict[str, Any]
     retry_after: float | None
@@ -314,15 +318,18 @@ class AppError(Exception):
         super().__init_subclass__(**kwargs)
         owner = f"{cls.__module__}.{cls.__qualname__}"
         cls._detail_names = _declared_fields(cls, owner)
-        if "code" in cls.__dict__:
+        if "code" in cls.__dict__ and not _inherits_code(cls):
             _register(cls, owner)
             return
+        if "code" not in cls.__dict__:
+            _check_one_code(cls, owner)
         registered = catalog.get(cls.code)
         if registered is not None and registered.status != cls.status:
             msg = (
                 f"{owner} changes status to {cls.status} but keeps code {cls.code!r}, "
                 f"which the catalog has with status {registered.status}; give {cls.__name__} "
-                "a code of its own"
+                f"a code of its own, or set status = {registered.status} if it means "
+                f"{cls.code!r}"
             )
             raise CatalogError(msg)
 
@@ -377,6 +384,14 @@ class AppError(Exception):
         # Keeps pickling (multiprocessing, caches) working with keyword-only arguments.
         return (_rebuild, (type(self), self.__dict__.copy()))
 
+    def public_message(self) -> str:
+        """The message an HTTP answer shows: the instance's own for statuses below 500 or
+        when the class sets ``expose_message = True``; else the class's ``message`` template
+        filled with ``details`` (the full text still goes to the store and the logs)."""
+        if self.status < 500 or type(self).expose_message:
+            return self.message
+        return _fill_class_message(type(self), self.details)
+
     def response_headers(self) -> dict[str, str]:
         """Headers an HTTP answer for this error carries (``Retry-After`` when known)."""
         out = dict(self.headers)
@@ -422,6 +437,33 @@ def _rebuild(cls: type[AppError], state: dict[str, Any]) -> AppError:
     obj.__dict__.update(state)
     Exception.__init__(obj, state.get("message", ""))
     return obj
+
+
+def _inherits_code(cls: type[AppError]) -> bool:
+    """Whether ``cls`` restates a code one of its errorkit bases already has (allowed, as
+    long as the status stays that of the code)."""
+    code = cls.__dict__["code"]
+    return any(
+        base.__dict__.get("code") == code
+        for base in cls.__mro__[1:]
+        if isinstance(base, type) and issubclass(base, AppError)
+    )
+
+
+def _check_one_code(cls: type[AppError], owner: str) -> None:
+    """A class that names no code of its own must inherit exactly one: errorkit bases with
+    different codes leave it to the base order which code (and status) an answer has."""
+    bases = [b for b in cls.__bases__ if isinstance(b, type) and issubclass(b, AppError)]
+    # A base that another base already derives from adds nothing of its own.
+    leaves = [b for b in bases if not any(o is not b and issubclass(o, b) for o in bases)]
+    codes = {b.code: b for b in leaves}
+    if len(codes) > 1:
+        named = ", ".join(f"{b.__name__} ({code} {b.status})" for code, b in codes.items())
+        msg = (
+            f"{owner} derives from errorkit errors with different codes: {named}; "
+            f"set code (and status) on {cls.__name__} to say which one it answers with"
+        )
+        raise CatalogError(msg)
 
 
 def _register(cls: type[AppError], owner: str) -> None:

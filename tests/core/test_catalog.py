@@ -7,8 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from errorkit import AppError, CatalogError, catalog
-from errorkit.catalog import Catalog
+import errorkit
+from errorkit import AppError, CatalogError, catalog, config
+from errorkit.catalog import Catalog, validate_code
 from errorkit.cli import cli
 
 
@@ -108,3 +109,63 @@ def test_cli_imports_user_modules_and_reports_bad_ones() -> None:
     result = runner.invoke(cli, ["codes", "--import", "no_such_module_xyz"])
     assert result.exit_code == 2
     assert "could not import 'no_such_module_xyz'" in result.output
+
+
+@pytest.mark.parametrize("code", ["HEALTH_DATA_LOST\n", "HEALTH_DATA_LOST\r\n", "\nNOT_FOUND"])
+def test_code_rule_matches_the_whole_string(code: str) -> None:
+    """A code with a trailing (or leading) newline breaks the rule."""
+    with pytest.raises(CatalogError, match="is not valid"):
+        validate_code(code)
+    with pytest.raises(CatalogError, match="is not valid"):
+        AppError("x", code=code)
+
+
+@pytest.fixture
+def own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's setting changes (the code rule) are undone afterwards, and the catalog
+    holds only errorkit's own codes while it runs (other tests' codes are put back)."""
+    monkeypatch.setattr(config, "_settings", config.load_settings(environ={}))
+    own = {i.code: i for i in catalog if i.owner.startswith("errorkit.")}
+    monkeypatch.setattr(catalog, "_codes", own)
+
+
+@pytest.mark.usefixtures("own_settings")
+def test_strict_code_rule_wants_exactly_three_segments() -> None:
+    """Opted in, a project's codes are exactly {DOMAIN}_{RESOURCE}_{ISSUE}; errorkit's own
+    codes and those already in the catalog stay usable."""
+    validate_code("HEALTH_DATA_NOT_FOUND")
+    errorkit.set_code_rule("strict")
+    assert errorkit.get_settings().code_rule == "strict"
+    for bad in ("HEALTH_MISSING", "HEALTH_DATA_NOT_FOUND"):
+        with pytest.raises(CatalogError, match="strict code rule") as info:
+            type("Bad", (AppError,), {"code": bad, "__module__": "myapp.errors"})
+        assert repr(bad) in str(info.value)
+    good = type("Good", (AppError,), {"code": "HEALTH_DATA_LOST", "__module__": "myapp.errors"})
+    try:
+        assert catalog.get("HEALTH_DATA_LOST") is not None
+        assert errorkit.NotFoundError().code == "NOT_FOUND"  # errorkit's own: two segments
+        assert AppError("x", code="NOT_FOUND").code == "NOT_FOUND"  # in the catalog
+        errorkit.set_code_rule("default")
+        validate_code("HEALTH_MISSING")
+    finally:
+        catalog.forget(good.code)
+
+
+@pytest.mark.usefixtures("own_settings")
+def test_strict_code_rule_refuses_codes_already_defined() -> None:
+    """Switching to strict after a project defined codes that break it fails, naming them,
+    and changes nothing."""
+    type("Early", (AppError,), {"code": "BILLING_LATE", "__module__": "myapp.errors"})
+    try:
+        with pytest.raises(CatalogError, match=r"BILLING_LATE \(myapp.errors.Early\)"):
+            errorkit.set_code_rule("strict")
+        assert errorkit.get_settings().code_rule == "default"
+    finally:
+        catalog.forget("BILLING_LATE")
+
+
+def test_code_rule_setting_comes_from_the_environment() -> None:
+    """ERRORKIT_CODE_RULE=strict is the same setting; other values are refused."""
+    assert config.load_settings(environ={"ERRORKIT_CODE_RULE": "strict"}).code_rule == "strict"
+    with pytest.raises(errorkit.ConfigError, match="code_rule='loose'"):
+        config.load_settings(environ={"ERRORKIT_CODE_RULE": "loose"})

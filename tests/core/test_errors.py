@@ -193,12 +193,77 @@ def test_instance_overrides() -> None:
         AppError("x", code="lower-case")
 
 
+def test_server_error_public_message_is_the_class_template() -> None:
+    """A 5xx error's public message is its class's template filled from details; a 4xx
+    error's, and an opted-in class's, is the instance's own text."""
+    db = errorkit.DatabaseError("query failed: password authentication failed")
+    assert db.message == "query failed: password authentication failed"
+    assert db.public_message() == "A database operation failed."
+    timeout = errorkit.OperationTimeoutError("socket read stalled", operation="fetch", timeout=2)
+    assert timeout.public_message() == "fetch timed out after 2s."
+    assert NotFoundError("no user 7").public_message() == "no user 7"
+    assert AppError("disk /dev/sda1 failed").public_message() == "An internal error occurred."
+    assert errorkit.classify(db).message == "A database operation failed."
+
+    class Outage(errorkit.ServiceUnavailableError):
+        expose_message = True
+
+    assert Outage("Back at 14:00 UTC.").public_message() == "Back at 14:00 UTC."
+    assert errorkit.classify(Outage("Back at 14:00 UTC.")).message == "Back at 14:00 UTC."
+
+
 def test_changing_status_without_a_code_is_refused() -> None:
     """A subclass that changes status must bring its own code."""
     with pytest.raises(CatalogError, match="give Gone a code of its own"):
 
         class Gone(NotFoundError):
             status = 410
+
+
+def test_restating_an_inherited_code_is_allowed() -> None:
+    """A subclass may restate the code it inherits (same status): no "defined twice"."""
+
+    class ResourceRateLimited(RateLimitError):
+        code = "RATE_LIMIT_EXCEEDED"
+
+    assert ResourceRateLimited().status == 429
+    info = catalog.get("RATE_LIMIT_EXCEEDED")
+    assert info is not None and info.owner == "errorkit.errors.RateLimitError"
+
+    with pytest.raises(CatalogError, match="set status = 429"):
+
+        class Relabelled(RateLimitError):
+            code = "RATE_LIMIT_EXCEEDED"
+            status = 503
+
+
+def test_mixing_errorkit_bases_with_different_codes_needs_a_code(
+    forget_codes: list[str],
+) -> None:
+    """Two errorkit bases with different codes and no code of its own: refused at class
+    definition, naming both; naming the code (and status) settles it."""
+
+    class ResourceError(errorkit.ServiceUnavailableError):
+        code = "PLAN_RESOURCE_ERROR"
+
+    forget_codes.append("PLAN_RESOURCE_ERROR")
+    with pytest.raises(CatalogError, match=r"ResourceError \(PLAN_RESOURCE_ERROR 503\)"):
+
+        class Ambiguous(ResourceError, RateLimitError):
+            pass
+
+    class PlanRateLimitError(ResourceError, RateLimitError):
+        code = "RATE_LIMIT_EXCEEDED"
+        status = 429
+
+    err = PlanRateLimitError()
+    assert (err.code, err.status) == ("RATE_LIMIT_EXCEEDED", 429)
+    assert isinstance(err, ResourceError) and isinstance(err, RateLimitError)
+
+    class Narrower(NotFoundError, errorkit.ClientError):  # a base and its own base: one code
+        pass
+
+    assert Narrower().code == "NOT_FOUND"
 
 
 def test_pickle_round_trip() -> None:

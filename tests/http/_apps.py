@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from errorkit import NotFoundError, RateLimitError
+from errorkit import DatabaseError, NotFoundError, RateLimitError, ServiceUnavailableError
 from errorkit.context import current_context
 from errorkit.http.envelope import Renderer
 from errorkit.http.sse import sse_event, stream_errors
@@ -39,6 +39,22 @@ async def _fail_stream_chunks_async(fail_after: int) -> AsyncIterator[str]:
         await asyncio.sleep(0)
         yield sse_event({"n": i})
     raise ConnectionResetError("upstream reset the stream")
+
+
+DB_FAILURE = "Database query failed: password authentication failed for user app"
+
+
+class ExposedUnavailableError(ServiceUnavailableError):
+    """A 5xx whose instance text is meant for the client."""
+
+    expose_message = True
+
+
+def _server_error(kind: str) -> Exception:
+    """A 5xx errorkit error: "db" with internals in its text, "exposed" opting in."""
+    if kind == "exposed":
+        return ExposedUnavailableError("Back at 14:00 UTC.")
+    return DatabaseError(DB_FAILURE, details={"table": "users"})
 
 
 def _context_dict() -> dict[str, Any]:
@@ -82,6 +98,9 @@ def make_starlette(fmt: str | Renderer, *, cors: str = "", fastapi: bool = False
     async def ok(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    async def server_error(request: Request) -> JSONResponse:
+        raise _server_error(request.path_params["kind"])
+
     async def context(request: Request) -> JSONResponse:
         return JSONResponse(_context_dict())
 
@@ -116,6 +135,7 @@ def make_starlette(fmt: str | Renderer, *, cors: str = "", fastapi: bool = False
             app.add_route(path, view)
         app.add_route("/boom-after-read", boom_after_read, methods=["POST"])
         app.add_route("/stream", stream)
+        app.add_route("/server-error/{kind}", server_error)
     else:
         from starlette.applications import Starlette
         from starlette.routing import Route
@@ -139,6 +159,7 @@ def make_starlette(fmt: str | Renderer, *, cors: str = "", fastapi: bool = False
                 Route("/ok", ok),
                 Route("/context", context),
                 Route("/stream", stream),
+                Route("/server-error/{kind}", server_error),
             ]
         )
     if cors == "before":
@@ -204,6 +225,10 @@ def make_flask(fmt: str | Renderer, *, cors: str = "") -> Any:
     @app.get("/ok")
     def ok() -> Any:
         return {"ok": True}
+
+    @app.get("/server-error/<kind>")
+    def server_error(kind: str) -> Any:
+        raise _server_error(kind)
 
     @app.get("/context")
     def context() -> Any:

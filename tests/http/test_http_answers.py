@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _apps import ORIGIN, SECRET, STATUSES, Client, error_of
+from _apps import DB_FAILURE, ORIGIN, SECRET, STATUSES, Client, error_of
 
 from errorkit.classify import Classification, code_for_status
 from errorkit.http.envelope import ErrorAnswer, ErrorMeta
@@ -98,6 +98,25 @@ def test_unexpected_error_hides_text_and_stack(client: Client, fmt: str) -> None
     assert error["message"] == "An internal error occurred."
     for leak in (SECRET, "password", "cannot reach db", "Traceback", "RuntimeError", ".py"):
         assert leak not in answer.text
+
+
+def test_server_error_answers_its_public_message_not_its_text(
+    client: Client, fmt: str, reports: list[Any]
+) -> None:
+    """A 5xx errorkit error answers its class's message; its own text (internals) only goes
+    to the report, that is to the store and the logs."""
+    answer = client.get("/server-error/db")
+    error = _assert_envelope(fmt, answer, 500)
+    assert error["code"] == "DATABASE_ERROR"
+    assert error["message"] == "A database operation failed."
+    assert "password" not in answer.text
+    assert [str(r.exc) for r in reports] == [DB_FAILURE]
+
+
+def test_server_error_class_may_expose_its_message(client: Client, fmt: str) -> None:
+    """A class with ``expose_message = True`` answers the instance's own text."""
+    error = _assert_envelope(fmt, client.get("/server-error/exposed"), 503)
+    assert error["message"] == "Back at 14:00 UTC."
 
 
 def test_success_carries_request_id(client: Client) -> None:

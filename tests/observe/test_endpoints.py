@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -68,11 +69,69 @@ def test_detailed_has_components_errors_and_breakers(framework: str) -> None:
         error_source=None, breaker_source=lambda: {"payments": "closed"}, cache_seconds=0
     )
     registry.add("postgres", lambda: True)
-    with app_client(framework, health=registry, metrics=Metrics()) as get:
-        data = get("/health/detailed").json()
+    with app_client(framework, health=registry, metrics=Metrics(), token=TOKEN) as get:
+        data = get("/health/detailed", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert data["components"]["postgres"]["status"] == "healthy"
     assert data["breakers"] == {"payments": {"state": "closed"}}
     assert "errors" in data and "uptime_seconds" in data
+
+
+def _leaky() -> HealthRegistry:
+    registry = HealthRegistry(
+        service="shop",
+        release="1.4.2",
+        error_source=None,
+        breaker_source=lambda: {"payments": {"state": "open", "failures": 5}},
+        cache_seconds=0,
+    )
+
+    def db() -> None:
+        raise ConnectionRefusedError("Error 111 connecting to 127.0.0.1:6390")
+
+    registry.add("postgres", db)
+    return registry
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}"])
+@pytest.mark.parametrize("accept", [None, "application/health+json"])
+def test_detailed_without_the_token_shows_statuses_only(
+    framework: str, token: str | None, authorization: str | None, accept: str | None
+) -> None:
+    """Without the configured token (or with no token configured) /health/detailed answers
+    each component's and breaker's status, never error texts, details, service or release."""
+    headers = {k: v for k, v in (("Authorization", authorization), ("Accept", accept)) if v}
+    with app_client(framework, health=_leaky(), metrics=Metrics(), token=token) as get:
+        reply = get("/health/detailed", headers=headers)
+    assert reply.status == 503
+    for leak in (b"111", b"127.0.0.1", b"Connection", b"1.4.2", b"shop", b"failures"):
+        assert leak not in reply.body
+    data = reply.json()
+    if accept is None:
+        assert data["components"] == {
+            "postgres": {"status": "unhealthy", "critical": True, "latency_ms": ANY}
+        }
+        assert data["breakers"] == {"payments": {"state": "open"}}
+        assert set(data) == {"status", "checked_at", "uptime_seconds", "components", "breakers"}
+    else:
+        assert data["checks"]["postgres:responseTime"][0]["status"] == "fail"
+        assert data["checks"]["payments:circuitBreaker"][0]["observedValue"] == "open"
+
+
+def test_detailed_with_the_token_shows_details(framework: str) -> None:
+    """With the configured token /health/detailed shows the error text and the rest."""
+    with app_client(framework, health=_leaky(), metrics=Metrics(), token=TOKEN) as get:
+        data = get("/health/detailed", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert "Error 111" in data["components"]["postgres"]["error"]
+    assert (data["service"], data["release"]) == ("shop", "1.4.2")
+    assert data["breakers"] == {"payments": {"state": "open", "failures": 5}}
+
+
+def test_detailed_left_out_of_protect_shows_details_to_all(framework: str) -> None:
+    """protect without "detailed" opens the details by choice."""
+    with app_client(framework, health=_leaky(), metrics=Metrics(), protect=("metrics",)) as get:
+        data = get("/health/detailed").json()
+    assert "Error 111" in data["components"]["postgres"]["error"]
 
 
 def test_health_json_is_served_when_asked(framework: str) -> None:
@@ -99,14 +158,14 @@ def test_metrics_parse_with_the_prometheus_parser(framework: str, metrics: Metri
     assert samples["errorkit_capture_queue_depth"] == 4.0
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/health/detailed"])
+@pytest.mark.parametrize("path", ["/metrics"])
 @pytest.mark.parametrize(
     "authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN, "Bearer "]
 )
 def test_protected_endpoints_need_the_token(
     framework: str, metrics: Metrics, path: str, authorization: str | None
 ) -> None:
-    """Without ``Authorization: Bearer <token>`` metrics and detailed health answer 401."""
+    """Without ``Authorization: Bearer <token>`` the metrics answer 401."""
     headers = {} if authorization is None else {"Authorization": authorization}
     with app_client(framework, health=health(), metrics=metrics, token=TOKEN) as get:
         reply = get(path, headers=headers)

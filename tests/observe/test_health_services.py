@@ -78,21 +78,30 @@ def test_detailed_health_follows_a_real_dependency(
     registry: HealthRegistry = services["registry"]
     proxy: TCPProxy = services[component]
     other = "redis" if component == "postgres" else "postgres"
-    with app_client(framework, health=registry, metrics=Metrics()) as get:
-        up = get("/health/detailed")
+    token = {"Authorization": "Bearer health-token"}
+    with app_client(framework, health=registry, metrics=Metrics(), token="health-token") as get:
+        up = get("/health/detailed", headers=token)
         assert up.status == 200, up.json()
         assert up.json()["status"] == "healthy"
 
         proxy.stop()
-        down = get("/health/detailed")
+        down = get("/health/detailed", headers=token)
         assert down.status == 503
         data = down.json()
         assert data["components"][component]["status"] == "unhealthy"
         assert data["components"][component]["error"]
         assert data["components"][other]["status"] == "healthy"
+        stranger = get("/health/detailed")
+        assert stranger.status == 503
+        assert stranger.json()["components"][component] == {
+            "status": "unhealthy",
+            "critical": True,
+            "latency_ms": stranger.json()["components"][component]["latency_ms"],
+        }
+        assert b"127.0.0.1" not in stranger.body
 
         proxy.start()
-        back = get("/health/detailed")
+        back = get("/health/detailed", headers=token)
         assert back.status == 200, back.json()
 
 

@@ -13,7 +13,8 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from errorkit import _guard
+from errorkit import _guard, _reporting
+from errorkit.errors import ServiceUnavailableError
 from errorkit.observe.metrics import (
     OTHER,
     OTHER_CODE,
@@ -47,16 +48,19 @@ def metrics() -> Metrics:
     return Metrics(capture_stats=lambda: None)
 
 
-def test_errors_are_counted_by_type_code_severity_and_service(metrics: Metrics) -> None:
-    """errorkit_errors_total carries the four labels."""
-    metrics.record_errors("database_error", "DATABASE_UNAVAILABLE", "error", "checkout", 3)
-    metrics.record_errors("database_error", "DATABASE_UNAVAILABLE", "error", "checkout")
+def test_errors_are_counted_by_type_code_severity_status_and_service(metrics: Metrics) -> None:
+    """errorkit_errors_total carries the five labels."""
+    metrics.record_errors(
+        "database_error", "DATABASE_UNAVAILABLE", "error", "checkout", 3, status=503
+    )
+    metrics.record_errors("database_error", "DATABASE_UNAVAILABLE", "error", "checkout", status=503)
     assert samples(metrics, "errorkit_errors_total") == [
         (
             {
                 "error_type": "database_error",
                 "code": "DATABASE_UNAVAILABLE",
                 "severity": "error",
+                "status": "503",
                 "service": "checkout",
             },
             4.0,
@@ -175,8 +179,9 @@ def test_unconfigured_capture_exposes_nothing() -> None:
     assert value(metrics, "errorkit_capture_queue_depth") is None
 
 
-def test_capture_listener_counts_stored_and_sampled_occurrences(metrics: Metrics) -> None:
-    """on_capture counts every occurrence; sampled-out ones are also counted as sampled."""
+def test_capture_listener_counts_sampled_occurrences_only(metrics: Metrics) -> None:
+    """on_capture counts sampled-out occurrences; errors themselves are counted when they
+    are reported (on_report), so a stored event is not counted a second time."""
     stored = types.SimpleNamespace(
         error_type="api_error",
         code="UPSTREAM_UNAVAILABLE",
@@ -188,7 +193,7 @@ def test_capture_listener_counts_stored_and_sampled_occurrences(metrics: Metrics
     sampled = types.SimpleNamespace(**{**vars(stored), "count": 40, "sampled": True})
     metrics.on_capture(stored)
     metrics.on_capture(sampled)
-    assert value(metrics, "errorkit_errors_total", code="UPSTREAM_UNAVAILABLE") == 41.0
+    assert value(metrics, "errorkit_errors_total", code="UPSTREAM_UNAVAILABLE") is None
     assert value(metrics, "errorkit_capture_events_sampled_total", reason="flood") == 40.0
 
 
@@ -269,6 +274,7 @@ def test_a_given_registry_is_used() -> None:
         "error_type": "http_error",
         "code": "NOT_FOUND",
         "severity": "warning",
+        "status": "",
         "service": "api",
     }
     assert registry.get_sample_value("errorkit_errors_total", labels) == 1.0
@@ -299,9 +305,14 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 def test_instrument_subscribes_to_the_pipeline(fake_pipeline: dict[str, list[Any]]) -> None:
-    """instrument() joins capture's listener, breaker transitions and retries."""
+    """instrument() joins the reported errors, capture's listener, breaker transitions
+    and retries."""
     metrics = Metrics()
-    assert metrics.instrument() == ["capture", "breakers", "retries"]
+    assert metrics.instrument() == ["errors", "capture", "breakers", "retries"]
+    try:
+        _reporting.report(ServiceUnavailableError(), status=503)
+    finally:
+        metrics.uninstrument()
     (on_capture,) = fake_pipeline["capture"]
     on_capture(
         types.SimpleNamespace(
@@ -310,14 +321,15 @@ def test_instrument_subscribes_to_the_pipeline(fake_pipeline: dict[str, list[Any
             severity="error",
             service="checkout",
             count=2,
-            sampled=False,
+            sampled=True,
         )
     )
     (on_transition,) = fake_pipeline["breakers"]
     on_transition("llm", "closed", "open")
     (on_retry,) = fake_pipeline["retries"]
     on_retry(types.SimpleNamespace(operation="llm_call", attempt=2))
-    assert value(metrics, "errorkit_errors_total", code="UPSTREAM_UNAVAILABLE") == 2.0
+    assert value(metrics, "errorkit_errors_total", code="SERVICE_UNAVAILABLE") == 1.0
+    assert value(metrics, "errorkit_capture_events_sampled_total", reason="flood") == 2.0
     assert value(metrics, "errorkit_circuit_breaker_state", breaker="llm", state="open") == 1.0
     assert (
         value(metrics, "errorkit_circuit_breaker_state", breaker="search", state="half_open") == 1.0
@@ -331,6 +343,7 @@ def test_instrument_twice_subscribes_once(fake_pipeline: dict[str, list[Any]]) -
     metrics = Metrics()
     metrics.instrument()
     metrics.instrument()
+    metrics.uninstrument()
     assert [len(v) for v in fake_pipeline.values()] == [1, 1, 1]
 
 

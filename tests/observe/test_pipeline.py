@@ -48,6 +48,7 @@ async def test_store_metrics_and_health_agree(pipeline: Metrics) -> None:
                 ("error_type", "database_error"),
                 ("code", "DATABASE_UNAVAILABLE"),
                 ("severity", "error"),
+                ("status", "503"),
                 ("service", "shop"),
             }
         ),

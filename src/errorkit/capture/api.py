@@ -89,6 +89,7 @@ def configure(
     spool_dir: str | os.PathLike[str] | None = None,
     spool_max_bytes: int | None = None,
     flood_per_minute: int | None = None,
+    slim_per_minute: int | None = None,
     scrubber: Scrubber | None = None,
     store: BatchWriter | None = None,
 ) -> Settings:
@@ -115,6 +116,7 @@ def configure(
             "spool_dir": None if spool_dir is None else os.fspath(spool_dir),
             "spool_max_bytes": spool_max_bytes,
             "flood_per_minute": flood_per_minute,
+            "slim_per_minute": slim_per_minute,
         }.items()
         if value is not None
     }
@@ -170,6 +172,7 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
         flush_interval=settings.flush_interval,
         max_payload_bytes=settings.max_payload_bytes,
         flood_per_minute=settings.flood_per_minute,
+        slim_per_minute=settings.slim_per_minute,
     )
     for listener in _listeners:
         pipeline.add_listener(listener)
@@ -240,6 +243,8 @@ def capture(
     except Exception:  # noqa: BLE001 - not an exception object: still answer with an id
         _drop_early("not_an_exception")
         return _new_id()
+    # Metrics and tracing see a captured error as they see a reported one, store or not.
+    _reporting.notify_observers(exc, error_id, context)
     pipeline = _pipeline
     if pipeline is None:
         _drop_early("disabled" if _disabled else "not_configured")

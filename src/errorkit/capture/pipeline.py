@@ -5,7 +5,9 @@ asks the flood limiter whether this fingerprint may store another sample this mi
 appends the raw :class:`~errorkit.capture.event.ErrorEvent` to a bounded deque. An
 occurrence that is sampled out or finds the queue full is not lost: it is counted under its
 fingerprint, and the writer stores those counts as :class:`~errorkit.store.CountDelta`, so
-group counts stay exact.
+group counts stay exact. A sampled-out occurrence that was answered with an error id (an HTTP
+answer: it has a request id) also leaves a slim row (:class:`~errorkit.store.SlimRecord`), at
+most ``slim_per_minute`` a minute in all; past that it is only counted.
 
 The writer thread wakes every ``flush_interval`` (or as soon as a batch is full), builds
 records (formatting, scrubbing, caps), and calls the store's ``write_batch``. When the store
@@ -30,9 +32,9 @@ from errorkit.classify import classify
 from errorkit.context import current_context
 from errorkit.errors import AppError, ErrorType
 from errorkit.scrub import Scrubber
-from errorkit.store.records import CountDelta, ErrorRecord
+from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
 
-from .event import MESSAGE_CODE, ErrorEvent, RecordBuilder, normalize_severity
+from .event import MAX_ID_CHARS, MESSAGE_CODE, ErrorEvent, RecordBuilder, normalize_severity
 from .fingerprint import Grouping, apply_override, group_exception, group_message
 from .spool import Spool, SpoolFull
 
@@ -90,6 +92,7 @@ class CaptureStats:
     duplicates: int = 0
     deltas_written: int = 0
     batches_spooled: int = 0
+    slim_written: int = 0  # slim rows stored for answered occurrences sampled out
     batches_replayed: int = 0
     spool_bytes: int = 0
     spool_files: int = 0
@@ -137,6 +140,29 @@ class FloodLimiter:
         self._lock = threading.Lock()
         self._window = -1
         self._seen = {}
+
+
+class _MinuteBudget:
+    """At most ``per_minute`` admissions in each clock minute, all keys together."""
+
+    __slots__ = ("_clock", "_lock", "_used", "_window", "per_minute")
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._window = -1
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def admit(self) -> bool:
+        window = int(self._clock() // 60)
+        with self._lock:
+            if window != self._window:
+                self._window, self._used = window, 0
+            if self._used >= self.per_minute:
+                return False
+            self._used += 1
+            return True
 
 
 class _Count:
@@ -198,6 +224,7 @@ class Pipeline:
         flush_interval: float = 0.5,
         max_payload_bytes: int = 16_384,
         flood_per_minute: int = 60,
+        slim_per_minute: int = 600,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         start_writer: bool = True,
@@ -226,6 +253,7 @@ class Pipeline:
             scrubber=scrubber,
         )
         self.limiter = FloodLimiter(flood_per_minute, clock=monotonic)
+        self.slim_per_minute = slim_per_minute
         self._listeners: list[Listener] = []
         self._inherited: list[Any] = []  # stores of a parent process, never used, never closed
         self._init_runtime()
@@ -240,6 +268,9 @@ class Pipeline:
         self._waiting_lock = threading.Lock()
         self._counts: dict[str, _Count] = {}
         self._held: list[CountDelta] = []
+        self._slim: list[SlimRecord] = []
+        self._slim_budget = _MinuteBudget(self.slim_per_minute, self._monotonic)
+        self._slim_written = 0
         self._count_lock = threading.Lock()
         self._dropped: Counter[str] = Counter()
         # Re-entrant: code run by the writer (a listener, an exception's __str__, a log
@@ -308,6 +339,8 @@ class Pipeline:
         if not closed:
             if not self.limiter.admit(grouping.fingerprint):
                 self._count(grouping, exc, fields, level, now, "sampled")
+                if fields.get("request_id") is not None:
+                    self._keep_slim(error_id, grouping.fingerprint, fields, now)
                 return
             if len(queue) >= self.queue_size:
                 self._count(grouping, exc, fields, level, now, "queue_full")
@@ -404,6 +437,59 @@ class Pipeline:
                 entry.last = max(entry.last, when)
                 entry.first = min(entry.first, when)
 
+    def _keep_slim(
+        self, error_id: str, fingerprint: str, fields: dict[str, Any], when: float
+    ) -> None:
+        """A sampled-out occurrence the client was shown an id for: a slim row, within the
+        per-minute bound (past it, the group's count is all that is left)."""
+        if not self._slim_budget.admit():
+            self.count_dropped("slim_limit")
+            return
+        status = fields.get("status")
+        slim = SlimRecord(
+            error_id,
+            _when(when),
+            fingerprint,
+            fields.get("request_id"),
+            fields.get("session_id") or current_context().session_id,
+            fields.get("endpoint"),
+            status if isinstance(status, int) and not isinstance(status, bool) else None,
+        )
+        with self._count_lock:
+            self._slim.append(slim)
+
+    def _deliver_slim(self) -> None:
+        """Store the slim rows taken so far (best effort: while the store is down they are
+        not spooled, only counted as dropped)."""
+        with self._count_lock:
+            rows, self._slim = self._slim, []
+        if not rows:
+            return
+        try:
+            store = self._get_store()
+        except Exception:  # noqa: BLE001 - the main write path reports store failures
+            store = None
+        write = getattr(store, "write_slim", None)
+        if self._store_up is False or not callable(write):
+            self.count_dropped("slim_unstored", len(rows))
+            return
+        clean = self.builder.clean
+        cleaned = [
+            replace(
+                row,
+                error_id=row.error_id[:36],
+                request_id=_cut(row.request_id),
+                session_id=_cut(row.session_id),
+                endpoint=_cut(clean(str(row.endpoint), single_line=True)) if row.endpoint else None,
+            )
+            for row in rows
+        ]
+        try:
+            self._slim_written += int(write(cleaned))
+        except Exception as exc:  # noqa: BLE001 - slim rows never break the writer
+            report_internal_error("capture.slim", exc)
+            self.count_dropped("slim_unstored", len(rows))
+
     def count_dropped(self, reason: str, n: int = 1) -> None:
         """Count ``n`` samples dropped for ``reason`` outside the pipeline's own paths."""
         with self._count_lock:
@@ -456,11 +542,13 @@ class Pipeline:
             del batch
             self._deliver(records, deltas, force)
             deltas = []
+        self._deliver_slim()
         self._replay(force)
         self._settled = (
             not queue
             and not self._counts
             and not self._held
+            and not self._slim
             and self._store_up is not False
             and (self.spool is None or self.spool.is_empty())
         )
@@ -728,6 +816,7 @@ class Pipeline:
             deltas_written=self._deltas_written,
             batches_spooled=self._spooled,
             batches_replayed=self._replayed,
+            slim_written=self._slim_written,
             spool_bytes=spool_bytes,
             spool_files=spool_files,
             store_available=self._store_up,
@@ -755,6 +844,13 @@ def _fill_empty(fields: dict[str, Any], later: dict[str, Any]) -> None:
             fields[key] = value
         elif isinstance(current, Mapping) and isinstance(value, Mapping):
             fields[key] = {**value, **current}
+
+
+def _cut(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text[:MAX_ID_CHARS]
 
 
 def _is_invalid_record(exc: BaseException) -> bool:

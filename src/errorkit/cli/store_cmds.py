@@ -29,6 +29,7 @@ from errorkit.store import (
     InvalidQuery,
     InvalidStoreURL,
     NotFound,
+    SlimError,
     StoredError,
     StoreError,
     upgrade,
@@ -355,11 +356,17 @@ def errors_list(
 @_json_option
 @_store_option
 def errors_show(store_url: str, error_id: str, as_json: bool) -> None:
-    """One stored error with its context, payloads and stack trace."""
+    """One stored error with its context, payloads and stack trace. An answered error whose
+    full sample was not kept (sampled out under a flood) shows its slim row and group."""
     with _open(store_url) as store:
         item = store.get(error_id)
-        if item is None:
+        slim = store.get_slim(error_id) if item is None else None
+        if item is None and slim is None:
             raise NotFound.error(error_id, store.url)
+    if item is None:
+        if slim is not None:
+            _show_slim(slim, as_json)
+        return
     if as_json:
         _print_json(item.as_dict())
         return
@@ -370,6 +377,29 @@ def errors_show(store_url: str, error_id: str, as_json: bool) -> None:
         value = getattr(item, name)
         if value:
             console.print(Panel(value, title=name, title_align="left", expand=False))
+
+
+def _show_slim(slim: SlimError, as_json: bool) -> None:
+    if as_json:
+        _print_json(slim.as_dict())
+        return
+    console = _console()
+    console.print(
+        "the full sample of this error was not kept (sampled out under a flood of its "
+        "group); its slim row and group:"
+    )
+    fields = slim.as_dict()
+    fields.pop("group")
+    fields.pop("sample_kept")
+    console.print(_fields_table(fields, skip=()))
+    group = slim.group
+    if group is None:
+        console.print(f"group {slim.fingerprint} is not in the store (yet)")
+        return
+    console.print(
+        f"group {group.id} ({group.status}): {group.title} - {group.count} occurrences, "
+        f"last seen {_when(group.last_seen)}; last stored sample: {group.last_error_id or '-'}"
+    )
 
 
 @errors.command("resolve")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from errorkit._guard import guard
-from errorkit._reporting import report
+from errorkit._reporting import handled, report
 from errorkit.catalog import Severity
 from errorkit.classify import Classification, classify
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
@@ -275,6 +276,7 @@ def report_request(
         request_payload=state.payload() if state.body else None,
         status=c.status,
         severity=str(c.severity),
+        code=c.code,
     )
 
 
@@ -311,6 +313,7 @@ def answer_exception(
 ) -> tuple[EncodedAnswer, Classification]:
     """Classify ``exc``, report it once, and render the answer. Never raises outside tests:
     if errorkit itself fails here, the client still gets a minimal 500 with the error id."""
+    started = time.perf_counter()
     answer: EncodedAnswer | None = None
     c = _FALLBACK
     with guard("http.answer"):
@@ -326,6 +329,7 @@ def answer_exception(
         answer = encode_answer(c, meta, renderer)
         if c.status >= 500:
             _log_answered(exc, c, error_id, state, endpoint)
+    handled(str(c.error_type), time.perf_counter() - started)
     if answer is None:
         return _minimal(error_id_of(exc), state.request_id), _FALLBACK
     return answer, c

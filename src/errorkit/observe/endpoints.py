@@ -1,9 +1,12 @@
 """``/metrics``, ``/health``, ``/health/ready`` and ``/health/detailed`` on your app.
 
 :func:`mount_asgi` adds them to a Starlette or FastAPI app, :func:`mount_flask` to a Flask
-app. Each path can be changed or turned off with None. With ``token``, the detailed health
-and the metrics answer 401 unless the request carries ``Authorization: Bearer <token>``;
-liveness and readiness stay open for load balancers and orchestrators.
+app. Each path can be changed or turned off with None. With ``token``, the metrics answer
+401 unless the request carries ``Authorization: Bearer <token>``. The detailed health shows
+its details (error texts, check details, the errors store, breaker details, service and
+release) only with that token; without it (and always when no token is configured) it
+answers the status of each component and breaker only. Liveness and readiness stay open for
+load balancers and orchestrators.
 
 Both frameworks share :func:`answer`, which builds the status, headers and body.
 """
@@ -142,17 +145,26 @@ def _unauthorized(path: str) -> Answer:
         return Answer(401, (*plain.headers, www), plain.body)
 
 
-def _report_answer(report: HealthReport, accept: str | None) -> Answer:
+def _shows_details(config: EndpointConfig, authorization: str | None) -> bool:
+    """Whether a detailed health answer may show its details: with the configured token, or
+    when ``protect`` leaves "detailed" out (details open to everyone, by choice)."""
+    if "detailed" not in config.protect:
+        return True
+    return config.token is not None and _authorized(config, "detailed", authorization)
+
+
+def _report_answer(report: HealthReport, accept: str | None, *, details: bool = True) -> Answer:
     if accept and HEALTH_JSON in accept:
-        return _json(report.http_status, report.as_health_json(), HEALTH_JSON)
-    return _json(report.http_status, report.as_dict(), "application/json")
+        return _json(report.http_status, report.as_health_json(details=details), HEALTH_JSON)
+    return _json(report.http_status, report.as_dict(details=details), "application/json")
 
 
 def _answer_without_checks(
     config: EndpointConfig, kind: Kind, path: str, accept: str | None, authorization: str | None
 ) -> Answer | None:
-    """The answer when no health check has to run (refused, metrics, liveness), else None."""
-    if not _authorized(config, kind, authorization):
+    """The answer when no health check has to run (refused, metrics, liveness), else None.
+    The detailed health is never refused: without the token it shows statuses only."""
+    if kind != "detailed" and not _authorized(config, kind, authorization):
         return _unauthorized(path)
     if kind == "metrics":
         body, content_type = config.metrics_instance().render(accept)
@@ -177,7 +189,8 @@ async def answer(
     registry = config.registry()
     if kind == "readiness":
         return _report_answer(await registry.readiness(), accept)
-    return _report_answer(await registry.detailed(), accept)
+    details = _shows_details(config, authorization)
+    return _report_answer(await registry.detailed(), accept, details=details)
 
 
 def answer_sync(
@@ -195,7 +208,8 @@ def answer_sync(
     registry = config.registry()
     if kind == "readiness":
         return _report_answer(registry.readiness_sync(), accept)
-    return _report_answer(registry.detailed_sync(), accept)
+    details = _shows_details(config, authorization)
+    return _report_answer(registry.detailed_sync(), accept, details=details)
 
 
 def _config(

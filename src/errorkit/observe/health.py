@@ -197,8 +197,10 @@ class HealthReport:
     def component(self, name: str) -> ComponentHealth | None:
         return next((c for c in self.components if c.name == name), None)
 
-    def as_dict(self) -> dict[str, Any]:
-        """errorkit's JSON shape."""
+    def as_dict(self, *, details: bool = True) -> dict[str, Any]:
+        """errorkit's JSON shape. ``details=False`` (a detailed report for a caller without
+        the token) keeps the status of each component and breaker and leaves out error
+        texts, check details, the errors section, the service and the release."""
         data: dict[str, Any] = {
             "status": str(self.status),
             "checked_at": _iso(self.checked_at),
@@ -207,25 +209,30 @@ class HealthReport:
         if self.kind == "liveness":
             return data
         detailed = self.kind == "detailed"
-        if detailed:
+        shown = detailed and details
+        if shown:
             data["service"] = self.service
             data["release"] = self.release
-        data["components"] = {c.name: c.as_dict(detailed=detailed) for c in self.components}
-        if detailed:
+        data["components"] = {c.name: c.as_dict(detailed=shown) for c in self.components}
+        if shown:
             data["errors"] = self.errors.as_dict() if self.errors is not None else None
             data["breakers"] = {b.name: {"state": b.state, **b.details} for b in self.breakers}
+        elif detailed:
+            data["breakers"] = {b.name: {"state": b.state} for b in self.breakers}
         return data
 
-    def as_health_json(self) -> dict[str, Any]:
-        """The ``application/health+json`` shape (draft-inadarei-api-health-check)."""
+    def as_health_json(self, *, details: bool = True) -> dict[str, Any]:
+        """The ``application/health+json`` shape (draft-inadarei-api-health-check);
+        ``details`` as in :meth:`as_dict`."""
         data: dict[str, Any] = {"status": self.status.health_json}
-        if self.kind == "detailed":
+        if self.kind == "detailed" and details:
             if self.service:
                 data["serviceId"] = self.service
             if self.release:
                 data["releaseId"] = self.release
         checks: dict[str, list[dict[str, Any]]] = {}
-        detailed = self.kind == "detailed"
+        breakers = self.kind == "detailed"
+        detailed = breakers and details
         for c in self.components:
             entry: dict[str, Any] = {
                 "componentType": c.component_type,
@@ -257,7 +264,7 @@ class HealthReport:
                     "time": when,
                 }
             ]
-        if detailed:
+        if breakers:
             for b in self.breakers:
                 checks[f"{b.name}:circuitBreaker"] = [
                     {

@@ -1,11 +1,13 @@
 """Prometheus metrics fed by the same pipeline as the store.
 
-Counters move when capture stores an event (through its listener, on the writer thread),
-when a retry happens and when a breaker changes state; queue depth, dropped events and the
-spool size are read from capture's statistics at scrape time, so the hot path does no work
-for them. Every label has a bounded number of values: codes the catalog does not know
-collapse into ``OTHER``, and services, error types, operations and breakers past their cap
-collapse into ``other``.
+``errorkit_errors_total`` moves for every error errorkit reports (each HTTP answer, 4xx and
+5xx, stream errors, retries that gave up, failing checks, direct captures), with or without a
+store; the handling histogram is filled by the HTTP integrations; other counters move when
+capture samples an occurrence out, when a retry happens and when a breaker changes state;
+queue depth, dropped events and the spool size are read from capture's statistics at scrape
+time, so the hot path does no work for them. Every label has a bounded number of values:
+codes the catalog does not know collapse into ``OTHER``, and services, error types,
+operations and breakers past their cap collapse into ``other``.
 
 Metrics live in their own ``CollectorRegistry`` unless you pass one (for example
 ``prometheus_client.REGISTRY`` to share the process-wide one).
@@ -26,9 +28,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from errorkit import _reporting
 from errorkit._guard import guard, internal_error_counts
 from errorkit.catalog import Severity, catalog
-from errorkit.errors import ErrorType
+from errorkit.classify import classify
+from errorkit.config import get_settings
+from errorkit.errors import AppError, ErrorType
 from errorkit.observe.health import breaker_state_name
 
 __all__ = [
@@ -221,12 +226,13 @@ def _known_code(code: str) -> bool:
 
 _SEVERITIES: Final = frozenset(str(s) for s in Severity)
 _ERROR_TYPES: Final = frozenset(str(t) for t in ErrorType)
+_STATUSES: Final = frozenset(str(s) for s in range(100, 600))
 
 
 class Metrics:
     """errorkit's Prometheus metrics in one registry.
 
-    ``errorkit_errors_total{error_type,code,severity,service}``,
+    ``errorkit_errors_total{error_type,code,severity,status,service}``,
     ``errorkit_error_handling_duration_seconds{error_type}``,
     ``errorkit_retries_total{operation}``, ``errorkit_retries_exhausted_total{operation}``,
     ``errorkit_circuit_breaker_state{breaker,state}`` (1 for the current state),
@@ -254,6 +260,7 @@ class Metrics:
         self.services = BoundedLabel(max_services)
         self.error_types = BoundedLabel(len(_ERROR_TYPES) + max_error_types)
         self.severities = BoundedLabel(len(_SEVERITIES), known=_SEVERITIES.__contains__)
+        self.statuses = BoundedLabel(len(_STATUSES), known=_STATUSES.__contains__)
         self.operations = BoundedLabel(max_operations)
         self.breakers = BoundedLabel(max_breakers)
         self.states = BoundedLabel(len(BREAKER_STATES) + 3)
@@ -263,13 +270,15 @@ class Metrics:
         r = self.registry
         self.errors_total = Counter(
             "errorkit_errors",
-            "Errors captured, by error type, catalog code, severity and service.",
-            ["error_type", "code", "severity", "service"],
+            "Errors reported (every HTTP error answer, 4xx and 5xx, and every other error "
+            "errorkit reports or captures), by error type, catalog code, severity, HTTP "
+            "status and service.",
+            ["error_type", "code", "severity", "status", "service"],
             registry=r,
         )
         self.error_handling_seconds = Histogram(
             "errorkit_error_handling_duration_seconds",
-            "Time spent handling an error: classify, answer and hand to capture.",
+            "Time the HTTP integrations spent handling an error: classify, report and answer.",
             ["error_type"],
             buckets=_HANDLING_BUCKETS,
             registry=r,
@@ -318,8 +327,11 @@ class Metrics:
         severity: str,
         service: str | None = None,
         count: int = 1,
+        *,
+        status: int | None = None,
     ) -> None:
-        """Count ``count`` occurrences (capture's listener calls this). Never raises."""
+        """Count ``count`` occurrences (:meth:`on_report` calls this). ``status`` is the
+        HTTP status (empty label when unknown). Never raises."""
         with guard("metrics.record_errors"):
             if count <= 0:
                 return
@@ -327,19 +339,52 @@ class Metrics:
                 error_type=self.error_types(error_type),
                 code=self.codes(code),
                 severity=self.severities(str(getattr(severity, "value", severity))),
+                status="" if status is None else self.statuses(status),
                 service=self.services(service or ""),
             ).inc(count)
 
+    def on_report(self, exc: BaseException, error_id: str, context: Mapping[str, Any]) -> None:
+        """The reporting observer :meth:`instrument` adds: counts each reported (or
+        captured) error once, with the status, error type and severity the HTTP answer
+        used, whether or not a store is configured and whatever ``capture_4xx`` says.
+        Never raises."""
+        with guard("metrics.on_report"):
+            status = context.get("status")
+            error_type = context.get("error_type")
+            severity = context.get("severity")
+            code = context.get("code")
+            if isinstance(exc, AppError):
+                code = code or exc.code
+                status = status if status is not None else exc.status
+                error_type = error_type or exc.error_type
+                severity = severity or exc.severity
+            elif not (code and error_type and severity and status is not None):
+                c = classify(exc)
+                code, error_type = code or c.code, error_type or c.error_type
+                severity = severity or c.severity
+                status = status if status is not None else c.status
+            service = context.get("service") or get_settings().service
+            self.record_errors(
+                str(error_type),
+                str(code),
+                str(severity),
+                str(service),
+                status=status if isinstance(status, int) else None,
+            )
+
     def on_capture(self, summary: Any) -> None:
-        """capture's listener: one stored event, or a count of sampled-out occurrences
-        (``errorkit.capture.add_listener(metrics.on_capture)``). Never raises."""
+        """capture's listener: counts occurrences the flood limiter sampled out
+        (``errorkit.capture.add_listener(metrics.on_capture)``). Errors themselves are
+        counted when they are reported (:meth:`on_report`), stored or not. Never raises."""
         with guard("metrics.on_capture"):
             count = int(summary.count)
-            self.record_errors(
-                summary.error_type, summary.code, summary.severity, summary.service, count
-            )
             if getattr(summary, "sampled", False) and count > 0:
                 self.sampled_total.labels(reason="flood").inc(count)
+
+    def on_error_handled(self, error_type: str, seconds: float) -> None:
+        """The handling observer :meth:`instrument` adds (the HTTP integrations call it
+        once per answered error). Never raises."""
+        self.observe_error_handling(seconds, error_type=error_type)
 
     def observe_error_handling(self, seconds: float, *, error_type: str = "unknown_error") -> None:
         """Record how long handling one error took. Never raises."""
@@ -412,6 +457,9 @@ class Metrics:
                 return list(self._instrumented)
             self._instrumented = []
         joined = self._instrumented
+        _reporting.add_observer(self.on_report)
+        _reporting.add_handling_observer(self.on_error_handled)
+        joined.append("errors")
         capture = _optional_module("errorkit.capture")
         add = getattr(capture, "add_listener", None) if capture is not None else None
         if callable(add):
@@ -439,6 +487,8 @@ class Metrics:
             if self._instrumented is None:
                 return
             self._instrumented = None
+        _reporting.remove_observer(self.on_report)
+        _reporting.remove_handling_observer(self.on_error_handled)
         capture = _optional_module("errorkit.capture")
         remove = getattr(capture, "remove_listener", None) if capture is not None else None
         if callable(remove):

@@ -24,8 +24,15 @@ if TYPE_CHECKING:
         StoreUnavailable,
     )
     from errorkit.store.migrate import head_revision, upgrade
-    from errorkit.store.models import ErrorGroup, Page, Stats, StoredError, WriteResult
-    from errorkit.store.records import CountDelta, ErrorRecord
+    from errorkit.store.models import (
+        ErrorGroup,
+        Page,
+        SlimError,
+        Stats,
+        StoredError,
+        WriteResult,
+    )
+    from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
     from errorkit.store.repository import ErrorFilters, ErrorStore, open_store
 
 # Where each public name lives. They are imported on first use: `import errorkit` (through
@@ -46,11 +53,13 @@ _LOCATIONS = {
     "upgrade": "migrate",
     "ErrorGroup": "models",
     "Page": "models",
+    "SlimError": "models",
     "Stats": "models",
     "StoredError": "models",
     "WriteResult": "models",
     "CountDelta": "records",
     "ErrorRecord": "records",
+    "SlimRecord": "records",
     "ErrorFilters": "repository",
     "ErrorStore": "repository",
     "open_store": "repository",
@@ -79,6 +88,8 @@ __all__ = [
     "NotFound",
     "Page",
     "SchemaTooNew",
+    "SlimError",
+    "SlimRecord",
     "Stats",
     "StoreError",
     "StoreUnavailable",

@@ -14,6 +14,7 @@ __all__ = [
     "ErrorGroup",
     "GroupStatus",
     "Page",
+    "SlimError",
     "Stats",
     "StoredError",
     "WriteResult",
@@ -90,8 +91,31 @@ class ErrorGroup:
         return _json_ready(self, GROUP_FIELDS)
 
 
+@dataclass(frozen=True, slots=True)
+class SlimError:
+    """One row of ``slim_errors``: an answered occurrence whose full sample was not kept
+    (the flood limiter sampled it out), with the group it belongs to when that is stored."""
+
+    error_id: str
+    timestamp: datetime
+    fingerprint: str
+    request_id: str | None
+    session_id: str | None
+    endpoint: str | None
+    status: int | None
+    group: ErrorGroup | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (the group as its own dict), datetimes as ISO 8601 text."""
+        data = _json_ready(self, SLIM_FIELDS)
+        data["group"] = self.group.as_dict() if self.group is not None else None
+        data["sample_kept"] = False
+        return data
+
+
 ERROR_FIELDS: tuple[str, ...] = tuple(StoredError.__dataclass_fields__)
 GROUP_FIELDS: tuple[str, ...] = tuple(ErrorGroup.__dataclass_fields__)
+SLIM_FIELDS: tuple[str, ...] = tuple(n for n in SlimError.__dataclass_fields__ if n != "group")
 
 
 def _json_ready(item: object, names: tuple[str, ...]) -> dict[str, Any]:

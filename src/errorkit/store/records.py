@@ -94,3 +94,21 @@ class CountDelta:
     last_seen: datetime
     service: str | None = None
     environment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlimRecord:
+    """An answered occurrence the flood limiter sampled out: a row of ``slim_errors``.
+
+    The client was shown ``error_id``; this row lets support find its group and request
+    although the full sample (message, stack, payloads) was not kept. Text fields are
+    already scrubbed when a record is built.
+    """
+
+    error_id: str
+    timestamp: datetime
+    fingerprint: str
+    request_id: str | None = None
+    session_id: str | None = None
+    endpoint: str | None = None
+    status: int | None = None

@@ -33,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -43,7 +44,13 @@ from errorkit.store.engine import (
     create_store_engine,
     describe_url,
 )
-from errorkit.store.errors import InvalidQuery, NotFound, StoreError, StoreUnavailable
+from errorkit.store.errors import (
+    InvalidQuery,
+    InvalidRecord,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from errorkit.store.migrate import ensure_schema
 from errorkit.store.models import (
     ERROR_FIELDS,
@@ -52,12 +59,13 @@ from errorkit.store.models import (
     ErrorGroup,
     GroupStatus,
     Page,
+    SlimError,
     Stats,
     StoredError,
     WriteResult,
 )
-from errorkit.store.records import CountDelta, ErrorRecord
-from errorkit.store.schema import GROUP_STATUSES, error_groups, errors
+from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
+from errorkit.store.schema import GROUP_STATUSES, error_groups, errors, slim_errors
 
 __all__ = [
     "MAX_LIMIT",
@@ -264,6 +272,21 @@ class ErrorStore:
             time.sleep(0.05 * 2 ** (attempt - 1))
             attempt += 1
 
+    def write_slim(self, rows: Sequence[SlimRecord]) -> int:
+        """Store slim rows (answered occurrences the flood limiter sampled out); a row whose
+        ``error_id`` is stored already changes nothing. Returns how many were new."""
+        values = [_slim_values(row, position) for position, row in enumerate(rows)]
+        if not values:
+            return 0
+        with self._write() as connection:
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            statement = (
+                dialect.insert(slim_errors)
+                .on_conflict_do_nothing(index_elements=["error_id"])
+                .returning(slim_errors.c.error_id)
+            )
+            return len(connection.execute(statement, values).scalars().all())
+
     def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
         """Mark one stored error resolved (with optional notes); NotFound if unknown."""
         with self._write() as connection:
@@ -300,6 +323,8 @@ class ErrorStore:
             .order_by(errors.c.id)
             .limit(batch_size)
         )
+        with self._write() as connection:  # slim rows carry no group count: one delete
+            connection.execute(delete(slim_errors).where(slim_errors.c.timestamp < cutoff))
         deleted = 0
         while True:
             with self._write() as connection:
@@ -321,6 +346,32 @@ class ErrorStore:
                 _select_errors().where(errors.c.error_id == error_id)
             ).one_or_none()
         return None if row is None else _stored(row)
+
+    def get_slim(self, error_id: str) -> SlimError | None:
+        """The slim row of an answered occurrence whose full sample was not kept (with its
+        group when stored), or None."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(slim_errors).where(slim_errors.c.error_id == error_id)
+            ).one_or_none()
+            if row is None:
+                return None
+            found = connection.execute(
+                select(*[error_groups.c[name] for name in GROUP_FIELDS]).where(
+                    error_groups.c.fingerprint == row.fingerprint
+                )
+            ).one_or_none()
+        group = None if found is None else _group(found)
+        return SlimError(
+            row.error_id,
+            row.timestamp,
+            row.fingerprint,
+            row.request_id,
+            row.session_id,
+            row.endpoint,
+            row.status,
+            group,
+        )
 
     def by_session(self, session_id: str, *, limit: int = 100) -> Sequence[StoredError]:
         """Errors of one session, newest first."""
@@ -610,6 +661,29 @@ class ErrorStore:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _slim_values(row: SlimRecord, position: int) -> dict[str, Any]:
+    if not isinstance(row, SlimRecord):
+        message = (
+            f"rows[{position}] is a {type(row).__name__}; write_slim takes "
+            "errorkit.store.SlimRecord instances"
+        )
+        raise InvalidRecord(message)
+    for name in ("error_id", "fingerprint"):
+        value = getattr(row, name)
+        if not isinstance(value, str) or not value:
+            message = f"rows[{position}].{name} must be a non-empty string, got {value!r}"
+            raise InvalidRecord(message)
+    return {
+        "error_id": row.error_id,
+        "timestamp": _aware(row.timestamp, f"rows[{position}].timestamp"),
+        "fingerprint": row.fingerprint,
+        "request_id": row.request_id,
+        "session_id": row.session_id,
+        "endpoint": row.endpoint,
+        "status": row.status,
+    }
 
 
 def _driver_error(exc: BaseException) -> BaseException:

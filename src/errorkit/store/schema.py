@@ -36,6 +36,7 @@ __all__ = [
     "error_groups",
     "errors",
     "metadata",
+    "slim_errors",
 ]
 
 GROUP_STATUSES = ("unresolved", "resolved", "ignored", "regressed")
@@ -160,3 +161,21 @@ applied_deltas = Table(
     Column("delta_id", String, primary_key=True),
     Column("applied_at", UTCDateTime(), nullable=False),
 )
+
+slim_errors = Table(
+    "slim_errors",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("error_id", String(36), nullable=False, unique=True),
+    Column("timestamp", UTCDateTime(), nullable=False),
+    Column("fingerprint", String, nullable=False),
+    Column("request_id", String),
+    Column("session_id", String),
+    Column("endpoint", String),
+    Column("status", Integer),
+    Index(None, "timestamp"),
+    Index(None, "fingerprint", "timestamp"),
+    sqlite_autoincrement=True,
+)
+"""Answered occurrences the flood limiter sampled out, one slim row each (bounded per
+minute by the capture pipeline): their error id still finds their group."""
