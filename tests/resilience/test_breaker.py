@@ -92,6 +92,105 @@ def test_failure_on_replaces_what_counts(clock: ManualClock) -> None:
     assert breaker.state is CircuitState.OPEN
 
 
+class LLMAPIError(Exception):
+    """The error a client library raises when the dependency itself failed."""
+
+
+def test_with_failure_on_other_errors_do_not_reset_the_count(clock: ManualClock) -> None:
+    """A local bug between two dependency failures is neutral: the count goes on."""
+    breaker = CircuitBreaker("llm", failure_threshold=3, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 2, LLMAPIError())
+    trip(breaker, 1, KeyError("local bug"))
+    assert breaker.status().failures == 2
+    assert breaker.status().last_failure is not None
+    assert breaker.status().last_failure.type.endswith("LLMAPIError")  # type: ignore[union-attr]
+    trip(breaker, 1, LLMAPIError())
+    assert breaker.state is CircuitState.OPEN
+
+
+@pytest.mark.parametrize("how", ["call", "with", "permit"])
+def test_a_probe_crashing_on_an_unrelated_error_keeps_it_half_open(
+    clock: ManualClock, how: str
+) -> None:
+    """Neutral probe: the breaker stays half-open and the probe slot is free again."""
+    breaker = CircuitBreaker("llm", failure_threshold=1, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 1, LLMAPIError())
+    clock.advance(30)
+
+    def crash() -> None:
+        if how == "call":
+            breaker.call(boom, KeyError("bug"))
+        elif how == "with":
+            with breaker:
+                boom(KeyError("bug"))
+        else:
+            permit = breaker.acquire()
+            try:
+                boom(KeyError("bug"))
+            except KeyError as exc:
+                permit.release(exc)
+                raise
+
+    with pytest.raises(KeyError):
+        crash()
+    status = breaker.status()
+    assert (status.state, status.probes_in_flight) == (CircuitState.HALF_OPEN, 0)
+    assert breaker.call(lambda: "next probe") == "next probe"  # the slot was given back
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_a_neutral_async_probe_keeps_it_half_open(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 1, LLMAPIError())
+    clock.advance(30)
+
+    async def bug() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        await breaker.call_async(bug)
+    with pytest.raises(KeyError):
+        async with breaker:
+            await bug()
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.status().probes_in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "ignore_on",
+    [RuntimeError, (RuntimeError, LookupError), lambda exc: "local" in str(exc)],
+    ids=["class", "tuple", "predicate"],
+)
+def test_ignore_on_makes_errors_neutral(clock: ManualClock, ignore_on: Any) -> None:
+    """ignore_on wins over the default rule (a RuntimeError would count as a 500)."""
+    breaker = CircuitBreaker("x", failure_threshold=2, ignore_on=ignore_on, clock=clock)
+    trip(breaker, 1)
+    trip(breaker, 3, RuntimeError("local"))
+    assert (breaker.state, breaker.status().failures) == (CircuitState.CLOSED, 1)
+    trip(breaker, 1)
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(30)
+    trip(breaker, 1, RuntimeError("local"))
+    assert breaker.state is CircuitState.HALF_OPEN
+
+
+def test_ignore_on_wins_over_failure_on_and_skips_the_fallback(clock: ManualClock) -> None:
+    """An ignored error is raised as it is: no count, and no fallback answers for it."""
+    breaker = CircuitBreaker(
+        "x",
+        failure_threshold=1,
+        failure_on=Exception,
+        ignore_on=ValueError,
+        fallback=lambda *_: "cached",
+        clock=clock,
+    )
+    with pytest.raises(ValueError, match="bad"):
+        breaker.call(boom, ValueError("bad"))
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.call(boom, KeyError("k")) == "cached"
+    assert breaker.state is CircuitState.OPEN
+
+
 def test_after_the_recovery_timeout_a_probe_success_closes_it(
     breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
@@ -363,6 +462,7 @@ def test_rejections_are_fresh_complete_circuit_open_errors(breaker: CircuitBreak
         ({"window": 0}, "> 0"),
         ({"fallback": "cached"}, "callable"),
         ({"failure_on": "Exception"}, "exception class"),
+        ({"ignore_on": "KeyError"}, "ignore_on='KeyError'"),
     ],
 )
 def test_bad_settings_say_the_fix(options: dict[str, Any], fix: str) -> None:

@@ -136,6 +136,31 @@ def test_a_failed_probe_reopens_for_everyone(make: Any, clock: ManualClock) -> N
     assert caught.value.retry_after == pytest.approx(30, abs=1e-3)
 
 
+def test_a_neutral_probe_frees_its_shared_slot_and_keeps_it_half_open(
+    make: Any, clock: ManualClock
+) -> None:
+    """With failure_on, a probe crashing on another error leaves the shared state half-open
+    with its probe slot free, and a neutral call keeps the shared failure count."""
+    first = make(failure_on=errorkit.ServiceUnavailableError)
+    second = make(failure_on=errorkit.ServiceUnavailableError)
+    fail(first, 2)
+    with pytest.raises(KeyError):
+        second.call(_raise, KeyError("bug"))
+    assert first.status().failures == 2
+    fail(second, 1)
+    clock.advance(30)
+    with pytest.raises(KeyError):
+        first.call(_raise, KeyError("bug"))
+    status = second.status()
+    assert (status.state, status.probes_in_flight) == (CircuitState.HALF_OPEN, 0)
+    assert second.call(lambda: "probe") == "probe"
+    assert first.state is CircuitState.CLOSED
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_reset_from_one_process_closes_it_for_all(make: Any) -> None:
     """reset() anywhere closes the shared breaker and clears its counts."""
     first, second = make(), make()

@@ -215,7 +215,8 @@ class Ticket:
 
 
 Outcome = bool | None
-"""True: success; False: counted failure; None: abandoned (cancelled), no outcome."""
+"""True: success; False: counted failure; None: neutral (an ignored error, or a cancelled
+call): no verdict on the dependency, counts nothing, only frees a probe slot."""
 
 
 class BreakerState(Protocol):
@@ -571,9 +572,14 @@ class CircuitBreaker:
     :class:`errorkit.CircuitOpenError`, or returns ``fallback(*args, **kwargs)`` when a
     fallback is given (the fallback also answers when a counted failure happens).
 
-    By default only errors that say the dependency is failing count (what classification
-    calls retriable or server-side); client errors (4xx) count as an answer, i.e. success.
-    ``failure_on`` replaces that with exception classes or a predicate.
+    Each call has one of three outcomes: a **success** (it returned, or by default raised a
+    client error: the dependency answered), a **failure** (counted towards opening), or
+    **neutral** (counts nothing: the failure count is kept, a half-open probe frees its slot
+    and the breaker stays half-open). By default errors that say the dependency is failing
+    (what classification calls retriable or server-side) are failures and client errors
+    (4xx) successes. ``failure_on`` (exception classes or a predicate) names the failures
+    instead, and every other exception is then neutral. ``ignore_on`` (exception classes or
+    a predicate) makes exceptions neutral whatever else says, e.g. a local bug.
     """
 
     def __init__(
@@ -589,6 +595,7 @@ class CircuitBreaker:
         minimum_calls: int = 10,
         probe_timeout: float = 60.0,
         failure_on: ErrorFilter | None = None,
+        ignore_on: ErrorFilter | None = None,
         fallback: Callable[..., Any] | None = None,
         backend: BreakerBackend | None = None,
         clock: Clock | None = None,
@@ -605,8 +612,19 @@ class CircuitBreaker:
             minimum_calls=minimum_calls,
             probe_timeout=probe_timeout,
         )
-        self._counts = error_matcher(failure_on, server_side, owner="circuit_breaker")
+        self._counts = error_matcher(
+            failure_on, server_side, owner="circuit_breaker", argument="failure_on"
+        )
+        # With failure_on, what it does not name is neutral; by default a client error is
+        # an answer (success).
+        self._other: Outcome = None if failure_on is not None else True
+        self._ignores = (
+            error_matcher(ignore_on, _never, owner="circuit_breaker", argument="ignore_on")
+            if ignore_on is not None
+            else None
+        )
         self._failure_on = failure_on
+        self._ignore_on = ignore_on
         if fallback is not None and not callable(fallback):
             msg = (
                 f"circuit_breaker(fallback={fallback!r}): pass a callable taking the same "
@@ -676,14 +694,23 @@ class CircuitBreaker:
 
     # -- permits --------------------------------------------------------------------------------
 
+    def _verdict(self, exc: Exception) -> Outcome:
+        """What an exception from the protected call says: failure (False), success (True)
+        or neutral (None)."""
+        ignores = self._ignores
+        if ignores is not None and ignores(exc):
+            return None
+        if self._counts(exc):
+            return False
+        return self._other
+
     def _outcome(self, exc: BaseException | None) -> tuple[Outcome, LastFailure | None]:
         if exc is None:
             return True, None
         if not isinstance(exc, Exception):
             return None, None  # cancelled or interrupted: no verdict on the dependency
-        if not self._counts(exc):
-            return True, None
-        return False, self._failure(exc)
+        verdict = self._verdict(exc)
+        return verdict, (self._failure(exc) if verdict is False else None)
 
     def _failure(self, exc: BaseException) -> LastFailure:
         at = datetime.fromtimestamp(self.clock.time(), UTC)
@@ -720,7 +747,8 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            if self._counts(exc):
+            verdict = self._verdict(exc)
+            if verdict is False:
                 state.record(
                     ticket,  # type: ignore[arg-type]
                     False,
@@ -729,7 +757,7 @@ class CircuitBreaker:
                 if self.fallback is not None:
                     return self._fallback(args, kwargs, exc)  # type: ignore[no-any-return]
             else:
-                state.record(ticket, True, None)  # type: ignore[arg-type]
+                state.record(ticket, verdict, None)  # type: ignore[arg-type]
             raise
         except BaseException:
             state.record(ticket, None, None)  # type: ignore[arg-type]
@@ -749,9 +777,9 @@ class CircuitBreaker:
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
-            counted = self._counts(exc)
+            outcome = self._verdict(exc)
+            counted = outcome is False
             failure = self._failure(exc) if counted else None
-            outcome = not counted
             if sync:
                 state.record(ticket, outcome, failure)  # type: ignore[arg-type]
             else:
@@ -838,6 +866,10 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, backend={self.backend!r}, config={self.config!r})"
+
+
+def _never(exc: BaseException) -> bool:
+    return False
 
 
 async def _abandon_async(state: BreakerState, ticket: Ticket) -> None:

@@ -671,8 +671,8 @@ class RedisState:
         if not ticket.shared:
             self._local.record(ticket, outcome, failure)
             return
-        if outcome is True and ticket.quiet:
-            return
+        if (outcome is True and ticket.quiet) or (outcome is None and not ticket.probe):
+            return  # changes nothing shared: no round trip
         try:
             moved = self._owner.script("record")(
                 keys=self._keys3, args=self._record_args(ticket, outcome, failure)
@@ -719,8 +719,8 @@ class RedisState:
         if not ticket.shared:
             self._local.record(ticket, outcome, failure)
             return
-        if outcome is True and ticket.quiet:
-            return
+        if (outcome is True and ticket.quiet) or (outcome is None and not ticket.probe):
+            return  # changes nothing shared: no round trip
         try:
             script = self._owner.async_script("record")
             moved = await script(keys=self._keys3, args=self._record_args(ticket, outcome, failure))
