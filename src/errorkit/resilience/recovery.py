@@ -100,7 +100,7 @@ def with_error_recovery(
             wait_initial=wait_initial,
             wait_max=wait_max,
             deadline=deadline,
-            name=name,
+            operation=name,
             capture=False,
             clock=clock,
         )
