@@ -191,6 +191,72 @@ def test_ignore_on_wins_over_failure_on_and_skips_the_fallback(clock: ManualCloc
     assert breaker.state is CircuitState.OPEN
 
 
+class LLMServiceUnavailableError(errorkit.ServiceUnavailableError):
+    code = "TEST_LLM_UNAVAILABLE"
+
+
+class PlainUnavailable(Exception):
+    pass
+
+
+def test_open_error_class_is_raised_when_open_with_retry_after(clock: ManualClock) -> None:
+    """An errorkit class is made with retry_after; its cause is the CircuitOpenError."""
+    breaker = CircuitBreaker(
+        "llm", failure_threshold=1, open_error=LLMServiceUnavailableError, clock=clock
+    )
+    trip(breaker, 1)
+    clock.advance(10)
+    ran: list[int] = []
+    with pytest.raises(LLMServiceUnavailableError) as caught:
+        breaker.call(ran.append, 1)
+    assert ran == []
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (503, "TEST_LLM_UNAVAILABLE", 20)
+    assert error.response_headers()["Retry-After"] == "20"
+    assert isinstance(error.__cause__, errorkit.CircuitOpenError)
+    assert error.__cause__.details == {"service": "llm"}
+    with pytest.raises(LLMServiceUnavailableError):
+        breaker.acquire()
+    with pytest.raises(LLMServiceUnavailableError), breaker:
+        pass
+
+
+async def test_open_error_factory_gets_the_circuit_open_error(clock: ManualClock) -> None:
+    """A factory is called with the CircuitOpenError; what it returns is raised (async too)."""
+    seen: list[errorkit.CircuitOpenError] = []
+
+    def make(rejection: errorkit.CircuitOpenError) -> Exception:
+        seen.append(rejection)
+        return PlainUnavailable(f"try again in {rejection.retry_after:g}s")
+
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=make, clock=clock)
+    trip(breaker, 1)
+
+    async def never() -> None:  # pragma: no cover - refused before it runs
+        raise AssertionError
+
+    with pytest.raises(PlainUnavailable, match="try again in 30s"):
+        await breaker.call_async(never)
+    assert seen[0].retry_after == 30
+    with pytest.raises(PlainUnavailable):
+        async with breaker:
+            pass
+
+
+def test_open_error_plain_class_gets_the_message(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=PlainUnavailable, clock=clock)
+    trip(breaker, 1)
+    with pytest.raises(PlainUnavailable, match=r"llm is unavailable \(circuit open\)"):
+        breaker.call(lambda: None)
+
+
+def test_open_error_that_returns_no_exception_says_so(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=lambda e: "nope", clock=clock)
+    trip(breaker, 1)
+    with pytest.raises(TypeError, match="must return the exception to raise"):
+        breaker.call(lambda: None)
+
+
 def test_after_the_recovery_timeout_a_probe_success_closes_it(
     breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
@@ -463,6 +529,7 @@ def test_rejections_are_fresh_complete_circuit_open_errors(breaker: CircuitBreak
         ({"fallback": "cached"}, "callable"),
         ({"failure_on": "Exception"}, "exception class"),
         ({"ignore_on": "KeyError"}, "ignore_on='KeyError'"),
+        ({"open_error": "Unavailable"}, "open_error='Unavailable'"),
     ],
 )
 def test_bad_settings_say_the_fix(options: dict[str, Any], fix: str) -> None:

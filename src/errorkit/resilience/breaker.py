@@ -24,22 +24,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from errorkit._guard import guard
 from errorkit.context import current_context
-from errorkit.errors import CircuitOpenError
+from errorkit.errors import AppError, CircuitOpenError
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,
     check_seconds,
     error_class,
     error_matcher,
+    operation_name,
     safe_message,
     server_side,
     wrap_calls,
 )
 from errorkit.resilience.clock import SYSTEM_CLOCK, Clock
+from errorkit.resilience.fallback import fallback_used
 
 __all__ = [
     "BreakerBackend",
@@ -50,6 +52,7 @@ __all__ = [
     "CircuitState",
     "LastFailure",
     "MemoryBackend",
+    "OpenError",
     "Permit",
     "Ticket",
     "TransitionListener",
@@ -69,6 +72,10 @@ class CircuitState(StrEnum):
     OPEN = "open"
     HALF_OPEN = "half_open"
 
+
+OpenError = type[BaseException] | Callable[[CircuitOpenError], BaseException]
+"""What an open breaker raises instead of :class:`CircuitOpenError`: an exception class, or
+a factory given the ``CircuitOpenError`` (``retry_after``, ``details["service"]``)."""
 
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
@@ -571,6 +578,9 @@ class CircuitBreaker:
     manager (``with breaker:`` / ``async with breaker:``). An open breaker raises
     :class:`errorkit.CircuitOpenError`, or returns ``fallback(*args, **kwargs)`` when a
     fallback is given (the fallback also answers when a counted failure happens).
+    ``open_error`` raises the caller's own error instead: an exception class (an errorkit
+    error is made with ``retry_after=``, any other with the message) or a factory called
+    with the ``CircuitOpenError``; either way its ``__cause__`` is the ``CircuitOpenError``.
 
     Each call has one of three outcomes: a **success** (it returned, or by default raised a
     client error: the dependency answered), a **failure** (counted towards opening), or
@@ -597,6 +607,7 @@ class CircuitBreaker:
         failure_on: ErrorFilter | None = None,
         ignore_on: ErrorFilter | None = None,
         fallback: Callable[..., Any] | None = None,
+        open_error: OpenError | None = None,
         backend: BreakerBackend | None = None,
         clock: Clock | None = None,
         listeners: Sequence[TransitionListener] = (),
@@ -632,6 +643,16 @@ class CircuitBreaker:
             )
             raise TypeError(msg)
         self.fallback = fallback
+        if open_error is not None and not (
+            (isinstance(open_error, type) and issubclass(open_error, BaseException))
+            or (callable(open_error) and not isinstance(open_error, type))
+        ):
+            msg = (
+                f"circuit_breaker(open_error={open_error!r}): pass an exception class, or a "
+                "callable(CircuitOpenError) returning the exception to raise"
+            )
+            raise TypeError(msg)
+        self.open_error = open_error
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         self.backend: BreakerBackend = backend if backend is not None else MemoryBackend()
         self._listeners: list[TransitionListener] = list(listeners)
@@ -716,19 +737,60 @@ class CircuitBreaker:
         at = datetime.fromtimestamp(self.clock.time(), UTC)
         return LastFailure(error_class(exc), safe_message(exc), at)
 
-    def _reject(self, retry_after: float) -> CircuitOpenError:
+    def _reject(self, retry_after: float) -> BaseException:
         # Not logged one by one: a flood of refusals would flood the logs. The transition to
         # open is logged, and status().rejected counts them.
-        return _rejection(self.name, self._message, retry_after)
+        rejection = _rejection(self.name, self._message, retry_after)
+        if self.open_error is None:
+            return rejection
+        return self._open(rejection)
+
+    def _open(self, rejection: CircuitOpenError) -> BaseException:
+        """The error ``open_error`` makes of ``rejection`` (``rejection`` itself without)."""
+        make = self.open_error
+        if make is None:
+            return rejection
+        error: object
+        if isinstance(make, type):
+            cls = cast("type[BaseException]", make)
+            if issubclass(cls, AppError):
+                error = cls(retry_after=rejection.retry_after)
+            else:
+                error = cls(rejection.message)
+        else:
+            error = make(rejection)
+        if not isinstance(error, BaseException):
+            msg = (
+                f"circuit breaker {self.name!r}: open_error={make!r} returned {error!r}; "
+                "it must return the exception to raise"
+            )
+            raise TypeError(msg)
+        error.__cause__ = rejection
+        error.__suppress_context__ = True
+        return error
 
     def _admitted(self, ticket: Ticket | float) -> Ticket:
-        """The ticket, or the :class:`CircuitOpenError` for a refusal (seconds to wait)."""
+        """The ticket, or the refusal (seconds to wait) raised."""
         if type(ticket) is float:
             raise self._reject(ticket)
         return ticket  # type: ignore[return-value]
 
+    def _permit(self) -> Permit:
+        """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
+        ticket = self._state.acquire()
+        if type(ticket) is float:
+            raise _rejection(self.name, self._message, ticket)
+        return Permit(self, ticket)  # type: ignore[arg-type]
+
+    async def _permit_async(self) -> Permit:
+        ticket = await self._state.acquire_async()
+        if type(ticket) is float:
+            raise _rejection(self.name, self._message, ticket)
+        return Permit(self, ticket)  # type: ignore[arg-type]
+
     def acquire(self) -> Permit:
-        """A :class:`Permit` for one call, or :class:`CircuitOpenError` when refused."""
+        """A :class:`Permit` for one call, or :class:`CircuitOpenError` (or ``open_error``)
+        when refused."""
         return Permit(self, self._admitted(self._state.acquire()))
 
     async def acquire_async(self) -> Permit:
@@ -806,6 +868,7 @@ class CircuitBreaker:
         if fallback is None:  # pragma: no cover - callers check first
             raise self._reject(0.0)
         _log_fallback(self.name, exc)
+        fallback_used(self.name, operation_name(fallback), exc)
         return fallback(*args, **kwargs)
 
     async def _fallback_async(

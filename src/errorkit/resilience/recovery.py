@@ -10,7 +10,8 @@ Each call goes ``fallback( retry( breaker( timeout( fn ) ) ) )``:
 * every attempt passes the service's breaker (one per service in the default registry,
   shared by all its operations), so failed attempts count towards opening it;
 * an open breaker is not retried: the call goes straight to the fallback, or raises
-  :class:`errorkit.CircuitOpenError` (503 with ``Retry-After``);
+  :class:`errorkit.CircuitOpenError` (503 with ``Retry-After``), or the breaker's
+  ``open_error``;
 * errors that say the service is failing (retriable or server-side) are retried and then
   handed to the fallback; client errors (4xx) propagate at once, untouched;
 * what finally failed is reported to capture once, with the service, operation, attempts
@@ -40,6 +41,7 @@ from errorkit.resilience._common import (
 )
 from errorkit.resilience.breaker import CircuitBreaker
 from errorkit.resilience.clock import Clock
+from errorkit.resilience.fallback import fallback_used
 from errorkit.resilience.registry import circuit_breaker
 from errorkit.resilience.retry import RetryPolicy
 from errorkit.resilience.timeout import Timeout
@@ -105,6 +107,9 @@ def with_error_recovery(
             clock=clock,
         )
         fallback_name = operation_name(fallback) if fallback is not None else None
+        # The breaker's refusals are handled here as CircuitOpenError (never retried), and
+        # turned into its open_error only when nothing answers instead.
+        opened = guard._open if guard.open_error is not None else None
 
         def finish(
             exc: Exception, attempts: int, last: BaseException | None
@@ -120,6 +125,8 @@ def with_error_recovery(
                     extra={"service": service, "operation": op, "fallback": fallback_name},
                 )
                 if last is None:  # refused before any attempt: nothing new to report
+                    if fallback is not None:
+                        fallback_used(name, fallback_name or "fallback", None)
                     return fallback
             cause = exc if last is None or not isinstance(exc, CircuitOpenError) else last
             if capture:
@@ -134,6 +141,7 @@ def with_error_recovery(
                     },
                 )
             if fallback is not None:
+                fallback_used(name, fallback_name or "fallback", cause)
                 logger.warning(
                     "%s failed after %d attempt(s) (%s); using fallback %s",
                     name,
@@ -157,10 +165,15 @@ def with_error_recovery(
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 attempts = 0
                 last: BaseException | None = None
+                refused: CircuitOpenError | None = None
 
                 async def attempt() -> Any:
-                    nonlocal attempts, last
-                    permit = await guard.acquire_async()
+                    nonlocal attempts, last, refused
+                    try:
+                        permit = await guard._permit_async()
+                    except CircuitOpenError as exc:
+                        refused = exc
+                        raise
                     attempts += 1
                     try:
                         if limit is not None:
@@ -179,6 +192,8 @@ def with_error_recovery(
                 except Exception as exc:
                     answer = finish(exc, attempts, last)
                     if answer is None:
+                        if exc is refused and opened is not None:
+                            raise opened(exc) from exc
                         raise
                 value = answer(*args, **kwargs)
                 if isinstance(value, Awaitable):
@@ -191,10 +206,15 @@ def with_error_recovery(
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             attempts = 0
             last: BaseException | None = None
+            refused: CircuitOpenError | None = None
 
             def attempt() -> Any:
-                nonlocal attempts, last
-                permit = guard.acquire()
+                nonlocal attempts, last, refused
+                try:
+                    permit = guard._permit()
+                except CircuitOpenError as exc:
+                    refused = exc
+                    raise
                 attempts += 1
                 try:
                     result = limit.call(fn, *args, **kwargs) if limit else fn(*args, **kwargs)
@@ -210,6 +230,8 @@ def with_error_recovery(
             except Exception as exc:
                 answer = finish(exc, attempts, last)
                 if answer is None:
+                    if exc is refused and opened is not None:
+                        raise opened(exc) from exc
                     raise
             return answer(*args, **kwargs)
 
