@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from errorkit._guard import report_internal_error
-from errorkit.resilience._common import check_seconds
+from errorkit.resilience._common import check_seconds, safe_message
 from errorkit.resilience.breaker import (
     BreakerConfig,
     BreakerStatus,
@@ -534,12 +534,15 @@ class RedisState:
     def _went_down(self, exc: BaseException) -> None:
         first = self._down_until == 0
         self._down_until = self._clock.monotonic() + self._owner.retry_interval
-        report_internal_error("breaker.redis", exc)
+        # Counted (errorkit_internal_errors_total{site="breaker.redis"}) and said through
+        # logging only, never printed on stderr.
+        report_internal_error("breaker.redis", exc, logged=True)
         if first:
             logger.warning(
-                "circuit %s: Redis unreachable (%s); using this process's own state for %gs",
+                "circuit %s: Redis unreachable (%s: %s); using this process's own state for %gs",
                 self._name,
                 type(exc).__name__,
+                safe_message(exc),
                 self._owner.retry_interval,
                 extra={"breaker": self._name, "error_class": type(exc).__name__},
             )
