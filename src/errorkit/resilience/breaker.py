@@ -496,6 +496,29 @@ class MemoryState:
     async def reset_async(self) -> None:
         self.reset()
 
+    # -- for shared state standing in on this process's state ---------------------------------
+
+    @property
+    def current(self) -> CircuitState:
+        return self._state
+
+    @property
+    def opened_wall(self) -> float | None:
+        """When it opened, on the clock's ``time()`` (None while closed)."""
+        return self._opened_wall
+
+    def adopt(self, state: CircuitState, opened_wall: float | None) -> None:
+        """Take ``state`` (opened at ``opened_wall`` on the clock's ``time()``) without
+        announcing it: the caller already did, it is what the shared state said."""
+        now = self._monotonic()
+        with self._lock:
+            self._move(state, now)
+            if state is not CircuitState.CLOSED:
+                wall = self._time() if opened_wall is None else opened_wall
+                self._opened_wall = wall
+                self._opened_at = now - max(0.0, self._time() - wall)
+                self._failures = 0
+
 
 class MemoryBackend:
     """Breaker state kept in this process (the default)."""
@@ -678,7 +701,8 @@ class CircuitBreaker:
 
     def add_listener(self, listener: TransitionListener) -> None:
         """Call ``listener(name, old_state, new_state)`` after each transition this process
-        makes. Listener failures never reach the protected call."""
+        makes or (with shared state) observes. Listener failures never reach the protected
+        call."""
         if not callable(listener):
             msg = f"add_listener({listener!r}): pass a callable(name, old_state, new_state)"
             raise TypeError(msg)
