@@ -299,3 +299,14 @@ def test_async_client_only_backend_is_accepted(redis_url: str) -> None:
     """A backend may be given only an async client (for async-only apps)."""
     backend = RedisBackend(async_client=redis.asyncio.Redis.from_url(redis_url))
     assert backend.key("x") == "errorkit:breaker:default:x"
+
+
+def test_clients_made_from_a_url_do_not_retry_on_their_own(redis_url: str) -> None:
+    """redis-py's default retries would stack under the breaker: one try per command."""
+    backend = RedisBackend(redis_url, socket_timeout=0.25)
+    sync_kwargs = backend.client().connection_pool.connection_kwargs
+    async_kwargs = backend.async_client().connection_pool.connection_kwargs
+    for kwargs in (sync_kwargs, async_kwargs):
+        assert kwargs["retry"].get_retries() == 0
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.25, 0.25)
+    backend.close()

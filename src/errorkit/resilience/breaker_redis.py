@@ -407,10 +407,19 @@ class RedisBackend:
         return self._async_client
 
     def _from_url(self, redis_class: Any) -> Any:
+        # One try per command: redis-py's own retries (ten by default) would keep a call
+        # waiting on a dead server before the breaker falls back to this process's state.
+        from redis.backoff import NoBackoff
+
+        if redis_class.__module__.startswith("redis.asyncio"):
+            from redis.asyncio.retry import Retry
+        else:
+            from redis.retry import Retry  # type: ignore[assignment]
         return redis_class.from_url(
             self.url,
             socket_timeout=self._socket_timeout,
             socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def script(self, name: str) -> Any:
