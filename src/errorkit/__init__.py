@@ -5,6 +5,8 @@ This module only re-exports the public API; each concept lives in its own module
 
 from __future__ import annotations
 
+import logging as _logging
+
 from errorkit._extras import MissingExtraError
 from errorkit.capture import capture, capture_errors, capture_message, configure, flush
 from errorkit.catalog import (
@@ -92,6 +94,10 @@ from errorkit.resilience import (
     with_fallback,
 )
 from errorkit.scrub import Scrubber, scrub
+
+# A library's handler: errorkit's records reach the app's own logging setup and nothing
+# else; without one, Python would print WARNING and above as plain text on stderr.
+_logging.getLogger("errorkit").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AppError",

@@ -34,13 +34,17 @@ def internal_error_counts() -> dict[str, int]:
         return dict(_counts)
 
 
-def report_internal_error(site: str, exc: BaseException) -> None:
-    """Count ``exc`` under ``site`` and say so on stderr the first time only."""
+def report_internal_error(site: str, exc: BaseException, *, logged: bool = False) -> None:
+    """Count ``exc`` under ``site`` and say so on stderr the first time only.
+
+    ``logged=True``: the caller says so through :mod:`logging` itself (a breaker that lost
+    its Redis), so only count it; stderr stays for failures where logging may be what
+    broke."""
     with _lock:
         _counts[site] += 1
         first = site not in _reported
         _reported.add(site)
-    if first:
+    if first and not logged:
         # stderr itself may be gone at interpreter shutdown.
         with contextlib.suppress(Exception):
             sys.stderr.write(

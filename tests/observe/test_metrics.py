@@ -242,6 +242,7 @@ def test_names_and_types_follow_prometheus_conventions(metrics: Metrics) -> None
         "errorkit_error_handling_duration_seconds": "histogram",
         "errorkit_retries": "counter",
         "errorkit_retries_exhausted": "counter",
+        "errorkit_fallbacks": "counter",
         "errorkit_circuit_breaker_state": "gauge",
         "errorkit_circuit_breaker_transitions": "counter",
         "errorkit_capture_events_sampled": "counter",

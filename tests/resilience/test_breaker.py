@@ -92,6 +92,171 @@ def test_failure_on_replaces_what_counts(clock: ManualClock) -> None:
     assert breaker.state is CircuitState.OPEN
 
 
+class LLMAPIError(Exception):
+    """The error a client library raises when the dependency itself failed."""
+
+
+def test_with_failure_on_other_errors_do_not_reset_the_count(clock: ManualClock) -> None:
+    """A local bug between two dependency failures is neutral: the count goes on."""
+    breaker = CircuitBreaker("llm", failure_threshold=3, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 2, LLMAPIError())
+    trip(breaker, 1, KeyError("local bug"))
+    assert breaker.status().failures == 2
+    assert breaker.status().last_failure is not None
+    assert breaker.status().last_failure.type.endswith("LLMAPIError")  # type: ignore[union-attr]
+    trip(breaker, 1, LLMAPIError())
+    assert breaker.state is CircuitState.OPEN
+
+
+@pytest.mark.parametrize("how", ["call", "with", "permit"])
+def test_a_probe_crashing_on_an_unrelated_error_keeps_it_half_open(
+    clock: ManualClock, how: str
+) -> None:
+    """Neutral probe: the breaker stays half-open and the probe slot is free again."""
+    breaker = CircuitBreaker("llm", failure_threshold=1, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 1, LLMAPIError())
+    clock.advance(30)
+
+    def crash() -> None:
+        if how == "call":
+            breaker.call(boom, KeyError("bug"))
+        elif how == "with":
+            with breaker:
+                boom(KeyError("bug"))
+        else:
+            permit = breaker.acquire()
+            try:
+                boom(KeyError("bug"))
+            except KeyError as exc:
+                permit.release(exc)
+                raise
+
+    with pytest.raises(KeyError):
+        crash()
+    status = breaker.status()
+    assert (status.state, status.probes_in_flight) == (CircuitState.HALF_OPEN, 0)
+    assert breaker.call(lambda: "next probe") == "next probe"  # the slot was given back
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_a_neutral_async_probe_keeps_it_half_open(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, failure_on=LLMAPIError, clock=clock)
+    trip(breaker, 1, LLMAPIError())
+    clock.advance(30)
+
+    async def bug() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        await breaker.call_async(bug)
+    with pytest.raises(KeyError):
+        async with breaker:
+            await bug()
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.status().probes_in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "ignore_on",
+    [RuntimeError, (RuntimeError, LookupError), lambda exc: "local" in str(exc)],
+    ids=["class", "tuple", "predicate"],
+)
+def test_ignore_on_makes_errors_neutral(clock: ManualClock, ignore_on: Any) -> None:
+    """ignore_on wins over the default rule (a RuntimeError would count as a 500)."""
+    breaker = CircuitBreaker("x", failure_threshold=2, ignore_on=ignore_on, clock=clock)
+    trip(breaker, 1)
+    trip(breaker, 3, RuntimeError("local"))
+    assert (breaker.state, breaker.status().failures) == (CircuitState.CLOSED, 1)
+    trip(breaker, 1)
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(30)
+    trip(breaker, 1, RuntimeError("local"))
+    assert breaker.state is CircuitState.HALF_OPEN
+
+
+def test_ignore_on_wins_over_failure_on_and_skips_the_fallback(clock: ManualClock) -> None:
+    """An ignored error is raised as it is: no count, and no fallback answers for it."""
+    breaker = CircuitBreaker(
+        "x",
+        failure_threshold=1,
+        failure_on=Exception,
+        ignore_on=ValueError,
+        fallback=lambda *_: "cached",
+        clock=clock,
+    )
+    with pytest.raises(ValueError, match="bad"):
+        breaker.call(boom, ValueError("bad"))
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.call(boom, KeyError("k")) == "cached"
+    assert breaker.state is CircuitState.OPEN
+
+
+class LLMServiceUnavailableError(errorkit.ServiceUnavailableError):
+    code = "TEST_LLM_UNAVAILABLE"
+
+
+class PlainUnavailable(Exception):
+    pass
+
+
+def test_open_error_class_is_raised_when_open_with_retry_after(clock: ManualClock) -> None:
+    """An errorkit class is made with retry_after; its cause is the CircuitOpenError."""
+    breaker = CircuitBreaker(
+        "llm", failure_threshold=1, open_error=LLMServiceUnavailableError, clock=clock
+    )
+    trip(breaker, 1)
+    clock.advance(10)
+    ran: list[int] = []
+    with pytest.raises(LLMServiceUnavailableError) as caught:
+        breaker.call(ran.append, 1)
+    assert ran == []
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (503, "TEST_LLM_UNAVAILABLE", 20)
+    assert error.response_headers()["Retry-After"] == "20"
+    assert isinstance(error.__cause__, errorkit.CircuitOpenError)
+    assert error.__cause__.details == {"service": "llm"}
+    with pytest.raises(LLMServiceUnavailableError):
+        breaker.acquire()
+    with pytest.raises(LLMServiceUnavailableError), breaker:
+        pass
+
+
+async def test_open_error_factory_gets_the_circuit_open_error(clock: ManualClock) -> None:
+    """A factory is called with the CircuitOpenError; what it returns is raised (async too)."""
+    seen: list[errorkit.CircuitOpenError] = []
+
+    def make(rejection: errorkit.CircuitOpenError) -> Exception:
+        seen.append(rejection)
+        return PlainUnavailable(f"try again in {rejection.retry_after:g}s")
+
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=make, clock=clock)
+    trip(breaker, 1)
+
+    async def never() -> None:  # pragma: no cover - refused before it runs
+        raise AssertionError
+
+    with pytest.raises(PlainUnavailable, match="try again in 30s"):
+        await breaker.call_async(never)
+    assert seen[0].retry_after == 30
+    with pytest.raises(PlainUnavailable):
+        async with breaker:
+            pass
+
+
+def test_open_error_plain_class_gets_the_message(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=PlainUnavailable, clock=clock)
+    trip(breaker, 1)
+    with pytest.raises(PlainUnavailable, match=r"llm is unavailable \(circuit open\)"):
+        breaker.call(lambda: None)
+
+
+def test_open_error_that_returns_no_exception_says_so(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("llm", failure_threshold=1, open_error=lambda e: "nope", clock=clock)
+    trip(breaker, 1)
+    with pytest.raises(TypeError, match="must return the exception to raise"):
+        breaker.call(lambda: None)
+
+
 def test_after_the_recovery_timeout_a_probe_success_closes_it(
     breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
@@ -363,6 +528,8 @@ def test_rejections_are_fresh_complete_circuit_open_errors(breaker: CircuitBreak
         ({"window": 0}, "> 0"),
         ({"fallback": "cached"}, "callable"),
         ({"failure_on": "Exception"}, "exception class"),
+        ({"ignore_on": "KeyError"}, "ignore_on='KeyError'"),
+        ({"open_error": "Unavailable"}, "open_error='Unavailable'"),
     ],
 )
 def test_bad_settings_say_the_fix(options: dict[str, Any], fix: str) -> None:

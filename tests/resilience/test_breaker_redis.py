@@ -136,6 +136,31 @@ def test_a_failed_probe_reopens_for_everyone(make: Any, clock: ManualClock) -> N
     assert caught.value.retry_after == pytest.approx(30, abs=1e-3)
 
 
+def test_a_neutral_probe_frees_its_shared_slot_and_keeps_it_half_open(
+    make: Any, clock: ManualClock
+) -> None:
+    """With failure_on, a probe crashing on another error leaves the shared state half-open
+    with its probe slot free, and a neutral call keeps the shared failure count."""
+    first = make(failure_on=errorkit.ServiceUnavailableError)
+    second = make(failure_on=errorkit.ServiceUnavailableError)
+    fail(first, 2)
+    with pytest.raises(KeyError):
+        second.call(_raise, KeyError("bug"))
+    assert first.status().failures == 2
+    fail(second, 1)
+    clock.advance(30)
+    with pytest.raises(KeyError):
+        first.call(_raise, KeyError("bug"))
+    status = second.status()
+    assert (status.state, status.probes_in_flight) == (CircuitState.HALF_OPEN, 0)
+    assert second.call(lambda: "probe") == "probe"
+    assert first.state is CircuitState.CLOSED
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_reset_from_one_process_closes_it_for_all(make: Any) -> None:
     """reset() anywhere closes the shared breaker and clears its counts."""
     first, second = make(), make()
@@ -274,3 +299,14 @@ def test_async_client_only_backend_is_accepted(redis_url: str) -> None:
     """A backend may be given only an async client (for async-only apps)."""
     backend = RedisBackend(async_client=redis.asyncio.Redis.from_url(redis_url))
     assert backend.key("x") == "errorkit:breaker:default:x"
+
+
+def test_clients_made_from_a_url_do_not_retry_on_their_own(redis_url: str) -> None:
+    """redis-py's default retries would stack under the breaker: one try per command."""
+    backend = RedisBackend(redis_url, socket_timeout=0.25)
+    sync_kwargs = backend.client().connection_pool.connection_kwargs
+    async_kwargs = backend.async_client().connection_pool.connection_kwargs
+    for kwargs in (sync_kwargs, async_kwargs):
+        assert kwargs["retry"].get_retries() == 0
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.25, 0.25)
+    backend.close()

@@ -246,6 +246,31 @@ def test_bad_arguments_say_the_fix(
         with_error_recovery("svc", **options)
 
 
+class PaymentsDownError(errorkit.ServiceUnavailableError):
+    code = "TEST_PAYMENTS_DOWN"
+
+
+def test_an_open_breakers_open_error_is_raised_and_not_retried(
+    clock: ManualClock, reports: Reports
+) -> None:
+    """with_error_recovery treats the refusal as an open circuit (not retried, not reported
+    again), then raises the breaker's open_error instead of CircuitOpenError."""
+    guard = CircuitBreaker(
+        "payments", failure_threshold=1, open_error=PaymentsDownError, clock=clock
+    )
+    upstream = Upstream(failures=99)
+    protected = with_error_recovery(
+        "payments", "charge", max_retries=3, breaker=guard, clock=clock
+    )(upstream)
+    with pytest.raises(PaymentsDownError):
+        protected()  # attempt 1 fails and opens the breaker; attempt 2 is refused
+    assert (upstream.calls, len(clock.sleeps), len(reports)) == (1, 1, 1)
+    with pytest.raises(PaymentsDownError) as caught:
+        protected()  # refused at once: no call, no wait, nothing new reported
+    assert isinstance(caught.value.__cause__, errorkit.CircuitOpenError)
+    assert (upstream.calls, len(clock.sleeps), len(reports)) == (1, 1, 1)
+
+
 # --- the client may act is not the server may repeat ------------------------------------------
 
 

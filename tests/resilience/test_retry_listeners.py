@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -198,3 +199,55 @@ def test_a_failing_listener_never_breaks_the_retry(clock: ManualClock) -> None:
         assert _guard.internal_error_counts()["retry.listener"] == before + 1
     finally:
         remove_retry_listener(broken)
+
+
+@pytest.mark.parametrize("spelling", ["operation", "name"])
+def test_one_operation_name_in_events_logs_metrics_and_reports(
+    clock: ManualClock,
+    heard: list[RetryEvent],
+    caplog: pytest.LogCaptureFixture,
+    reports: Any,
+    spelling: str,
+) -> None:
+    """operation= (or its older spelling name=) is the one name everywhere."""
+    from errorkit.observe.metrics import Metrics
+
+    metrics = Metrics(capture_stats=lambda: None)
+    caplog.set_level(logging.WARNING, logger="errorkit.retry")
+    policy = retry(
+        attempts=2,
+        jitter="none",
+        clock=clock,
+        on_retry=metrics.on_retry,
+        **{spelling: "rates.fetch"},
+    )
+    assert policy.operation == "rates.fetch"
+    with pytest.raises(ConnectionError):
+        policy.call(failing(5))
+    assert {e.operation for e in heard} == {"rates.fetch"}
+    assert {getattr(r, "operation", None) for r in caplog.records} == {"rates.fetch"}
+    assert [ctx["extra"]["operation"] for _, ctx in reports] == ["rates.fetch"]
+    sample = metrics.registry.get_sample_value
+    assert sample("errorkit_retries_total", {"operation": "rates.fetch"}) == 1
+
+
+def test_operation_and_name_given_differently_is_refused() -> None:
+    with pytest.raises(TypeError, match="pass only operation="):
+        retry(operation="rates", name="other")
+    assert retry(operation="rates", name="rates").operation == "rates"
+    with pytest.raises(TypeError, match="non-empty string"):
+        retry(operation="")
+
+
+def test_with_error_recovery_names_its_retries_service_dot_operation(
+    clock: ManualClock, heard: list[RetryEvent]
+) -> None:
+    from errorkit.resilience import with_error_recovery
+
+    @with_error_recovery("gcs", "upload", max_retries=1, capture=False, clock=clock)
+    def upload() -> None:
+        raise ConnectionError
+
+    with pytest.raises(ConnectionError):
+        upload()
+    assert {e.operation for e in heard} == {"gcs.upload"}

@@ -235,6 +235,7 @@ class Metrics:
     ``errorkit_errors_total{error_type,code,severity,status,service}``,
     ``errorkit_error_handling_duration_seconds{error_type}``,
     ``errorkit_retries_total{operation}``, ``errorkit_retries_exhausted_total{operation}``,
+    ``errorkit_fallbacks_total{operation}``,
     ``errorkit_circuit_breaker_state{breaker,state}`` (1 for the current state),
     ``errorkit_circuit_breaker_transitions_total{breaker,from_state,to_state}``,
     ``errorkit_capture_events_sampled_total{reason}``, and read at scrape time
@@ -294,6 +295,13 @@ class Metrics:
             "errorkit_retries_exhausted",
             "Calls whose retries ran out (attempts, deadline or Retry-After too long), "
             "by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.fallbacks_total = Counter(
+            "errorkit_fallbacks",
+            "Calls a fallback answered instead of the primary (fallback chains, breaker and "
+            "with_error_recovery fallbacks), by operation.",
             ["operation"],
             registry=r,
         )
@@ -424,6 +432,18 @@ class Metrics:
             else:
                 self.retries_total.labels(operation=label).inc()
 
+    def on_fallback(self, event: Any) -> None:
+        """The fallback listener :meth:`instrument` subscribes
+        (``errorkit.resilience.add_fallback_listener``): counts the event's ``operation``.
+        Never raises."""
+        with guard("metrics.on_fallback"):
+            self.record_fallback(str(getattr(event, "operation", event)))
+
+    def record_fallback(self, operation: str) -> None:
+        """Count one call a fallback answered for ``operation``. Never raises."""
+        with guard("metrics.record_fallback"):
+            self.fallbacks_total.labels(operation=self.operations(operation)).inc()
+
     def set_breaker_state(self, breaker: str, state: object) -> None:
         """Show ``breaker`` in ``state`` (closed, open, half_open). Never raises."""
         with guard("metrics.set_breaker_state"):
@@ -479,6 +499,10 @@ class Metrics:
         if callable(add_retry):
             add_retry(self.on_retry)
             joined.append("retries")
+        add_fallback = getattr(resilience, "add_fallback_listener", None)
+        if callable(add_fallback):
+            add_fallback(self.on_fallback)
+            joined.append("fallbacks")
         return list(joined)
 
     def uninstrument(self) -> None:
@@ -497,6 +521,7 @@ class Metrics:
         for attr, callback in (
             ("remove_breaker_listener", self.record_breaker_transition),
             ("remove_retry_listener", self.on_retry),
+            ("remove_fallback_listener", self.on_fallback),
         ):
             hook = getattr(resilience, attr, None) if resilience is not None else None
             if callable(hook):

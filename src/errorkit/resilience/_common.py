@@ -30,7 +30,9 @@ def is_error_types(value: object) -> bool:
     )
 
 
-def error_matcher(on: ErrorFilter | None, default: ErrorPredicate, *, owner: str) -> ErrorPredicate:
+def error_matcher(
+    on: ErrorFilter | None, default: ErrorPredicate, *, owner: str, argument: str = "on"
+) -> ErrorPredicate:
     """A predicate from ``on=``: exception types, a callable, or None for ``default``."""
     if on is None:
         return default
@@ -44,7 +46,7 @@ def error_matcher(on: ErrorFilter | None, default: ErrorPredicate, *, owner: str
     if callable(on) and not isinstance(on, type):
         return on
     msg = (
-        f"{owner}(on={on!r}): pass an exception class, a tuple of exception classes, or a "
+        f"{owner}({argument}={on!r}): pass an exception class, a tuple of exception classes, or a "
         "callable(exception) -> bool"
     )
     raise TypeError(msg)

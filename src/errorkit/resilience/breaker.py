@@ -24,22 +24,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from errorkit._guard import guard
 from errorkit.context import current_context
-from errorkit.errors import CircuitOpenError
+from errorkit.errors import AppError, CircuitOpenError
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,
     check_seconds,
     error_class,
     error_matcher,
+    operation_name,
     safe_message,
     server_side,
     wrap_calls,
 )
 from errorkit.resilience.clock import SYSTEM_CLOCK, Clock
+from errorkit.resilience.fallback import fallback_used
 
 __all__ = [
     "BreakerBackend",
@@ -50,6 +52,7 @@ __all__ = [
     "CircuitState",
     "LastFailure",
     "MemoryBackend",
+    "OpenError",
     "Permit",
     "Ticket",
     "TransitionListener",
@@ -69,6 +72,10 @@ class CircuitState(StrEnum):
     OPEN = "open"
     HALF_OPEN = "half_open"
 
+
+OpenError = type[BaseException] | Callable[[CircuitOpenError], BaseException]
+"""What an open breaker raises instead of :class:`CircuitOpenError`: an exception class, or
+a factory given the ``CircuitOpenError`` (``retry_after``, ``details["service"]``)."""
 
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
@@ -215,7 +222,8 @@ class Ticket:
 
 
 Outcome = bool | None
-"""True: success; False: counted failure; None: abandoned (cancelled), no outcome."""
+"""True: success; False: counted failure; None: neutral (an ignored error, or a cancelled
+call): no verdict on the dependency, counts nothing, only frees a probe slot."""
 
 
 class BreakerState(Protocol):
@@ -488,6 +496,29 @@ class MemoryState:
     async def reset_async(self) -> None:
         self.reset()
 
+    # -- for shared state standing in on this process's state ---------------------------------
+
+    @property
+    def current(self) -> CircuitState:
+        return self._state
+
+    @property
+    def opened_wall(self) -> float | None:
+        """When it opened, on the clock's ``time()`` (None while closed)."""
+        return self._opened_wall
+
+    def adopt(self, state: CircuitState, opened_wall: float | None) -> None:
+        """Take ``state`` (opened at ``opened_wall`` on the clock's ``time()``) without
+        announcing it: the caller already did, it is what the shared state said."""
+        now = self._monotonic()
+        with self._lock:
+            self._move(state, now)
+            if state is not CircuitState.CLOSED:
+                wall = self._time() if opened_wall is None else opened_wall
+                self._opened_wall = wall
+                self._opened_at = now - max(0.0, self._time() - wall)
+                self._failures = 0
+
 
 class MemoryBackend:
     """Breaker state kept in this process (the default)."""
@@ -571,10 +602,18 @@ class CircuitBreaker:
     manager (``with breaker:`` / ``async with breaker:``). An open breaker raises
     :class:`errorkit.CircuitOpenError`, or returns ``fallback(*args, **kwargs)`` when a
     fallback is given (the fallback also answers when a counted failure happens).
+    ``open_error`` raises the caller's own error instead: an exception class (an errorkit
+    error is made with ``retry_after=``, any other with the message) or a factory called
+    with the ``CircuitOpenError``; either way its ``__cause__`` is the ``CircuitOpenError``.
 
-    By default only errors that say the dependency is failing count (what classification
-    calls retriable or server-side); client errors (4xx) count as an answer, i.e. success.
-    ``failure_on`` replaces that with exception classes or a predicate.
+    Each call has one of three outcomes: a **success** (it returned, or by default raised a
+    client error: the dependency answered), a **failure** (counted towards opening), or
+    **neutral** (counts nothing: the failure count is kept, a half-open probe frees its slot
+    and the breaker stays half-open). By default errors that say the dependency is failing
+    (what classification calls retriable or server-side) are failures and client errors
+    (4xx) successes. ``failure_on`` (exception classes or a predicate) names the failures
+    instead, and every other exception is then neutral. ``ignore_on`` (exception classes or
+    a predicate) makes exceptions neutral whatever else says, e.g. a local bug.
     """
 
     def __init__(
@@ -590,7 +629,9 @@ class CircuitBreaker:
         minimum_calls: int = 10,
         probe_timeout: float = 60.0,
         failure_on: ErrorFilter | None = None,
+        ignore_on: ErrorFilter | None = None,
         fallback: Callable[..., Any] | None = None,
+        open_error: OpenError | None = None,
         backend: BreakerBackend | None = None,
         clock: Clock | None = None,
         listeners: Sequence[TransitionListener] = (),
@@ -606,8 +647,19 @@ class CircuitBreaker:
             minimum_calls=minimum_calls,
             probe_timeout=probe_timeout,
         )
-        self._counts = error_matcher(failure_on, server_side, owner="circuit_breaker")
+        self._counts = error_matcher(
+            failure_on, server_side, owner="circuit_breaker", argument="failure_on"
+        )
+        # With failure_on, what it does not name is neutral; by default a client error is
+        # an answer (success).
+        self._other: Outcome = None if failure_on is not None else True
+        self._ignores = (
+            error_matcher(ignore_on, _never, owner="circuit_breaker", argument="ignore_on")
+            if ignore_on is not None
+            else None
+        )
         self._failure_on = failure_on
+        self._ignore_on = ignore_on
         if fallback is not None and not callable(fallback):
             msg = (
                 f"circuit_breaker(fallback={fallback!r}): pass a callable taking the same "
@@ -615,6 +667,16 @@ class CircuitBreaker:
             )
             raise TypeError(msg)
         self.fallback = fallback
+        if open_error is not None and not (
+            (isinstance(open_error, type) and issubclass(open_error, BaseException))
+            or (callable(open_error) and not isinstance(open_error, type))
+        ):
+            msg = (
+                f"circuit_breaker(open_error={open_error!r}): pass an exception class, or a "
+                "callable(CircuitOpenError) returning the exception to raise"
+            )
+            raise TypeError(msg)
+        self.open_error = open_error
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         self.backend: BreakerBackend = backend if backend is not None else MemoryBackend()
         self._listeners: list[TransitionListener] = list(listeners)
@@ -640,7 +702,8 @@ class CircuitBreaker:
 
     def add_listener(self, listener: TransitionListener) -> None:
         """Call ``listener(name, old_state, new_state)`` after each transition this process
-        makes. Listener failures never reach the protected call."""
+        makes or (with shared state) observes. Listener failures never reach the protected
+        call."""
         if not callable(listener):
             msg = f"add_listener({listener!r}): pass a callable(name, old_state, new_state)"
             raise TypeError(msg)
@@ -677,32 +740,82 @@ class CircuitBreaker:
 
     # -- permits --------------------------------------------------------------------------------
 
+    def _verdict(self, exc: Exception) -> Outcome:
+        """What an exception from the protected call says: failure (False), success (True)
+        or neutral (None)."""
+        ignores = self._ignores
+        if ignores is not None and ignores(exc):
+            return None
+        if self._counts(exc):
+            return False
+        return self._other
+
     def _outcome(self, exc: BaseException | None) -> tuple[Outcome, LastFailure | None]:
         if exc is None:
             return True, None
         if not isinstance(exc, Exception):
             return None, None  # cancelled or interrupted: no verdict on the dependency
-        if not self._counts(exc):
-            return True, None
-        return False, self._failure(exc)
+        verdict = self._verdict(exc)
+        return verdict, (self._failure(exc) if verdict is False else None)
 
     def _failure(self, exc: BaseException) -> LastFailure:
         at = datetime.fromtimestamp(self.clock.time(), UTC)
         return LastFailure(error_class(exc), safe_message(exc), at)
 
-    def _reject(self, retry_after: float) -> CircuitOpenError:
+    def _reject(self, retry_after: float) -> BaseException:
         # Not logged one by one: a flood of refusals would flood the logs. The transition to
         # open is logged, and status().rejected counts them.
-        return _rejection(self.name, self._message, retry_after)
+        rejection = _rejection(self.name, self._message, retry_after)
+        if self.open_error is None:
+            return rejection
+        return self._open(rejection)
+
+    def _open(self, rejection: CircuitOpenError) -> BaseException:
+        """The error ``open_error`` makes of ``rejection`` (``rejection`` itself without)."""
+        make = self.open_error
+        if make is None:
+            return rejection
+        error: object
+        if isinstance(make, type):
+            cls = cast("type[BaseException]", make)
+            if issubclass(cls, AppError):
+                error = cls(retry_after=rejection.retry_after)
+            else:
+                error = cls(rejection.message)
+        else:
+            error = make(rejection)
+        if not isinstance(error, BaseException):
+            msg = (
+                f"circuit breaker {self.name!r}: open_error={make!r} returned {error!r}; "
+                "it must return the exception to raise"
+            )
+            raise TypeError(msg)
+        error.__cause__ = rejection
+        error.__suppress_context__ = True
+        return error
 
     def _admitted(self, ticket: Ticket | float) -> Ticket:
-        """The ticket, or the :class:`CircuitOpenError` for a refusal (seconds to wait)."""
+        """The ticket, or the refusal (seconds to wait) raised."""
         if type(ticket) is float:
             raise self._reject(ticket)
         return ticket  # type: ignore[return-value]
 
+    def _permit(self) -> Permit:
+        """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
+        ticket = self._state.acquire()
+        if type(ticket) is float:
+            raise _rejection(self.name, self._message, ticket)
+        return Permit(self, ticket)  # type: ignore[arg-type]
+
+    async def _permit_async(self) -> Permit:
+        ticket = await self._state.acquire_async()
+        if type(ticket) is float:
+            raise _rejection(self.name, self._message, ticket)
+        return Permit(self, ticket)  # type: ignore[arg-type]
+
     def acquire(self) -> Permit:
-        """A :class:`Permit` for one call, or :class:`CircuitOpenError` when refused."""
+        """A :class:`Permit` for one call, or :class:`CircuitOpenError` (or ``open_error``)
+        when refused."""
         return Permit(self, self._admitted(self._state.acquire()))
 
     async def acquire_async(self) -> Permit:
@@ -721,7 +834,8 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            if self._counts(exc):
+            verdict = self._verdict(exc)
+            if verdict is False:
                 state.record(
                     ticket,  # type: ignore[arg-type]
                     False,
@@ -730,7 +844,7 @@ class CircuitBreaker:
                 if self.fallback is not None:
                     return self._fallback(args, kwargs, exc)  # type: ignore[no-any-return]
             else:
-                state.record(ticket, True, None)  # type: ignore[arg-type]
+                state.record(ticket, verdict, None)  # type: ignore[arg-type]
             raise
         except BaseException:
             state.record(ticket, None, None)  # type: ignore[arg-type]
@@ -750,9 +864,9 @@ class CircuitBreaker:
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
-            counted = self._counts(exc)
+            outcome = self._verdict(exc)
+            counted = outcome is False
             failure = self._failure(exc) if counted else None
-            outcome = not counted
             if sync:
                 state.record(ticket, outcome, failure)  # type: ignore[arg-type]
             else:
@@ -779,6 +893,7 @@ class CircuitBreaker:
         if fallback is None:  # pragma: no cover - callers check first
             raise self._reject(0.0)
         _log_fallback(self.name, exc)
+        fallback_used(self.name, operation_name(fallback), exc)
         return fallback(*args, **kwargs)
 
     async def _fallback_async(
@@ -839,6 +954,10 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, backend={self.backend!r}, config={self.config!r})"
+
+
+def _never(exc: BaseException) -> bool:
+    return False
 
 
 async def _abandon_async(state: BreakerState, ticket: Ticket) -> None:

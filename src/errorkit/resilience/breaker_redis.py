@@ -14,8 +14,12 @@ ten time buckets. Every transition is one Lua script, so it is atomic across pro
   breaker given another clock (tests) uses that clock instead.
 
 If Redis cannot be reached the breaker keeps protecting the app with this process's own
-state, retries Redis after ``retry_interval`` seconds, and counts the failure as an internal
-error (it never raises a Redis error into the protected call).
+state (going on from the state it last saw), retries Redis after ``retry_interval`` seconds,
+and counts the failure as an internal error (it never raises a Redis error into the
+protected call). A shared state that comes back empty (or closed, after such an outage) is
+overruled by the more severe state this process knows, written back with its
+``opened_at``. Every change of state a process observes, whoever made it, is announced to
+its listeners.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from errorkit._guard import report_internal_error
-from errorkit.resilience._common import check_seconds
+from errorkit.resilience._common import check_seconds, safe_message
 from errorkit.resilience.breaker import (
     BreakerConfig,
     BreakerStatus,
@@ -59,23 +63,41 @@ if not now then
 end
 local recovery = tonumber(ARGV[2])
 local h = redis.call('HMGET', key, 'state', 'gen', 'opened_at', 'failures')
-local state = h[1] or 'closed'
+local state = h[1]
 local gen = tonumber(h[2]) or 0
+local opened = tonumber(h[3])
+-- The state this process last saw (or kept while Redis was away): when the shared state
+-- came back empty (or closed, after an outage), the more severe state wins, written back.
+local floor, floor_at, mode = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local restored = ''
+if floor ~= '' and floor_at and ((not state) or (mode == 'closed' and state == 'closed')) then
+  restored = state or 'empty'
+  gen = gen + 1
+  redis.call('HSET', key, 'state', floor, 'gen', gen, 'opened_at', tostring(floor_at),
+             'successes', 0, 'recovery_timeout', ARGV[2], 'half_open_max_calls', ARGV[3])
+  redis.call('DEL', probes)
+  redis.call('EXPIRE', key, ARGV[5])
+  state = floor
+  opened = floor_at
+end
+state = state or 'closed'
+local shown = opened and tostring(opened) or ''
 if state == 'closed' then
-  return {1, tostring(gen), tostring(tonumber(h[4]) or 0), ''}
+  return {1, tostring(gen), tostring(tonumber(h[4]) or 0), '', state, shown, restored}
 end
 local moved = ''
 if state == 'open' then
-  local opened = tonumber(h[3]) or now
+  opened = opened or now
   local left = opened + recovery - now
   if left > 0 then
     redis.call('HINCRBY', key, 'rejected', 1)
-    return {0, tostring(left), '', ''}
+    return {0, tostring(left), '', '', state, tostring(opened), restored}
   end
   gen = gen + 1
   redis.call('HSET', key, 'state', 'half_open', 'gen', gen, 'successes', 0)
   redis.call('DEL', probes)
   moved = 'open>half_open'
+  state = 'half_open'
 end
 redis.call('ZREMRANGEBYSCORE', probes, '-inf', now)
 if redis.call('ZCARD', probes) >= tonumber(ARGV[3]) then
@@ -84,13 +106,13 @@ if redis.call('ZCARD', probes) >= tonumber(ARGV[3]) then
   local left = tonumber(first[2]) - now
   if left > recovery then left = recovery end
   if left < 0.001 then left = 0.001 end
-  return {0, tostring(left), '', moved}
+  return {0, tostring(left), '', moved, state, shown, restored}
 end
 local lease = redis.call('HINCRBY', key, 'lease_seq', 1)
 redis.call('ZADD', probes, now + tonumber(ARGV[4]), lease)
 redis.call('EXPIRE', key, ARGV[5])
 redis.call('EXPIRE', probes, ARGV[5])
-return {2, tostring(gen), tostring(lease), moved}
+return {2, tostring(gen), tostring(lease), moved, state, shown, restored}
 """
 
 _RECORD = """
@@ -161,7 +183,7 @@ if state == 'closed' then
   end
   if open then
     move('open')
-    return 'closed>open'
+    return 'closed>open>' .. tostring(now)
   end
   redis.call('EXPIRE', key, ttl)
   return ''
@@ -175,7 +197,7 @@ elseif state == 'half_open' and ARGV[3] == '1' then
     return ''
   end
   move('open')
-  return 'half_open>open'
+  return 'half_open>open>' .. tostring(now)
 end
 return ''
 """
@@ -296,12 +318,13 @@ def _shared_state(
     )
 
 
-def _parse_transition(value: Any) -> tuple[CircuitState, CircuitState] | None:
+def _parse_transition(value: Any) -> tuple[CircuitState, CircuitState, float | None] | None:
+    """``old>new`` (a script's move), with ``>opened_at`` when it opened."""
     text = _text(value) if value is not None else ""
     if not text:
         return None
-    old, _, new = text.partition(">")
-    return CircuitState(old), CircuitState(new)
+    old, new, *rest = text.split(">")
+    return CircuitState(old), CircuitState(new), float(rest[0]) if rest else None
 
 
 class RedisBackend:
@@ -384,10 +407,19 @@ class RedisBackend:
         return self._async_client
 
     def _from_url(self, redis_class: Any) -> Any:
+        # One try per command: redis-py's own retries (ten by default) would keep a call
+        # waiting on a dead server before the breaker falls back to this process's state.
+        from redis.backoff import NoBackoff
+
+        if redis_class.__module__.startswith("redis.asyncio"):
+            from redis.asyncio.retry import Retry
+        else:
+            from redis.retry import Retry  # type: ignore[assignment]
         return redis_class.from_url(
             self.url,
             socket_timeout=self._socket_timeout,
             socket_connect_timeout=self._socket_timeout,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def script(self, name: str) -> Any:
@@ -481,7 +513,13 @@ _SOURCES = {
 
 class RedisState:
     """One breaker's state in Redis, with this process's own state as a stand-in while
-    Redis cannot be reached."""
+    Redis cannot be reached.
+
+    The process remembers the last state it saw (``_seen``, and when it opened): every
+    change it observes, made here or by another process, is announced as a transition, and
+    a shared state that comes back empty (Redis restarted or flushed; or closed, after an
+    outage during which this process kept the breaker open) is overruled by the more severe
+    state this process knows, which is written back with its ``opened_at``."""
 
     backend = "redis"
     sync_only = False
@@ -502,9 +540,14 @@ class RedisState:
         self.key = owner.key(name)
         self._keys2 = [self.key, self.key + "|probes"]
         self._keys3 = [self.key, self.key + "|probes", self.key + "|window"]
-        self._local = MemoryState(config, clock, notify)
+        self._local = MemoryState(config, clock, self._local_moved)
         self._down_until = 0.0
         self._errors = _redis_errors()
+        self._seen_lock = threading.Lock()
+        self._seen = CircuitState.CLOSED
+        """The state last announced (to listeners, logs and the gauge)."""
+        self._opened: float | None = None
+        """When the state this process knows opened (None: it knows it closed)."""
         rate = config.failure_rate_threshold
         self._quiet_ok = rate is None
         self._acquire_tail = [
@@ -523,6 +566,41 @@ class RedisState:
             str(config.minimum_calls),
         ]
 
+    # -- what this process has seen ---------------------------------------------------------------
+
+    def _observe(self, state: CircuitState) -> None:
+        """Announce a change from the state last announced to ``state``, if it is one."""
+        with self._seen_lock:
+            old = self._seen
+            if old is state:
+                return
+            self._seen = state
+        self._notify(old, state)
+
+    def _observe_move(self, old: CircuitState, new: CircuitState) -> None:
+        self._observe(old)  # a state another process moved it into, unseen so far
+        self._observe(new)
+
+    def _know(self, state: CircuitState, opened: float | None) -> None:
+        if state is CircuitState.CLOSED:
+            self._opened = None
+        elif opened is not None:
+            self._opened = opened
+
+    def _local_moved(self, old: CircuitState, new: CircuitState) -> None:
+        # This process's own state, standing in while Redis is away.
+        self._know(new, self._local.opened_wall)
+        self._observe_move(old, new)
+
+    def _floor(self) -> list[str]:
+        """The acquire script's floor: the state to write back if the shared one is empty
+        (or closed, on return from an outage), with its opened_at."""
+        opened = self._opened
+        state = self._seen if self._down_until == 0 else self._local.current
+        if opened is None or state is CircuitState.CLOSED:
+            return ["", "", ""]
+        return [str(state), repr(opened), "closed" if self._down_until else "missing"]
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _now(self) -> str:
@@ -534,12 +612,17 @@ class RedisState:
     def _went_down(self, exc: BaseException) -> None:
         first = self._down_until == 0
         self._down_until = self._clock.monotonic() + self._owner.retry_interval
-        report_internal_error("breaker.redis", exc)
+        # Counted (errorkit_internal_errors_total{site="breaker.redis"}) and said through
+        # logging only, never printed on stderr.
+        report_internal_error("breaker.redis", exc, logged=True)
         if first:
+            # Go on from the state last seen, so an open breaker stays open.
+            self._local.adopt(self._seen, self._opened)
             logger.warning(
-                "circuit %s: Redis unreachable (%s); using this process's own state for %gs",
+                "circuit %s: Redis unreachable (%s: %s); using this process's own state for %gs",
                 self._name,
                 type(exc).__name__,
+                safe_message(exc),
                 self._owner.retry_interval,
                 extra={"breaker": self._name, "error_class": type(exc).__name__},
             )
@@ -547,6 +630,7 @@ class RedisState:
     def _came_back(self) -> None:
         if self._down_until:
             self._down_until = 0.0
+            self._local.adopt(CircuitState.CLOSED, None)
             logger.info(
                 "circuit %s: Redis reachable again; using the shared state",
                 self._name,
@@ -554,13 +638,27 @@ class RedisState:
             )
 
     def _acquire_args(self) -> list[str]:
-        return [self._now(), *self._acquire_tail]
+        return [self._now(), *self._acquire_tail, *self._floor()]
 
     def _parse_acquire(self, result: Any) -> Ticket | float:
         kind = int(result[0])
         moved = _parse_transition(result[3])
+        state = CircuitState(_text(result[4]))
+        opened = _text(result[5])
+        restored = _text(result[6])
+        if restored:
+            logger.warning(
+                "circuit %s: the shared state came back %s; restored it as %s (opened at %s)",
+                self._name,
+                restored,
+                state if moved is None else moved[0],
+                opened,
+                extra={"breaker": self._name, "shared_state": restored, "new_state": str(state)},
+            )
+        self._know(state, float(opened) if opened else None)
         if moved is not None:
-            self._notify(*moved)
+            self._observe_move(moved[0], moved[1])
+        self._observe(state)
         if kind == 0:
             return float(_text(result[1]))
         generation = int(_text(result[1]))
@@ -589,12 +687,12 @@ class RedisState:
     def _recorded(self, moved: Any) -> None:
         transition = _parse_transition(moved)
         if transition is not None:
-            self._notify(*transition)
+            old, new, opened = transition
+            self._know(new, opened)
+            self._observe_move(old, new)
 
     def _was_reset(self, old: Any) -> None:
-        was = CircuitState(_text(old))
-        if was is not CircuitState.CLOSED:
-            self._notify(was, CircuitState.CLOSED)
+        self._observe_move(CircuitState(_text(old)), CircuitState.CLOSED)
 
     def _queue_status(self, pipe: Any) -> Any:
         """Queue the reads :meth:`_status_from` takes, in its argument order."""
@@ -604,6 +702,11 @@ class RedisState:
         pipe.time()
         return pipe
 
+    def _local_status(self, name: str) -> BreakerStatus:
+        status = self._local.status(name)
+        self._observe(status.state)
+        return status
+
     def _status_from(self, raw: Any, window: Any, probes: Any, server_time: Any) -> BreakerStatus:
         fields: Mapping[str, str] = {_text(k): _text(v) for k, v in (raw or {}).items()}
         if self._clock is SYSTEM_CLOCK:
@@ -611,6 +714,12 @@ class RedisState:
         else:
             now = self._clock.time()
         config = self._config
+        floor, floor_at, mode = self._floor()
+        stored = fields.get("state")
+        if floor and (stored is None or (mode == "closed" and stored == "closed")):
+            # What the next call will find: the state this process knows, written back.
+            fields = {**fields, "state": floor, "opened_at": floor_at, "successes": "0"}
+            probes = ()
         state = CircuitState(fields.get("state", "closed"))
         calls = failures = 0
         if config.failure_rate_threshold is not None:
@@ -638,6 +747,8 @@ class RedisState:
                 fields.get("last_failure_message", ""),
                 datetime.fromtimestamp(float(fields.get("last_failure_at", now)), UTC),
             )
+        self._know(state, opened)
+        self._observe(state)
         return BreakerStatus(
             name=self._name,
             state=state,
@@ -671,8 +782,8 @@ class RedisState:
         if not ticket.shared:
             self._local.record(ticket, outcome, failure)
             return
-        if outcome is True and ticket.quiet:
-            return
+        if (outcome is True and ticket.quiet) or (outcome is None and not ticket.probe):
+            return  # changes nothing shared: no round trip
         try:
             moved = self._owner.script("record")(
                 keys=self._keys3, args=self._record_args(ticket, outcome, failure)
@@ -683,19 +794,23 @@ class RedisState:
         self._recorded(moved)
 
     def status(self, name: str) -> BreakerStatus:
+        if self._local_mode():
+            return self._local_status(name)  # what the call path uses until it retries Redis
         try:
             replies = self._queue_status(self._owner.client().pipeline(transaction=False)).execute()
         except self._errors as exc:
             self._went_down(exc)
-            return self._local.status(name)
+            return self._local_status(name)
         return self._status_from(*replies)
 
     def reset(self) -> None:
-        self._local.reset()
+        self._local.adopt(CircuitState.CLOSED, None)
+        self._opened = None
         try:
             old = self._owner.script("reset")(keys=self._keys3, args=[str(self._owner.key_ttl)])
         except self._errors as exc:
             self._went_down(exc)
+            self._observe(CircuitState.CLOSED)
             return
         self._was_reset(old)
 
@@ -719,8 +834,8 @@ class RedisState:
         if not ticket.shared:
             self._local.record(ticket, outcome, failure)
             return
-        if outcome is True and ticket.quiet:
-            return
+        if (outcome is True and ticket.quiet) or (outcome is None and not ticket.probe):
+            return  # changes nothing shared: no round trip
         try:
             script = self._owner.async_script("record")
             moved = await script(keys=self._keys3, args=self._record_args(ticket, outcome, failure))
@@ -730,20 +845,24 @@ class RedisState:
         self._recorded(moved)
 
     async def status_async(self, name: str) -> BreakerStatus:
+        if self._local_mode():
+            return self._local_status(name)
         try:
             pipe = self._owner.async_client().pipeline(transaction=False)
             replies = await self._queue_status(pipe).execute()
         except self._errors as exc:
             self._went_down(exc)
-            return self._local.status(name)
+            return self._local_status(name)
         return self._status_from(*replies)
 
     async def reset_async(self) -> None:
-        self._local.reset()
+        self._local.adopt(CircuitState.CLOSED, None)
+        self._opened = None
         try:
             script = self._owner.async_script("reset")
             old = await script(keys=self._keys3, args=[str(self._owner.key_ttl)])
         except self._errors as exc:
             self._went_down(exc)
+            self._observe(CircuitState.CLOSED)
             return
         self._was_reset(old)

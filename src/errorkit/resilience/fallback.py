@@ -19,10 +19,12 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
+from errorkit._guard import guard
 from errorkit.classify import classify
 from errorkit.errors import ServiceUnavailableError
 from errorkit.resilience._common import (
@@ -36,11 +38,16 @@ from errorkit.resilience._common import (
 
 __all__ = [
     "FallbackChain",
+    "FallbackEvent",
     "FallbackExhaustedError",
+    "FallbackListener",
     "FallbackResult",
     "FallbackStep",
     "Step",
+    "add_fallback_listener",
     "fallback_chain",
+    "fallback_used",
+    "remove_fallback_listener",
     "step",
     "with_fallback",
 ]
@@ -49,6 +56,57 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 logger = logging.getLogger("errorkit.fallback")
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackEvent:
+    """A fallback answered instead of the primary: a fallback chain's later step, a
+    breaker's ``fallback=`` or ``with_error_recovery``'s ``fallback=``."""
+
+    operation: str
+    """The chain's operation, the breaker's name, or ``service.operation``."""
+    source: str
+    """The fallback that answered (step or function name)."""
+    error: BaseException | None
+    """What made the primary fail (None when an open breaker refused the call)."""
+
+
+FallbackListener = Callable[[FallbackEvent], object]
+"""``listener(event)``: called each time any fallback answers."""
+
+_listeners: tuple[FallbackListener, ...] = ()
+_listeners_lock = threading.Lock()
+
+
+def add_fallback_listener(listener: FallbackListener) -> None:
+    """Call ``listener(FallbackEvent)`` each time a fallback answers, anywhere in the
+    process. Subscribing the same callable twice subscribes it once; a listener that raises
+    is counted and never breaks the call."""
+    if not callable(listener):
+        msg = f"add_fallback_listener({listener!r}): pass a callable(FallbackEvent)"
+        raise TypeError(msg)
+    global _listeners
+    with _listeners_lock:
+        if listener not in _listeners:
+            _listeners = (*_listeners, listener)
+
+
+def remove_fallback_listener(listener: FallbackListener) -> None:
+    """Unsubscribe ``listener`` (nothing happens if it was not subscribed)."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = tuple(cb for cb in _listeners if cb != listener)
+
+
+def fallback_used(operation: str, source: str, error: BaseException | None = None) -> None:
+    """Tell the fallback listeners that ``source`` answered for ``operation``. Never raises."""
+    listeners = _listeners
+    if not listeners:
+        return
+    event = FallbackEvent(operation, source, error)
+    for listener in listeners:
+        with guard("fallback.listener"):
+            listener(event)
 
 
 class FallbackExhaustedError(ServiceUnavailableError):
@@ -170,6 +228,11 @@ class FallbackChain(Generic[T]):
             )
         return failed
 
+    def _answered(self, value: Any, source: str, taken: list[FallbackStep]) -> FallbackResult[T]:
+        if len(taken) > 1:
+            fallback_used(self.operation, source, taken[-2].error)
+        return FallbackResult(value, source, tuple(taken))
+
     def _exhausted(self, taken: list[FallbackStep]) -> FallbackExhaustedError:
         """The error to raise, logged, caused by a group of every step's error."""
         error = FallbackExhaustedError(operation=self.operation)
@@ -194,7 +257,7 @@ class FallbackChain(Generic[T]):
             reason = self._reason(previous)
             if not current.is_callable():
                 taken.append(FallbackStep(current.name, "ok", reason))
-                return FallbackResult(current.target, current.name, tuple(taken))
+                return self._answered(current.target, current.name, taken)
             try:
                 value = current.target(*args, **kwargs)
             except Exception as exc:
@@ -211,7 +274,7 @@ class FallbackChain(Generic[T]):
                 )
                 raise TypeError(msg)
             taken.append(FallbackStep(current.name, "ok", reason))
-            return FallbackResult(value, current.name, tuple(taken))
+            return self._answered(value, current.name, taken)
         raise self._exhausted(taken)
 
     async def run_async(self, *args: Any, **kwargs: Any) -> FallbackResult[T]:
@@ -222,7 +285,7 @@ class FallbackChain(Generic[T]):
             reason = self._reason(previous)
             if not current.is_callable():
                 taken.append(FallbackStep(current.name, "ok", reason))
-                return FallbackResult(current.target, current.name, tuple(taken))
+                return self._answered(current.target, current.name, taken)
             try:
                 value = current.target(*args, **kwargs)
                 if inspect.isawaitable(value):
@@ -234,7 +297,7 @@ class FallbackChain(Generic[T]):
                 taken.append(previous)
                 continue
             taken.append(FallbackStep(current.name, "ok", reason))
-            return FallbackResult(value, current.name, tuple(taken))
+            return self._answered(value, current.name, taken)
         raise self._exhausted(taken)
 
     def call(self, *args: Any, **kwargs: Any) -> T:

@@ -10,7 +10,8 @@ Each call goes ``fallback( retry( breaker( timeout( fn ) ) ) )``:
 * every attempt passes the service's breaker (one per service in the default registry,
   shared by all its operations), so failed attempts count towards opening it;
 * an open breaker is not retried: the call goes straight to the fallback, or raises
-  :class:`errorkit.CircuitOpenError` (503 with ``Retry-After``);
+  :class:`errorkit.CircuitOpenError` (503 with ``Retry-After``), or the breaker's
+  ``open_error``;
 * errors that say the service is failing (retriable or server-side) are retried and then
   handed to the fallback; client errors (4xx) propagate at once, untouched;
 * what finally failed is reported to capture once, with the service, operation, attempts
@@ -41,6 +42,7 @@ from errorkit.resilience._common import (
 )
 from errorkit.resilience.breaker import CircuitBreaker
 from errorkit.resilience.clock import Clock
+from errorkit.resilience.fallback import fallback_used
 from errorkit.resilience.registry import circuit_breaker
 from errorkit.resilience.retry import RetryPolicy
 from errorkit.resilience.timeout import Timeout
@@ -105,12 +107,15 @@ def with_error_recovery(
             wait_initial=wait_initial,
             wait_max=wait_max,
             deadline=deadline,
-            name=name,
+            operation=name,
             capture=False,
             clock=clock,
             idempotent=idempotent,
         )
         fallback_name = operation_name(fallback) if fallback is not None else None
+        # The breaker's refusals are handled here as CircuitOpenError (never retried), and
+        # turned into its open_error only when nothing answers instead.
+        opened = guard._open if guard.open_error is not None else None
 
         def finish(
             exc: Exception, attempts: int, last: BaseException | None
@@ -126,6 +131,8 @@ def with_error_recovery(
                     extra={"service": service, "operation": op, "fallback": fallback_name},
                 )
                 if last is None:  # refused before any attempt: nothing new to report
+                    if fallback is not None:
+                        fallback_used(name, fallback_name or "fallback", None)
                     return fallback
             cause = exc if last is None or not isinstance(exc, CircuitOpenError) else last
             if capture:
@@ -140,6 +147,7 @@ def with_error_recovery(
                     },
                 )
             if fallback is not None:
+                fallback_used(name, fallback_name or "fallback", cause)
                 logger.warning(
                     "%s failed after %d attempt(s) (%s); using fallback %s",
                     name,
@@ -163,10 +171,15 @@ def with_error_recovery(
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 attempts = 0
                 last: BaseException | None = None
+                refused: CircuitOpenError | None = None
 
                 async def attempt() -> Any:
-                    nonlocal attempts, last
-                    permit = await guard.acquire_async()
+                    nonlocal attempts, last, refused
+                    try:
+                        permit = await guard._permit_async()
+                    except CircuitOpenError as exc:
+                        refused = exc
+                        raise
                     attempts += 1
                     try:
                         if limit is not None:
@@ -185,6 +198,8 @@ def with_error_recovery(
                 except Exception as exc:
                     answer = finish(exc, attempts, last)
                     if answer is None:
+                        if exc is refused and opened is not None:
+                            raise opened(exc) from exc
                         raise
                 value = answer(*args, **kwargs)
                 if isinstance(value, Awaitable):
@@ -197,10 +212,15 @@ def with_error_recovery(
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             attempts = 0
             last: BaseException | None = None
+            refused: CircuitOpenError | None = None
 
             def attempt() -> Any:
-                nonlocal attempts, last
-                permit = guard.acquire()
+                nonlocal attempts, last, refused
+                try:
+                    permit = guard._permit()
+                except CircuitOpenError as exc:
+                    refused = exc
+                    raise
                 attempts += 1
                 try:
                     result = limit.call(fn, *args, **kwargs) if limit else fn(*args, **kwargs)
@@ -216,6 +236,8 @@ def with_error_recovery(
             except Exception as exc:
                 answer = finish(exc, attempts, last)
                 if answer is None:
+                    if exc is refused and opened is not None:
+                        raise opened(exc) from exc
                     raise
             return answer(*args, **kwargs)
 

@@ -19,6 +19,7 @@ from errorkit.resilience.breaker import (
     BreakerStatus,
     CircuitBreaker,
     MemoryBackend,
+    OpenError,
     TransitionListener,
     validate_breaker_name,
 )
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 _CONFIG_FIELDS = frozenset(f.name for f in fields(BreakerConfig))
+_KNOWN = _CONFIG_FIELDS | {"fallback", "failure_on", "ignore_on", "open_error", "backend"}
 
 
 class BreakerRegistry:
@@ -67,6 +69,8 @@ class BreakerRegistry:
         *,
         fallback: Callable[..., Any] | None = None,
         failure_on: ErrorFilter | None = None,
+        ignore_on: ErrorFilter | None = None,
+        open_error: OpenError | None = None,
         backend: BreakerBackend | None = None,
         clock: Clock | None = None,
         listeners: Sequence[TransitionListener] = (),
@@ -81,7 +85,7 @@ class BreakerRegistry:
         if unknown:
             msg = (
                 f"circuit_breaker({name!r}): unknown setting(s) {sorted(unknown)}; "
-                f"known: {sorted(_CONFIG_FIELDS | {'fallback', 'failure_on', 'backend'})}"
+                f"known: {sorted(_KNOWN)}"
             )
             raise TypeError(msg)
         with self._lock:
@@ -91,6 +95,8 @@ class BreakerRegistry:
                     name,
                     fallback=fallback,
                     failure_on=failure_on,
+                    ignore_on=ignore_on,
+                    open_error=open_error,
                     backend=backend if backend is not None else self._backend,
                     clock=clock if clock is not None else self._clock,
                     listeners=listeners,
@@ -104,6 +110,10 @@ class BreakerRegistry:
             differs.append("fallback")
         if failure_on is not None and failure_on is not existing._failure_on:
             differs.append("failure_on")
+        if ignore_on is not None and ignore_on is not existing._ignore_on:
+            differs.append("ignore_on")
+        if open_error is not None and open_error is not existing.open_error:
+            differs.append("open_error")
         if backend is not None and backend is not existing.backend:
             differs.append("backend")
         if differs:
@@ -200,6 +210,8 @@ def circuit_breaker(
     *,
     fallback: Callable[..., Any] | None = None,
     failure_on: ErrorFilter | None = None,
+    ignore_on: ErrorFilter | None = None,
+    open_error: OpenError | None = None,
     backend: BreakerBackend | None = None,
     clock: Clock | None = None,
     listeners: Sequence[TransitionListener] = (),
@@ -210,11 +222,13 @@ def circuit_breaker(
     Settings: ``failure_threshold``, ``recovery_timeout``, ``success_threshold``,
     ``half_open_max_calls``, ``failure_rate_threshold``, ``window``, ``minimum_calls``,
     ``probe_timeout`` (see :class:`BreakerConfig`), plus ``fallback``, ``failure_on``,
-    ``backend`` and ``clock``."""
+    ``ignore_on``, ``open_error``, ``backend`` and ``clock``."""
     return _default.circuit_breaker(
         name,
         fallback=fallback,
         failure_on=failure_on,
+        ignore_on=ignore_on,
+        open_error=open_error,
         backend=backend,
         clock=clock,
         listeners=listeners,

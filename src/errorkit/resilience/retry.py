@@ -119,6 +119,22 @@ def _classified(exc: BaseException) -> tuple[bool, float | None, str, str]:
     return repeatable(c), c.retry_after, c.code, str(c.error_type)
 
 
+def _operation_argument(operation: object, name: object) -> str | None:
+    """``operation=``, or its older spelling ``name=`` (both given: they must agree)."""
+    if operation is not None and name is not None and operation != name:
+        msg = (
+            f"retry(operation={operation!r}, name={name!r}): name= is the older spelling of "
+            "operation=; pass only operation="
+        )
+        raise TypeError(msg)
+    value = operation if operation is not None else name
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        what = "operation" if operation is not None else "name"
+        msg = f"retry({what}={value!r}): pass a non-empty string naming the operation"
+        raise TypeError(msg)
+    return value
+
+
 class RetryPolicy:
     """How to retry: build one with :func:`retry`, then decorate, ``call`` or iterate it.
 
@@ -133,9 +149,9 @@ class RetryPolicy:
         "_idempotent",
         "_jitter",
         "_monotonic",
-        "_name",
         "_on",
         "_on_retry",
+        "_operation",
         "_predicate",
         "_random",
         "_retry_after_max",
@@ -157,6 +173,7 @@ class RetryPolicy:
         jitter: Jitter = "full",
         retry_after_max: float | timedelta = 60.0,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        operation: str | None = None,
         name: str | None = None,
         capture: bool = True,
         clock: Clock | None = None,
@@ -164,6 +181,7 @@ class RetryPolicy:
         idempotent: bool = True,
     ) -> None:
         owner = "retry"
+        self._operation = _operation_argument(operation, name)
         if attempts is None:
             if deadline is None:
                 msg = (
@@ -207,7 +225,6 @@ class RetryPolicy:
             msg = f"retry(on_retry={on_retry!r}): pass a callable(RetryEvent)"
             raise TypeError(msg)
         self._on_retry = on_retry
-        self._name = name
         self._capture = bool(capture)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
@@ -226,6 +243,12 @@ class RetryPolicy:
     @property
     def deadline(self) -> float | None:
         return self._deadline
+
+    @property
+    def operation(self) -> str | None:
+        """The name retries are logged, reported and counted under (None: each decorated
+        function's qualified name)."""
+        return self._operation
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based), jitter applied."""
@@ -246,7 +269,7 @@ class RetryPolicy:
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
         """Decorate ``fn`` (sync or async) so that every call of it is retried."""
         reject_generators(fn, "retry")
-        name = self._name or operation_name(fn)
+        name = self._operation or operation_name(fn)
         monotonic = self._monotonic
 
         if is_async_callable(fn):
@@ -282,7 +305,7 @@ class RetryPolicy:
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Call ``fn(*args, **kwargs)`` under this policy."""
-        name = self._name or operation_name(fn)
+        name = self._operation or operation_name(fn)
         started = self._monotonic()
         try:
             return fn(*args, **kwargs)
@@ -294,7 +317,7 @@ class RetryPolicy:
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)`` under this policy."""
-        name = self._name or operation_name(fn)
+        name = self._operation or operation_name(fn)
         started = self._monotonic()
         try:
             return await fn(*args, **kwargs)
@@ -489,7 +512,7 @@ class RetryPolicy:
             f"RetryPolicy(attempts={self._attempts!r}, on={self._on!r}, "
             f"deadline={self._deadline!r}, wait_initial={self._wait_initial!r}, "
             f"wait_multiplier={self._wait_multiplier!r}, wait_max={self._wait_max!r}, "
-            f"jitter={self._jitter!r})"
+            f"jitter={self._jitter!r}, operation={self._operation!r})"
         )
 
 
@@ -534,7 +557,7 @@ class _Run:
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self.name = policy._name or "retried block"
+        self.name = policy._operation or "retried block"
         self.started = policy._monotonic()
         self.number = 0
         self.done = False
@@ -601,6 +624,7 @@ def retry(
     jitter: Jitter = "full",
     retry_after_max: float | timedelta = 60.0,
     on_retry: Callable[[RetryEvent], object] | None = None,
+    operation: str | None = None,
     name: str | None = None,
     capture: bool = True,
     clock: Clock | None = None,
@@ -621,6 +645,11 @@ def retry(fn: Callable[P, T] | None = None, /, **options: Any) -> Callable[P, T]
     and at least the error's ``Retry-After``; a ``Retry-After`` longer than
     ``retry_after_max``, or a wait that would pass ``deadline`` (seconds since the first
     attempt), ends the retries.
+
+    ``operation`` names what is retried in log lines (field ``operation``), retry events
+    (``RetryEvent.operation``), metrics (``errorkit_retries_total{operation}``) and the
+    capture report; by default the decorated function's qualified name. ``name`` is an older
+    spelling of it, still accepted.
 
     A client error (4xx) is never retried by default, whatever its ``retriable`` says,
     except 408 and 429; name its class in ``on`` to retry it anyway. ``idempotent=False``
