@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_store import BATCH, scratch_postgres
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.store import ErrorRecord, ErrorStore, upgrade
 
 EVENTS = int(os.environ.get("ERRORKIT_BENCH_CAPTURE_EVENTS", "21000"))
@@ -252,9 +252,9 @@ def writer_round(url: str, folder: Path, first: int, count: int) -> float:
     """events/s of the writer's work (build, scrub, serialise, write_batch, group counts)
     for ``count`` queued events. The pipeline runs without its thread, so nothing is
     written before the clock starts and ``flush()`` does it all on this thread."""
-    from errorkit.capture.pipeline import Pipeline
-    from errorkit.capture.spool import Spool
-    from errorkit.scrub import default_scrubber
+    from errorkit.capturing.pipeline import Pipeline
+    from errorkit.capturing.spool import Spool
+    from errorkit.scrubbing import default_scrubber
 
     with ErrorStore(url) as store:
         store.ping()  # connected and migrated before the clock starts
@@ -401,9 +401,9 @@ def raw_postgres(url: str, records: list[ErrorRecord]) -> Iterator[Callable[[int
 
 def time_split(url: str, count: int = 5000) -> tuple[float, float]:
     """(build, write_batch) microseconds per event for ``count`` fresh events."""
-    from errorkit.capture.event import ErrorEvent, RecordBuilder
+    from errorkit.capturing.event import ErrorEvent, RecordBuilder
     from errorkit.context import current_context
-    from errorkit.scrub import default_scrubber
+    from errorkit.scrubbing import default_scrubber
 
     builder = RecordBuilder(
         service="app",

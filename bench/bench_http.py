@@ -134,7 +134,7 @@ def in_process(variant: str, sink_port: int) -> None:
         if variant == "errorkit+capture":
             import tempfile
 
-            from errorkit.capture import configure, shutdown
+            from errorkit.capturing import configure, shutdown
 
             folder = stack.enter_context(tempfile.TemporaryDirectory())
             configure(store_url=f"sqlite:///{folder}/errors.db")

@@ -24,7 +24,7 @@ import uvicorn
 from click.testing import CliRunner
 
 import errorkit
-from errorkit.capture import current_store, shutdown
+from errorkit.capturing import current_store, shutdown
 from errorkit.cli import cli
 from errorkit.observe import default_health
 

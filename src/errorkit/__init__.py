@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging as _logging
 
 from errorkit._extras import MissingExtraError
-from errorkit.capture import capture, capture_errors, capture_message, configure, flush
-from errorkit.catalog import (
+from errorkit.capturing import capture, capture_errors, capture_message, configure, flush
+from errorkit.classification import Classification, classify, register_mapper, unregister_mapper
+from errorkit.codes import (
     Catalog,
     CatalogError,
     Category,
@@ -18,7 +19,6 @@ from errorkit.catalog import (
     catalog,
     set_code_rule,
 )
-from errorkit.classify import Classification, classify, register_mapper, unregister_mapper
 from errorkit.config import ConfigError, Settings, get_settings
 from errorkit.context import (
     ErrorContext,
@@ -93,7 +93,7 @@ from errorkit.resilience import (
     with_error_recovery,
     with_fallback,
 )
-from errorkit.scrub import Scrubber, scrub
+from errorkit.scrubbing import Scrubber, scrub
 
 # A library's handler: errorkit's records reach the app's own logging setup and nothing
 # else; without one, Python would print WARNING and above as plain text on stderr.

@@ -3,7 +3,7 @@
 HTTP integrations, the streaming wrapper, retries that give up, failing health checks and
 background-job wrappers all call :func:`report`. It names the occurrence (the same error id
 the HTTP answer shows), reports each exception object once however many layers see it, and
-hands it to the reporter that ``errorkit.capture.configure`` installs. Without a reporter it
+hands it to the reporter that ``errorkit.capturing.configure`` installs. Without a reporter it
 only names the occurrence, so errorkit works before (or without) a store.
 
 A later report of an exception already reported is no second occurrence, but it may know

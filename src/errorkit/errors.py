@@ -8,7 +8,7 @@ Users define their own errors by subclassing with class attributes::
 
     raise HealthDataNotFound(time_period="7d")   # details={"time_period": "7d"}
 
-Every class that sets ``code`` registers it in :data:`errorkit.catalog.catalog` when the
+Every class that sets ``code`` registers it in :data:`errorkit.codes.catalog` when the
 class is defined; a bad or duplicate code fails right there.
 """
 
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from errorkit.catalog import CatalogError, Category, Severity, catalog, validate_code
+from errorkit.codes import CatalogError, Category, Severity, catalog, validate_code
 from errorkit.context import current_context
 
 __all__ = [

@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from errorkit.capture import api
-from errorkit.capture.pipeline import Pipeline
-from errorkit.scrub import Scrubber, default_scrubber
+from errorkit.capturing import api
+from errorkit.capturing.pipeline import Pipeline
+from errorkit.scrubbing import Scrubber, default_scrubber
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
 

@@ -9,7 +9,7 @@ import pytest
 from tests._services import fresh_postgres_database
 
 from errorkit import _reporting
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.config import update_settings
 from errorkit.store import ErrorStore
 

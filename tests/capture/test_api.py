@@ -10,8 +10,8 @@ from tests.capture.conftest import stored_ids, total_count
 
 from errorkit import NotFoundError, ServiceUnavailableError, ValidationError, error_id_of
 from errorkit._reporting import report
-from errorkit.capture import api as capture
-from errorkit.capture.pipeline import CaptureSummary
+from errorkit.capturing import api as capture
+from errorkit.capturing.pipeline import CaptureSummary
 from errorkit.config import ConfigError
 from errorkit.store import ErrorStore, InvalidStoreURL
 

@@ -13,7 +13,7 @@ import pytest
 
 import errorkit.observe.health
 import errorkit.resilience  # noqa: F401 - defines FallbackExhaustedError
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.errors import AppError, iter_error_classes
 from errorkit.observe.logging import setup_logging
 from errorkit.store import ErrorStore

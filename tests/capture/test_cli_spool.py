@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests.capture.conftest import total_count
 from tests.capture.test_spool import delta, record
 
-from errorkit.capture.spool import Spool
+from errorkit.capturing.spool import Spool
 from errorkit.cli.spool_cmds import register
 from errorkit.store import ErrorStore
 

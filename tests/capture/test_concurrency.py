@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.capture.conftest import stored_ids, total_count
 
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.context import context_scope
 from errorkit.store import ErrorStore
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI, Request  # module level: FastAPI resolves annotations here
 
-from errorkit.capture import ErrorkitHandler
-from errorkit.capture import api as capture
+from errorkit.capturing import ErrorkitHandler
+from errorkit.capturing import api as capture
 from errorkit.store import ErrorStore
 
 # Each secret is planted in exactly one place; none may appear anywhere in the store.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from errorkit import DatabaseError, ValidationError
-from errorkit.capture.event import (
+from errorkit.capturing.event import (
     MAX_CHAIN,
     MAX_FRAMES,
     MAX_GROUP_MEMBERS,
@@ -18,7 +18,7 @@ from errorkit.capture.event import (
     normalize_severity,
 )
 from errorkit.context import ErrorContext, context_scope, current_context
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 
 def _builder(max_payload_bytes: int = 16_384) -> RecordBuilder:

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 from errorkit import AppError, NotFoundError
-from errorkit.capture.fingerprint import (
+from errorkit.capturing.fingerprint import (
     DEFAULT_PLACEHOLDER,
     apply_override,
     group_exception,
@@ -247,7 +247,7 @@ def test_template_titles_show_field_names_and_group_by_fields_split() -> None:
 
 def test_template_fingerprints_without_group_by_are_unchanged() -> None:
     """Classes that name no ``group_by`` field group on the raw template, as before."""
-    from errorkit.capture.fingerprint import _digest, _structures
+    from errorkit.capturing.fingerprint import _digest, _structures
 
     def boom(user: str) -> None:
         raise NotFoundError("No user {user}.", user=user)
@@ -265,7 +265,7 @@ def test_classified_code_splits_one_exception_type() -> None:
     an unclassified exception's fingerprint does not depend on classification."""
     import httpx
 
-    from errorkit.capture.fingerprint import _digest, _structures
+    from errorkit.capturing.fingerprint import _digest, _structures
 
     def call(status: int) -> None:
         request = httpx.Request("POST", "https://llm.example/v1/chat")

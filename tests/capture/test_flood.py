@@ -29,7 +29,7 @@ MEMORY_BOUND_MB = 32
 FLOOD = textwrap.dedent(
     """
     import json, sys
-    from errorkit.capture import api as capture
+    from errorkit.capturing import api as capture
 
     def rss_mb():
         with open("/proc/self/statm") as f:

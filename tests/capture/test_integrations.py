@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from errorkit.capture import ErrorkitHandler, capture_errors
-from errorkit.capture import api as capture
+from errorkit.capturing import ErrorkitHandler, capture_errors
+from errorkit.capturing import api as capture
 from errorkit.store import ErrorRecord
 from errorkit.testing import MemoryStore, capture_events
 

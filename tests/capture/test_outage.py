@@ -18,7 +18,7 @@ from tests._proxy import TCPProxy
 from tests._services import fresh_postgres_database
 from tests.capture.conftest import stored_ids, total_count
 
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.store import ErrorStore
 
 

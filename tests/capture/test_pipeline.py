@@ -11,9 +11,9 @@ import pytest
 from tests.capture.conftest import stored_ids, total_count
 
 from errorkit import AppError
-from errorkit.capture.pipeline import CaptureSummary, FloodLimiter, Pipeline
-from errorkit.capture.spool import Spool
-from errorkit.scrub import default_scrubber
+from errorkit.capturing.pipeline import CaptureSummary, FloodLimiter, Pipeline
+from errorkit.capturing.spool import Spool
+from errorkit.scrubbing import default_scrubber
 from errorkit.store import ErrorStore
 
 
@@ -137,7 +137,7 @@ def test_counts_past_the_fingerprint_limit_go_to_one_overflow_group(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past MAX_FINGERPRINTS pending counts, new fingerprints are counted in one group per type."""
-    from errorkit.capture import pipeline as pipeline_module
+    from errorkit.capturing import pipeline as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "MAX_FINGERPRINTS", 2)
     classified: list[object] = []
@@ -317,7 +317,7 @@ def test_after_shutdown_captures_are_stored_at_once(
 @pytest.fixture
 def queued() -> Iterator[tuple[Pipeline, Any]]:
     """The process's pipeline, writing to memory only when the test runs the writer."""
-    from errorkit.capture import api
+    from errorkit.capturing import api
     from errorkit.testing import MemoryStore
 
     memory = MemoryStore()
@@ -343,7 +343,7 @@ def test_a_retried_failure_keeps_the_request_the_http_layer_reports_later(
     from starlette.testclient import TestClient
 
     import errorkit.starlette
-    from errorkit.resilience.retry import retry
+    from errorkit.resilience.retrying import retry
 
     pipeline, memory = queued
 
@@ -379,7 +379,7 @@ def test_a_later_capture_fills_only_empty_fields_of_a_waiting_event(
 ) -> None:
     """Fields the first report set are kept; mappings gain missing keys; once the writer
     took the event, later reports change nothing (and do not store it twice)."""
-    from errorkit.capture.api import capture
+    from errorkit.capturing.api import capture
 
     pipeline, memory = queued
     exc = raised()
@@ -396,7 +396,7 @@ def test_a_later_capture_fills_only_empty_fields_of_a_waiting_event(
 
 def test_amending_never_compares_an_apps_objects(queued: tuple[Pipeline, Any]) -> None:
     """Only None and "" count as empty: a value whose == raises (a data frame) is kept."""
-    from errorkit.capture.api import capture
+    from errorkit.capturing.api import capture
 
     class Frame:
         def __eq__(self, other: object) -> bool:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from tests.capture.conftest import stored_ids, total_count
 
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.store import ErrorStore
 
 CHILD = textwrap.dedent(
     """
     import json, sys
-    from errorkit.capture import api as capture
+    from errorkit.capturing import api as capture
 
     store_url, spool_dir, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # A writer that would not wake for a minute: only the exit flush can store these.

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from errorkit import DatabaseError
-from errorkit.capture.event import ErrorEvent, RecordBuilder
+from errorkit.capturing.event import ErrorEvent, RecordBuilder
 from errorkit.context import ErrorContext, current_context
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 from errorkit.store._clean import json_dumps
 from errorkit.store.records import EncodedData, ErrorRecord
 

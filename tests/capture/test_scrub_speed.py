@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from errorkit.capture.event import RecordBuilder
-from errorkit.scrub import (
+from errorkit.capturing.event import RecordBuilder
+from errorkit.scrubbing import (
     BUILTIN_RULES,
     Scrubber,
     ScrubRule,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from errorkit.capture.spool import decode_batch
+from errorkit.capturing.spool import decode_batch
 from errorkit.store import ErrorStore
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
@@ -29,7 +29,7 @@ SERVER = textwrap.dedent(
     from flask import Flask
     from werkzeug.serving import make_server
     import errorkit.flask
-    from errorkit.capture import configure
+    from errorkit.capturing import configure
 
     store_url, spool_dir, port, own_handler = sys.argv[1:5]
     port = int(port)

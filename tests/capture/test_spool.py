@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.capture.conftest import stored_ids, total_count
 
-from errorkit.capture.spool import (
+from errorkit.capturing.spool import (
     Spool,
     SpoolFull,
     decode_batch,
@@ -164,7 +164,7 @@ def test_files_of_a_dead_process_are_replayed(tmp_path: Path) -> None:
     """A process that died with an active file leaves it to the next replayer."""
     code = (
         "import sys; from tests.capture.test_spool import record;"
-        "from errorkit.capture.spool import Spool;"
+        "from errorkit.capturing.spool import Spool;"
         f"Spool({str(tmp_path)!r}, 10**6).append([record(7)], []);"
         "import os; os._exit(0)"  # no close(): the file stays active-<pid>-...
     )

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 import errorkit
 from errorkit import AppError, CatalogError, catalog, config
-from errorkit.catalog import Catalog, validate_code
 from errorkit.cli import cli
+from errorkit.codes import Catalog, validate_code
 
 
 @pytest.mark.parametrize(

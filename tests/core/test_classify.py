@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import errorkit
 from errorkit import Classification, Severity, classify, register_mapper, unregister_mapper
-from errorkit.classify import code_for_status, parse_retry_after
+from errorkit.classification import code_for_status, parse_retry_after
 
 
 def _triple(exc: BaseException) -> tuple[str, str, int, bool]:

@@ -17,7 +17,7 @@ import pytest
 
 import errorkit
 from errorkit import _guard
-from errorkit.classify import _MAX_CACHED_TYPES, _candidates, classify
+from errorkit.classification import _MAX_CACHED_TYPES, _candidates, classify
 from errorkit.context import (
     ErrorContext,
     bind_context,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from errorkit.scrub import FILTERED, Scrubber, neutralize_newlines, normalize_key
+from errorkit.scrubbing import FILTERED, Scrubber, neutralize_newlines, normalize_key
 
 SCRUBBER = Scrubber()
 

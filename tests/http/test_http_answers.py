@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _apps import DB_FAILURE, ORIGIN, SECRET, STATUSES, Client, error_of
 
-from errorkit.classify import Classification, code_for_status
+from errorkit.classification import Classification, code_for_status
 from errorkit.http.envelope import ErrorAnswer, ErrorMeta
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -11,7 +11,7 @@ import pytest
 from _apps import FRAMEWORKS, Client, make_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from errorkit.capture import api as capture_api
+from errorkit.capturing import api as capture_api
 from errorkit.config import get_settings
 from errorkit.observe import EndpointConfig, HealthRegistry
 from errorkit.observe.metrics import Metrics, set_default_metrics

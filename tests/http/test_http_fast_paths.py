@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from errorkit import NotFoundError, RateLimitError
-from errorkit.classify import Classification, classify, for_status
+from errorkit.classification import Classification, classify, for_status
 from errorkit.http import envelope
 from errorkit.http.envelope import (
     EncodedAnswer,
@@ -32,7 +32,7 @@ from errorkit.http.envelope import (
     render_problem,
     render_wrapped,
 )
-from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
+from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
 BUILTIN: dict[str, Renderer] = {
     "default": render_default,

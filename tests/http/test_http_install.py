@@ -287,7 +287,7 @@ def test_openapi_custom_renderer_uses_the_given_schema() -> None:
 
 def _classification(**details: Any) -> Any:
     from errorkit import ConflictError
-    from errorkit.classify import classify
+    from errorkit.classification import classify
 
     return classify(ConflictError(details=details))
 
@@ -316,7 +316,7 @@ def test_details_are_scrubbed_before_answering(details: dict[str, Any], secret: 
 def test_scrubbing_follows_a_new_default_scrubber() -> None:
     """Replacing the process-wide scrubber applies to the next answer."""
     from errorkit.http.envelope import safe_for_client
-    from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
+    from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
     c = _classification(tenant="acme")
     assert safe_for_client(c).details == {"tenant": "acme"}

@@ -26,7 +26,7 @@ def test_docs_never_call_current_store_through_the_capture_function() -> None:
 
 def test_the_current_store_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     """The page's current_store example runs as written and gives capture's store."""
-    from errorkit.capture.api import current_store
+    from errorkit.capturing.api import current_store
 
     (block,) = [b for b in _blocks() if "current_store" in b]
     namespace: dict[str, object] = {}

@@ -437,7 +437,7 @@ def test_a_new_scrubber_is_not_served_stale_results(
     configure_logging: Callable[..., LoggingSetup],
 ) -> None:
     """Results remembered for one scrubber are not reused by another."""
-    from errorkit.scrub import Scrubber
+    from errorkit.scrubbing import Scrubber
 
     first, second = Lines(), Lines()
     configure_logging(stream=first, renderer="json")

@@ -18,7 +18,7 @@ from structlog.exceptions import DropEvent
 from errorkit import _guard
 from errorkit.observe import logging as observe_logging
 from errorkit.observe.logging import LoggingSetup, log_security_event, scrub_event
-from errorkit.scrub import Scrubber
+from errorkit.scrubbing import Scrubber
 
 from .conftest import Lines
 

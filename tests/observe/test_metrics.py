@@ -291,7 +291,7 @@ def test_bounded_label_refuses_a_zero_limit() -> None:
 def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Stand-ins for errorkit.capture and errorkit.resilience with their listener APIs."""
     joined: dict[str, list[Any]] = {"capture": [], "breakers": [], "retries": []}
-    capture = types.ModuleType("errorkit.capture")
+    capture = types.ModuleType("errorkit.capturing")
     capture.add_listener = joined["capture"].append  # type: ignore[attr-defined]
     capture.stats = lambda: {"configured": True, "queue_depth": 5}  # type: ignore[attr-defined]
     resilience = types.ModuleType("errorkit.resilience")
@@ -300,7 +300,7 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         types.SimpleNamespace(name="search", state="half_open")
     ]
     resilience.add_retry_listener = joined["retries"].append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "errorkit.capture", capture)
+    monkeypatch.setitem(sys.modules, "errorkit.capturing", capture)
     monkeypatch.setitem(sys.modules, "errorkit.resilience", resilience)
     return joined
 

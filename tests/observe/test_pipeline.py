@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from errorkit.capture import api as capture
+from errorkit.capturing import api as capture
 from errorkit.errors import DatabaseUnavailableError
 from errorkit.observe.health import HealthRegistry
 from errorkit.observe.metrics import Metrics

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from tests.store._support import T0
 
-from errorkit.capture.pipeline import Pipeline
+from errorkit.capturing.pipeline import Pipeline
 from errorkit.cli.store_cmds import register
 from errorkit.errors import error_id_of
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 from errorkit.store import ErrorStore, SlimRecord
 
 START = 1_000_020.0  # 20 s into a clock minute: the test never crosses into the next one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from errorkit.capture import (
+from errorkit.capturing import (
     CaptureStats,
     CaptureSummary,
     ErrorkitHandler,

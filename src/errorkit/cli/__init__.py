@@ -6,7 +6,7 @@ import click
 
 from errorkit.cli import breakers as breaker_cmds
 from errorkit.cli import spool_cmds, store_cmds
-from errorkit.cli.codes import codes
+from errorkit.cli.codes_cmd import codes
 
 __all__ = ["cli", "main"]
 

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from errorkit._extras import MissingExtraError, require
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 if TYPE_CHECKING:
     from errorkit.resilience.breaker_redis import RedisBackend, SharedBreakerState

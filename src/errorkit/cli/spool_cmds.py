@@ -14,7 +14,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from errorkit.capture.spool import Spool, SpoolStatus, default_spool_dir
+from errorkit.capturing.spool import Spool, SpoolStatus, default_spool_dir
 from errorkit.cli.store_cmds import DEFAULT_STORE_URL, _console, _Unavailable
 from errorkit.store import InvalidStoreURL, StoreError, open_store
 from errorkit.store.engine import describe_url, normalize_url

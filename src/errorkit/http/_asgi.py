@@ -27,7 +27,7 @@ from typing import Any
 
 from errorkit._guard import guard
 from errorkit._reporting import was_reported
-from errorkit.classify import _is_unexpected, classify
+from errorkit.classification import _is_unexpected, classify
 from errorkit.errors import AppError, ErrorType
 from errorkit.http._common import (
     DEFAULT_BODY_LIMIT,
@@ -268,7 +268,7 @@ def _flush_on_shutdown(send: Send) -> Send:
 
     async def send_after_flush(message: Message) -> None:
         if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            capture = sys.modules.get("errorkit.capture")
+            capture = sys.modules.get("errorkit.capturing")
             flush = getattr(capture, "flush", None)
             if callable(flush):
                 with guard("http.shutdown_flush"):

@@ -13,8 +13,8 @@ from typing import Any
 
 from errorkit._guard import guard
 from errorkit._reporting import handled, report
-from errorkit.catalog import Severity
-from errorkit.classify import Classification, classify
+from errorkit.classification import Classification, classify
+from errorkit.codes import Severity
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
 from errorkit.errors import AppError, ErrorType, error_class, error_id_of
 from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer, get_renderer

@@ -28,11 +28,11 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeAlias
 
 from errorkit._guard import report_internal_error
-from errorkit.catalog import catalog
-from errorkit.classify import Classification
+from errorkit.classification import Classification
+from errorkit.codes import catalog
 from errorkit.config import ConfigError, get_settings
 from errorkit.errors import FieldError
-from errorkit.scrub import Scrubber, default_scrubber
+from errorkit.scrubbing import Scrubber, default_scrubber
 
 __all__ = [
     "FORMATS",

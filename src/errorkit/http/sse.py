@@ -24,7 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar, cast, overload
 
 from errorkit._reporting import report
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.context import current_context
 from errorkit.errors import ErrorType
 from errorkit.http._common import current_request

@@ -15,7 +15,7 @@ from typing import Any
 
 from errorkit._extras import require
 from errorkit.observe.health import HealthCheckError
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 __all__ = ["http_check", "redis_check", "sqlalchemy_check"]
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from errorkit._extras import require
-from errorkit.classify import for_status
+from errorkit.classification import for_status
 from errorkit.context import current_context
 from errorkit.errors import _new_error_id
 from errorkit.observe.health import HEALTH_JSON, HealthRegistry, HealthReport, default_health

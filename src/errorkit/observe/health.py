@@ -29,10 +29,10 @@ from typing import Any, Final, Literal, TypeAlias
 
 from errorkit._guard import guard
 from errorkit._reporting import report
-from errorkit.catalog import Category, Severity
+from errorkit.codes import Category, Severity
 from errorkit.config import get_settings
 from errorkit.errors import AppError, ErrorType
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 __all__ = [
     "BreakerHealth",
@@ -336,7 +336,7 @@ def store_error_summary(store: Any, window_seconds: float) -> ErrorSummary:
 
 def _capture_store_summary(window_seconds: float) -> ErrorSummary | None:
     # Capture not imported means no store configured (and no import cost per request).
-    capture = sys.modules.get("errorkit.capture")
+    capture = sys.modules.get("errorkit.capturing")
     if capture is None:
         return None
     current_store = getattr(capture, "current_store", None)

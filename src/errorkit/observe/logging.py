@@ -33,7 +33,7 @@ from structlog.types import EventDict, Processor, WrappedLogger
 from errorkit._guard import guard, report_internal_error
 from errorkit.config import ConfigError, get_settings
 from errorkit.context import current_context
-from errorkit.scrub import Scrubber, default_scrubber
+from errorkit.scrubbing import Scrubber, default_scrubber
 
 __all__ = [
     "CATEGORIES",
@@ -164,7 +164,7 @@ def resolve_exc_info(logger: WrappedLogger, method: str, event: EventDict) -> Ev
         return event
     event["exc_info"] = exc_info
     exc = exc_info[1]
-    from errorkit.classify import classify
+    from errorkit.classification import classify
     from errorkit.errors import error_id_of
 
     classification = classify(exc)

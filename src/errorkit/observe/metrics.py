@@ -30,8 +30,8 @@ from prometheus_client.registry import Collector
 
 from errorkit import _reporting
 from errorkit._guard import guard, internal_error_counts
-from errorkit.catalog import Severity, catalog
-from errorkit.classify import classify
+from errorkit.classification import classify
+from errorkit.codes import Severity, catalog
 from errorkit.config import get_settings
 from errorkit.errors import AppError, ErrorType
 from errorkit.observe.health import breaker_state_name
@@ -105,14 +105,14 @@ class BoundedLabel:
 
 
 CaptureStats = Callable[[], Any]
-"""Returns capture's statistics (``errorkit.capture.stats()``): an object or a mapping with
+"""Returns capture's statistics (``errorkit.capturing.stats()``): an object or a mapping with
 ``queue_depth``, ``queue_size``, ``dropped`` (reason -> count), ``spool_bytes``,
 ``events_written`` and ``store_available``; missing fields are left out."""
 
 
 def _capture_stats_default() -> Any:
     # Not imported means not configured: nothing to show, and no import cost per scrape.
-    capture = sys.modules.get("errorkit.capture")
+    capture = sys.modules.get("errorkit.capturing")
     stats = getattr(capture, "stats", None) if capture is not None else None
     return stats() if callable(stats) else None
 
@@ -382,7 +382,7 @@ class Metrics:
 
     def on_capture(self, summary: Any) -> None:
         """capture's listener: counts occurrences the flood limiter sampled out
-        (``errorkit.capture.add_listener(metrics.on_capture)``). Errors themselves are
+        (``errorkit.capturing.add_listener(metrics.on_capture)``). Errors themselves are
         counted when they are reported (:meth:`on_report`), stored or not. Never raises."""
         with guard("metrics.on_capture"):
             count = int(summary.count)
@@ -480,7 +480,7 @@ class Metrics:
         _reporting.add_observer(self.on_report)
         _reporting.add_handling_observer(self.on_error_handled)
         joined.append("errors")
-        capture = _optional_module("errorkit.capture")
+        capture = _optional_module("errorkit.capturing")
         add = getattr(capture, "add_listener", None) if capture is not None else None
         if callable(add):
             add(self.on_capture)
@@ -513,7 +513,7 @@ class Metrics:
             self._instrumented = None
         _reporting.remove_observer(self.on_report)
         _reporting.remove_handling_observer(self.on_error_handled)
-        capture = _optional_module("errorkit.capture")
+        capture = _optional_module("errorkit.capturing")
         remove = getattr(capture, "remove_listener", None) if capture is not None else None
         if callable(remove):
             remove(self.on_capture)

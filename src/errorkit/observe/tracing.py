@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from errorkit._guard import guard
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.context import ErrorContext, context_scope
 from errorkit.errors import error_id_of
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 __all__ = [
     "current_trace_ids",

@@ -66,7 +66,7 @@ from errorkit.resilience.registry import (
     reset_all_breakers,
     reset_breaker,
 )
-from errorkit.resilience.retry import (
+from errorkit.resilience.retrying import (
     Attempt,
     Jitter,
     RetryEvent,
@@ -76,8 +76,8 @@ from errorkit.resilience.retry import (
     remove_retry_listener,
     retry,
 )
-from errorkit.resilience.timeout import Timeout, configure_timeout_pool, timeout
-from errorkit.resilience.transaction import (
+from errorkit.resilience.timeouts import Timeout, configure_timeout_pool, timeout
+from errorkit.resilience.transactions import (
     DatabaseConflictError,
     transaction,
     transaction_async,

@@ -8,10 +8,10 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
-from errorkit.classify import Classification, classify
+from errorkit.classification import Classification, classify
 from errorkit.errors import cause_chain
 from errorkit.errors import error_class as error_class  # where the resilience modules take it
-from errorkit.scrub import default_scrubber
+from errorkit.scrubbing import default_scrubber
 
 ErrorTypes: TypeAlias = type[BaseException] | tuple[type[BaseException], ...]
 ErrorPredicate: TypeAlias = Callable[[BaseException], bool]

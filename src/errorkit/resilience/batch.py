@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from errorkit._reporting import report
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.errors import error_id_of
 from errorkit.resilience._common import check_count, error_class, operation_name
 

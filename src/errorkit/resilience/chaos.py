@@ -29,8 +29,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from errorkit.catalog import catalog
-from errorkit.classify import code_for_status
+from errorkit.classification import code_for_status
+from errorkit.codes import catalog
 from errorkit.config import ConfigError
 from errorkit.errors import (
     AppError,

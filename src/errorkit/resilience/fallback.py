@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
 from errorkit._guard import guard
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.errors import ServiceUnavailableError
 from errorkit.resilience._common import (
     ErrorFilter,

@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, cast
 
 from errorkit._reporting import report
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.errors import CircuitOpenError
 from errorkit.resilience._common import (
     ErrorFilter,
@@ -44,8 +44,8 @@ from errorkit.resilience.breaker import CircuitBreaker
 from errorkit.resilience.clock import Clock
 from errorkit.resilience.fallback import fallback_used
 from errorkit.resilience.registry import circuit_breaker
-from errorkit.resilience.retry import RetryPolicy
-from errorkit.resilience.timeout import Timeout
+from errorkit.resilience.retrying import RetryPolicy
+from errorkit.resilience.timeouts import Timeout
 
 __all__ = ["with_error_recovery"]
 

@@ -18,12 +18,12 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from errorkit import _guard
-from errorkit.catalog import Severity
-from errorkit.classify import classify
+from errorkit.classification import classify
+from errorkit.codes import Severity
 from errorkit.context import ErrorContext
 from errorkit.errors import AppError, ErrorType, _new_error_id
-from errorkit.scrub import _CACHED_TEXT as _SCRUBBER_CACHES
-from errorkit.scrub import Scrubber
+from errorkit.scrubbing import _CACHED_TEXT as _SCRUBBER_CACHES
+from errorkit.scrubbing import Scrubber
 from errorkit.store._clean import c_make_encoder, json_dumps, json_string
 from errorkit.store.records import EncodedData, ErrorRecord
 

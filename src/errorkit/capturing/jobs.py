@@ -2,7 +2,7 @@
 
 ::
 
-    from errorkit.capture import capture_errors
+    from errorkit.capturing import capture_errors
 
     @capture_errors(job="nightly-report")
     def nightly_report() -> None: ...
@@ -170,7 +170,7 @@ def capture_errors(
     ``job`` names it (default: the function's name) as the ``job`` tag; ``reraise=False``
     swallows the error after capturing it (a decorated function then returns None);
     ``flush=True`` stores the event before going on (for short scripts); other keywords
-    are context fields, as for :func:`errorkit.capture.capture`."""
+    are context fields, as for :func:`errorkit.capturing.capture`."""
     if func is not None:
         if not callable(func):
             message = (

@@ -2,7 +2,7 @@
 
 The caller's thread (:meth:`Pipeline.submit`) groups the occurrence (a cached fingerprint),
 asks the flood limiter whether this fingerprint may store another sample this minute, and
-appends the raw :class:`~errorkit.capture.event.ErrorEvent` to a bounded deque. An
+appends the raw :class:`~errorkit.capturing.event.ErrorEvent` to a bounded deque. An
 occurrence that is sampled out or finds the queue full is not lost: it is counted under its
 fingerprint, and the writer stores those counts as :class:`~errorkit.store.CountDelta`, so
 group counts stay exact. A sampled-out occurrence that was answered with an error id (an HTTP
@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from errorkit._guard import guard, report_internal_error
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.context import current_context
 from errorkit.errors import AppError, ErrorType
-from errorkit.scrub import Scrubber
+from errorkit.scrubbing import Scrubber
 from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
 
 from .event import MAX_ID_CHARS, MESSAGE_CODE, ErrorEvent, RecordBuilder, normalize_severity

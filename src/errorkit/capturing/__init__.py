@@ -4,7 +4,7 @@ capture -> scrub -> fingerprint -> queue -> batch writer -> store, with flood co
 local spool while the store is down, and replay when it is back. See ``docs/capture.md``.
 """
 
-from errorkit.capture.api import (
+from errorkit.capturing.api import (
     EXIT_FLUSH_TIMEOUT,
     add_listener,
     capture,
@@ -17,12 +17,23 @@ from errorkit.capture.api import (
     shutdown,
     stats,
 )
-from errorkit.capture.event import ErrorEvent, RecordBuilder
-from errorkit.capture.fingerprint import Grouping, group_exception, group_message, normalize_message
-from errorkit.capture.jobs import JobGuard, capture_errors
-from errorkit.capture.logging import ErrorkitHandler
-from errorkit.capture.pipeline import CaptureStats, CaptureSummary, FloodLimiter, Listener, Pipeline
-from errorkit.capture.spool import ReplayResult, Spool, SpoolFull, SpoolStatus
+from errorkit.capturing.event import ErrorEvent, RecordBuilder
+from errorkit.capturing.fingerprint import (
+    Grouping,
+    group_exception,
+    group_message,
+    normalize_message,
+)
+from errorkit.capturing.jobs import JobGuard, capture_errors
+from errorkit.capturing.logging import ErrorkitHandler
+from errorkit.capturing.pipeline import (
+    CaptureStats,
+    CaptureSummary,
+    FloodLimiter,
+    Listener,
+    Pipeline,
+)
+from errorkit.capturing.spool import ReplayResult, Spool, SpoolFull, SpoolStatus
 
 __all__ = [
     "EXIT_FLUSH_TIMEOUT",

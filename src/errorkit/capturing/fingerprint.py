@@ -1,7 +1,7 @@
 """Grouping: which occurrences are the same issue.
 
 A fingerprint is a hash of the service, the exception type and its code (an
-:class:`~errorkit.errors.AppError`'s own, or the one :func:`~errorkit.classify.classify`
+:class:`~errorkit.errors.AppError`'s own, or the one :func:`~errorkit.classification.classify`
 gives a foreign exception), the *in-app* frames as ``module:function`` (never line
 numbers), the types and frames of the exception chain, and the message with its values
 (numbers, ids, quoted values, e-mail addresses, URLs) replaced by placeholders. So a
@@ -25,7 +25,7 @@ import sysconfig
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.errors import AppError
 
 __all__ = [
@@ -291,7 +291,7 @@ def _grouping_message(exc: BaseException, fill: type[dict[str, Any]] = _Keep) ->
 
 
 def _classified_code(exc: BaseException) -> str:
-    """The code :func:`~errorkit.classify.classify` gives a foreign exception, so that one
+    """The code :func:`~errorkit.classification.classify` gives a foreign exception, so that one
     exception type that means different things (an upstream's 429 and its 401) makes
     different issues. Unclassified exceptions (``INTERNAL_ERROR``) add nothing: their
     fingerprints stay what they were."""

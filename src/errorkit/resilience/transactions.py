@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from errorkit.catalog import Category, Severity
-from errorkit.classify import classify
+from errorkit.classification import classify
+from errorkit.codes import Category, Severity
 from errorkit.errors import DatabaseError, DatabaseUnavailableError
 from errorkit.resilience._common import error_class
 

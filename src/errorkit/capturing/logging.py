@@ -3,7 +3,7 @@
 ::
 
     import logging
-    from errorkit.capture import ErrorkitHandler
+    from errorkit.capturing import ErrorkitHandler
 
     logging.getLogger().addHandler(ErrorkitHandler())   # ERROR and above
     log.exception("charge failed for order %s", order_id)  # captured with its stack
@@ -27,7 +27,7 @@ __all__ = ["ErrorkitHandler"]
 
 # errorkit's own records are never captured: a failing store must not feed itself, and the
 # HTTP layer's line about an answered 5xx names an error that is already captured.
-_OWN_LOGGERS = ("errorkit.capture", "errorkit.store", "errorkit.http")
+_OWN_LOGGERS = ("errorkit.capturing", "errorkit.store", "errorkit.http")
 
 
 class ErrorkitHandler(logging.Handler):

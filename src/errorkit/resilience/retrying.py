@@ -24,7 +24,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from errorkit._guard import guard
 from errorkit._reporting import report
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,

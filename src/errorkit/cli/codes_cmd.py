@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from errorkit.catalog import catalog
+from errorkit.codes import catalog
 
 
 @click.command()
@@ -27,7 +27,7 @@ from errorkit.catalog import catalog
 )
 def codes(fmt: str, modules: tuple[str, ...]) -> None:
     """Print every registered error code with its status, category, severity and retriable."""
-    import errorkit.classify  # noqa: F401 - registers the HTTP-status and upstream codes
+    import errorkit.classification  # noqa: F401 - registers the HTTP-status and upstream codes
 
     for name in modules:
         try:

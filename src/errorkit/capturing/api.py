@@ -2,7 +2,7 @@
 
 ::
 
-    from errorkit.capture import capture, configure
+    from errorkit.capturing import capture, configure
 
     configure(store_url="sqlite:///errors.db", service="billing")
     try:
@@ -29,11 +29,11 @@ from typing import Any
 
 from errorkit import _guard, _reporting
 from errorkit._guard import guard
-from errorkit.classify import classify
+from errorkit.classification import classify
 from errorkit.config import Settings, update_settings
 from errorkit.errors import AppError, ErrorType, error_id_of
 from errorkit.errors import _new_error_id as _new_id
-from errorkit.scrub import Scrubber, default_scrubber, set_default_scrubber
+from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
 from .event import normalize_severity
 from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline

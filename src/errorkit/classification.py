@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
-from errorkit.catalog import Category, Severity, catalog
+from errorkit.codes import Category, Severity, catalog
 from errorkit.errors import (
     AppError,
     CacheError,
@@ -199,7 +199,7 @@ for _status, _code in _STATUS_CODES.items():
             severity=Severity.WARNING if _status < 500 else Severity.ERROR,
             retriable=_status in (408, 429, 502, 503, 504),
             description=f"HTTP {_status} {HTTPStatus(_status).phrase}.",
-            owner="errorkit.classify",
+            owner="errorkit.classification",
         )
 for _code, _status, _desc in (
     ("HTTP_CLIENT_ERROR", 400, "An HTTP client error without a more specific code."),
@@ -212,7 +212,7 @@ for _code, _status, _desc in (
         severity=Severity.WARNING,
         retriable=False,
         description=_desc,
-        owner="errorkit.classify",
+        owner="errorkit.classification",
     )
 catalog.define(
     "UPSTREAM_REQUEST_REJECTED",
@@ -221,7 +221,7 @@ catalog.define(
     severity=Severity.ERROR,
     retriable=False,
     description="An upstream service rejected our request (it answered 4xx).",
-    owner="errorkit.classify",
+    owner="errorkit.classification",
 )
 catalog.define(
     "UPSTREAM_UNAVAILABLE",
@@ -230,7 +230,7 @@ catalog.define(
     severity=Severity.ERROR,
     retriable=True,
     description="An upstream service is unavailable (it answered 503 or refused the connection).",
-    owner="errorkit.classify",
+    owner="errorkit.classification",
 )
 
 
