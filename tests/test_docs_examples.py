@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests._services import require_postgres, require_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -82,14 +83,31 @@ def _examples() -> list[Example]:
 EXAMPLES = _examples()
 
 
+def _services(code: str) -> list[str]:
+    """The real services a block talks to (the docs use 127.0.0.1's PostgreSQL and Redis)."""
+    needs = []
+    if "postgresql://" in code or "postgresql+psycopg://" in code:
+        needs.append("postgres")
+    if "redis://" in code or "import redis" in code:
+        needs.append("redis")
+    return needs
+
+
 def _param(example: Example) -> object:
+    marks = [getattr(pytest.mark, service) for service in _services(example.code)]
     reason = KNOWN_BUGS.get(example.id)
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    if reason:
+        marks.append(pytest.mark.xfail(strict=True, reason=reason))
     return pytest.param(example, id=example.id, marks=marks)
 
 
 @pytest.mark.parametrize("example", [_param(e) for e in EXAMPLES])
 def test_example_runs(example: Example, tmp_path: Path) -> None:
+    services = _services(example.code)
+    if "postgres" in services:
+        require_postgres()
+    if "redis" in services:
+        require_redis()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERRORKIT_")}
     env["PYTHONPATH"] = str(SRC)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
