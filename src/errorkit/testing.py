@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from errorkit.capturing import api
 from errorkit.capturing.pipeline import Pipeline
+from errorkit.config import DEFAULT_SETTINGS
 from errorkit.scrubbing import Scrubber, default_scrubber
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
@@ -88,7 +89,7 @@ def capture_events(
     service: str = "test",
     environment: str | None = "test",
     release: str | None = None,
-    max_payload_bytes: int = 16_384,
+    max_payload_bytes: int = DEFAULT_SETTINGS.max_payload_bytes,
     scrubber: Scrubber | None = None,
 ) -> Iterator[list[ErrorRecord]]:
     """Capture into a list of records for the duration of the block (see the module)."""

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import inspect
 import os
 import signal
 import sys
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from errorkit import _guard, _reporting
@@ -74,6 +76,10 @@ def _drop_early(reason: str) -> None:
 # --- configuration ---------------------------------------------------------------------------
 
 
+#: configure()'s keywords that name a setting differently (the rest are the settings' names).
+SETTING_OF = {"enabled": "capture_enabled"}
+
+
 def configure(
     store_url: str | None = None,
     *,
@@ -100,26 +106,14 @@ def configure(
     Raises :class:`~errorkit.config.ConfigError` or
     :class:`~errorkit.store.InvalidStoreURL` for a value it cannot use; it does not connect
     (the writer does, so an app starts even while its store is down)."""
+    given = dict(locals())
+    given.pop("scrubber")
+    given.pop("store")
     overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "store_url": store_url,
-            "service": service,
-            "environment": environment,
-            "release": release,
-            "capture_4xx": capture_4xx,
-            "capture_enabled": enabled,
-            "queue_size": queue_size,
-            "batch_size": batch_size,
-            "flush_interval": flush_interval,
-            "max_payload_bytes": max_payload_bytes,
-            "spool_dir": None if spool_dir is None else os.fspath(spool_dir),
-            "spool_max_bytes": spool_max_bytes,
-            "flood_per_minute": flood_per_minute,
-            "slim_per_minute": slim_per_minute,
-        }.items()
-        if value is not None
+        SETTING_OF.get(name, name): value for name, value in given.items() if value is not None
     }
+    if "spool_dir" in overrides:
+        overrides["spool_dir"] = os.fspath(overrides["spool_dir"])
     if store is not None and not callable(getattr(store, "write_batch", None)):
         message = (
             f"configure(store=...) needs an object with write_batch(records, deltas), such "
@@ -145,6 +139,12 @@ def configure(
     return settings
 
 
+#: The settings the pipeline takes, by the name of its parameter.
+_PIPELINE_SETTINGS = frozenset(inspect.signature(Pipeline).parameters) & {
+    f.name for f in fields(Settings)
+}
+
+
 def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
     # A store passed in spools beside itself (its URL), not beside the default URL.
     where = getattr(store, "url", None) if store is not None else None
@@ -162,17 +162,9 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
     pipeline = Pipeline(
         store,
         store_factory=None if store is not None else open_store,
-        service=settings.service,
-        environment=settings.environment,
-        release=settings.release,
         scrubber=default_scrubber(),
         spool=spool,
-        queue_size=settings.queue_size,
-        batch_size=settings.batch_size,
-        flush_interval=settings.flush_interval,
-        max_payload_bytes=settings.max_payload_bytes,
-        flood_per_minute=settings.flood_per_minute,
-        slim_per_minute=settings.slim_per_minute,
+        **{name: getattr(settings, name) for name in _PIPELINE_SETTINGS},
     )
     for listener in _listeners:
         pipeline.add_listener(listener)
