@@ -27,6 +27,7 @@ def _no_pipeline_left_behind() -> Iterator[None]:
         capture_enabled=True,
         spool_dir=None,
         service="app",
+        environment="production",
         flood_per_minute=60,
         queue_size=10_000,
         batch_size=500,

@@ -27,7 +27,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from errorkit import _guard, _reporting
 from errorkit._guard import guard
@@ -40,6 +40,9 @@ from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 from .event import normalize_severity
 from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline
 from .spool import Spool, default_spool_dir
+
+if TYPE_CHECKING:
+    from errorkit.runtime import Runtime
 
 __all__ = [
     "EXIT_FLUSH_TIMEOUT",
@@ -62,6 +65,7 @@ _CAPTURED = "__errorkit_captured__"
 
 _pipeline: Pipeline | None = None
 _disabled = False  # configure(enabled=False) was called
+_given_store: BatchWriter | None = None  # configure(store=...): shown by the runtime's repr
 _listeners: list[Listener] = []
 _early_drops: Counter[str] = Counter()
 _lock = threading.RLock()
@@ -98,14 +102,17 @@ def configure(
     slim_per_minute: int | None = None,
     scrubber: Scrubber | None = None,
     store: BatchWriter | None = None,
-) -> Settings:
+) -> Runtime:
     """Start capturing into the store at ``store_url`` (or into ``store``, any object with
     ``write_batch``). Arguments left out keep their value from the environment
     (``ERRORKIT_*``) or the defaults. Calling it again flushes and replaces the pipeline.
 
     Raises :class:`~errorkit.config.ConfigError` or
     :class:`~errorkit.store.InvalidStoreURL` for a value it cannot use; it does not connect
-    (the writer does, so an app starts even while its store is down)."""
+    (the writer does, so an app starts even while its store is down).
+
+    Returns the :class:`~errorkit.runtime.Runtime` (its ``settings`` are the ones in force
+    now)."""
     given = dict(locals())
     given.pop("scrubber")
     given.pop("store")
@@ -130,13 +137,16 @@ def configure(
         set_default_scrubber(
             Scrubber(extra_keys=settings.scrub_keys, extra_patterns=settings.scrub_patterns)
         )
-    global _disabled
+    global _disabled, _given_store
     pipeline = None
     if settings.capture_enabled:
         pipeline = _build(settings, store)
     _disabled = not settings.capture_enabled
+    _given_store = store
     _install(pipeline)
-    return settings
+    from errorkit.runtime import current_runtime
+
+    return current_runtime()
 
 
 #: The settings the pipeline takes, by the name of its parameter.
@@ -350,10 +360,11 @@ def flush(timeout: float | None = 5.0) -> bool:
 
 def shutdown(timeout: float | None = 5.0) -> bool:
     """Flush, stop the writer and uninstall the pipeline (capture becomes a no-op)."""
-    global _pipeline, _disabled
+    global _pipeline, _disabled, _given_store
     with _lock:
         pipeline, _pipeline = _pipeline, None
         _disabled = False
+        _given_store = None
         if _reporting.get_reporter() is _report:
             _reporting.set_reporter(None)
     if pipeline is None:
