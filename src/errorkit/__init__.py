@@ -93,7 +93,7 @@ from errorkit.resilience import (
     with_error_recovery,
     with_fallback,
 )
-from errorkit.runtime import current_runtime
+from errorkit.runtime import current_runtime, reset
 from errorkit.scrubbing import Scrubber, scrub
 
 # A library's handler: errorkit's records reach the app's own logging setup and nothing
@@ -182,6 +182,7 @@ __all__ = [
     "flush",
     "get_settings",
     "register_mapper",
+    "reset",
     "reset_context",
     "retry",
     "scrub",

@@ -16,18 +16,22 @@ is what the runtime shows. :func:`reset` puts every one of them back to its defa
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
+from errorkit import _reporting, classification
 from errorkit.capturing import api as _capture
-from errorkit.config import Settings, get_settings
+from errorkit.config import Settings, get_settings, reset_settings
+from errorkit.resilience import chaos, clock, fallback, retrying
+from errorkit.resilience.breaker import MemoryBackend
 from errorkit.resilience.registry import BreakerRegistry, default_registry
-from errorkit.scrubbing import Scrubber, default_scrubber
+from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
 if TYPE_CHECKING:
     from errorkit.capturing.pipeline import Pipeline
     from errorkit.observe.health import HealthRegistry
 
-__all__ = ["Runtime", "current_runtime"]
+__all__ = ["Runtime", "current_runtime", "reset"]
 
 
 class Runtime:
@@ -100,3 +104,51 @@ _current = Runtime()
 def current_runtime() -> Runtime:
     """The runtime in force (the one :func:`errorkit.configure` returned)."""
     return _current
+
+
+def reset(timeout: float | None = 5.0) -> Runtime:
+    """Put errorkit back as a fresh process has it, and return the runtime.
+
+    Shuts the capture pipeline down (flushing for at most ``timeout`` seconds), then
+    restores every default: the settings from the environment again (the code rule with
+    them), the default scrubber, an empty breaker registry (memory backend, system clock,
+    no listeners), a fresh health registry and metrics, retry testing mode off, chaos
+    following ``ERRORKIT_CHAOS`` again, and no listeners, observers, user mappers or
+    tracing hook left. Tests call it between cases instead of restating each default."""
+    _capture._reset(timeout)
+    _reporting.set_reporter(None)
+    _unhook_observe()
+    for observer in _reporting._observers:
+        _reporting.remove_observer(observer)
+    for handling in _reporting._handling_observers:
+        _reporting.remove_handling_observer(handling)
+    for retry_listener in retrying._listeners:
+        retrying.remove_retry_listener(retry_listener)
+    for fallback_listener in fallback._listeners:
+        fallback.remove_fallback_listener(fallback_listener)
+    for _, mapper in list(classification._user_mappers):
+        classification.unregister_mapper(mapper)
+    breakers = default_registry()
+    breakers.clear()
+    breakers._listeners.clear()
+    breakers.configure(backend=MemoryBackend(), clock=clock.SYSTEM_CLOCK)
+    reset_settings()
+    set_default_scrubber(Scrubber())
+    clock.set_testing(False)
+    chaos.set_chaos(None)
+    return _current
+
+
+def _unhook_observe() -> None:
+    # Only the parts already imported: a reset never imports prometheus or OpenTelemetry.
+    health = sys.modules.get("errorkit.observe.health")
+    if health is not None:
+        health.set_default_health(None)
+    metrics = sys.modules.get("errorkit.observe.metrics")
+    if metrics is not None:
+        previous = metrics.set_default_metrics(None)
+        if previous is not None:
+            previous.uninstrument()
+    tracing = sys.modules.get("errorkit.observe.tracing")
+    if tracing is not None:
+        tracing.disable_tracing()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from dataclasses import fields
-
-import pytest
 
 from errorkit.capturing import api
 from errorkit.capturing.pipeline import Pipeline
@@ -15,7 +12,6 @@ from errorkit.config import (
     Settings,
     capture_fields,
     get_settings,
-    update_settings,
 )
 from errorkit.testing import MemoryStore
 
@@ -46,14 +42,6 @@ def test_the_pipeline_defaults_are_the_settings_defaults() -> None:
         assert parameters[name].default == getattr(DEFAULT_SETTINGS, name), name
 
 
-@pytest.fixture
-def _capture_defaults_afterwards() -> Iterator[None]:
-    yield
-    api.shutdown(timeout=5)
-    update_settings(**{name: getattr(DEFAULT_SETTINGS, name) for name in capture_fields()})
-
-
-@pytest.mark.usefixtures("_capture_defaults_afterwards")
 def test_configure_builds_the_pipeline_from_the_settings_in_force() -> None:
     """Values given to configure() reach the pipeline through the settings."""
     api.configure(

@@ -374,6 +374,14 @@ def shutdown(timeout: float | None = 5.0) -> bool:
     return False
 
 
+def _reset(timeout: float | None) -> None:
+    """Shut down, forget the listeners and the counts of drops before configure()."""
+    shutdown(timeout)
+    with _lock:
+        _listeners.clear()
+        _early_drops.clear()
+
+
 def _at_exit() -> None:
     pipeline = _pipeline
     if pipeline is not None:
