@@ -75,7 +75,7 @@ class Runtime:
         return "disabled" if _capture._disabled else "not configured"
 
     @property
-    def store(self) -> str:
+    def store_label(self) -> str:
         """Where capture writes, safe to show: the store URL without its password, or the
         class of the store object given to ``configure(store=...)``."""
         given = _capture._given_store
@@ -88,7 +88,7 @@ class Runtime:
         settings = self.settings
         return (
             f"Runtime(service={settings.service!r}, environment={settings.environment!r}, "
-            f"store={self.store!r}, pipeline={self.state!r})"
+            f"store={self.store_label!r}, pipeline={self.state!r})"
         )
 
 
