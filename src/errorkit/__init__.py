@@ -93,6 +93,7 @@ from errorkit.resilience import (
     with_error_recovery,
     with_fallback,
 )
+from errorkit.runtime import current_runtime, reset
 from errorkit.scrubbing import Scrubber, scrub
 
 # A library's handler: errorkit's records reach the app's own logging setup and nothing
@@ -175,11 +176,13 @@ __all__ = [
     "configure",
     "context_scope",
     "current_context",
+    "current_runtime",
     "error_id_of",
     "fallback_chain",
     "flush",
     "get_settings",
     "register_mapper",
+    "reset",
     "reset_context",
     "retry",
     "scrub",

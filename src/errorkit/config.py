@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, get_type_hints
 
-__all__ = ["ConfigError", "Settings", "get_settings", "load_settings", "update_settings"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "ConfigError",
+    "Settings",
+    "capture_fields",
+    "get_settings",
+    "load_settings",
+    "reset_settings",
+    "update_settings",
+]
 
 
 class ConfigError(ValueError):
@@ -24,28 +33,33 @@ def _env(*names: str) -> dict[str, Any]:
     return {"env": names}
 
 
+def _capture(default: Any, **metadata: Any) -> Any:
+    # A setting of the capture pipeline: errorkit.configure() takes it as a keyword.
+    return field(default=default, metadata={"capture": True, **metadata})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything errorkit can be told. See the docs for each capability."""
 
-    service: str = "app"
-    environment: str = field(default="production", metadata=_env("ERRORKIT_ENV"))
-    release: str | None = None
-    store_url: str = "sqlite:///errorkit.db"
+    service: str = _capture("app")
+    environment: str = _capture("production", env=("ERRORKIT_ENV",))
+    release: str | None = _capture(None)
+    store_url: str = _capture("sqlite:///errorkit.db")
     response_format: str = "default"
     log_level: str = field(default="INFO", metadata=_env("LOG_LEVEL"))
     scrub_keys: tuple[str, ...] = ()
     scrub_patterns: tuple[str, ...] = ()
-    capture_enabled: bool = True
-    capture_4xx: bool = False
-    queue_size: int = 10_000
-    batch_size: int = 500
-    flush_interval: float = 0.5
-    max_payload_bytes: int = 16_384
-    spool_dir: str | None = None
-    spool_max_bytes: int = 64 * 1024 * 1024
-    flood_per_minute: int = 60
-    slim_per_minute: int = 600
+    capture_enabled: bool = _capture(True)
+    capture_4xx: bool = _capture(False)
+    queue_size: int = _capture(10_000)
+    batch_size: int = _capture(500)
+    flush_interval: float = _capture(0.5)
+    max_payload_bytes: int = _capture(16_384)
+    spool_dir: str | None = _capture(None)
+    spool_max_bytes: int = _capture(64 * 1024 * 1024)
+    flood_per_minute: int = _capture(60)
+    slim_per_minute: int = _capture(600)
     code_rule: str = "default"
 
     def __post_init__(self) -> None:
@@ -76,6 +90,15 @@ def _check_positive(settings: Settings, names: tuple[str, ...]) -> None:
         if value < 1:
             msg = f"{name}={value!r}: must be a whole number >= 1"
             raise ConfigError(msg)
+
+
+#: Every setting at its default: other modules read a default here instead of restating it.
+DEFAULT_SETTINGS = Settings()
+
+
+def capture_fields() -> tuple[str, ...]:
+    """The names of the capture pipeline's settings (those :func:`errorkit.configure` takes)."""
+    return tuple(f.name for f in fields(Settings) if f.metadata.get("capture"))
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -168,4 +191,12 @@ def update_settings(**overrides: Any) -> Settings:
             msg = f"unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}"
             raise ConfigError(msg)
         _settings = replace(base, **overrides)
+        return _settings
+
+
+def reset_settings() -> Settings:
+    """Forget every setting given so far: the environment and the defaults again."""
+    global _settings
+    with _lock:
+        _settings = load_settings()
         return _settings

@@ -14,6 +14,9 @@ Inside :func:`capture_events` every capture (including reports from the HTTP int
 the logging handler and job wrappers) is built synchronously into the
 :class:`~errorkit.store.ErrorRecord` that would be stored, scrubbed and capped, and appended
 to the yielded list. Nothing is written to disk and no thread is started.
+
+:func:`reset` (the same as :func:`errorkit.reset`) puts every default back between tests:
+settings from the environment, scrubber, breakers, health, listeners, testing mode.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from dataclasses import dataclass, field
 
 from errorkit.capturing import api
 from errorkit.capturing.pipeline import Pipeline
+from errorkit.config import DEFAULT_SETTINGS
+from errorkit.runtime import reset
 from errorkit.scrubbing import Scrubber, default_scrubber
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
 
-__all__ = ["MemoryStore", "capture_events"]
+__all__ = ["MemoryStore", "capture_events", "reset"]
 
 
 @dataclass
@@ -88,7 +93,7 @@ def capture_events(
     service: str = "test",
     environment: str | None = "test",
     release: str | None = None,
-    max_payload_bytes: int = 16_384,
+    max_payload_bytes: int = DEFAULT_SETTINGS.max_payload_bytes,
     scrubber: Scrubber | None = None,
 ) -> Iterator[list[ErrorRecord]]:
     """Capture into a list of records for the duration of the block (see the module)."""

@@ -8,32 +8,18 @@ from pathlib import Path
 import pytest
 from tests._services import fresh_postgres_database
 
-from errorkit import _reporting
+import errorkit
 from errorkit.capturing import api as capture
-from errorkit.config import update_settings
 from errorkit.store import ErrorStore
 
 
 @pytest.fixture(autouse=True)
 def _no_pipeline_left_behind() -> Iterator[None]:
-    """Each test starts unconfigured and ends with its pipeline stopped and its settings
-    back to the defaults."""
+    """Each test starts unconfigured and ends with its pipeline stopped and every default
+    back (settings, scrubber, listeners, breakers, health)."""
     capture.shutdown(timeout=5)
     yield
-    capture.shutdown(timeout=5)
-    _reporting.set_reporter(None)
-    update_settings(
-        capture_4xx=False,
-        capture_enabled=True,
-        spool_dir=None,
-        service="app",
-        flood_per_minute=60,
-        queue_size=10_000,
-        batch_size=500,
-        flush_interval=0.5,
-        max_payload_bytes=16_384,
-        spool_max_bytes=64 * 1024 * 1024,
-    )
+    errorkit.reset(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import inspect
 import os
 import signal
 import sys
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from errorkit import _guard, _reporting
 from errorkit._guard import guard
@@ -38,6 +40,9 @@ from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 from .event import normalize_severity
 from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline
 from .spool import Spool, default_spool_dir
+
+if TYPE_CHECKING:
+    from errorkit.runtime import Runtime
 
 __all__ = [
     "EXIT_FLUSH_TIMEOUT",
@@ -60,6 +65,7 @@ _CAPTURED = "__errorkit_captured__"
 
 _pipeline: Pipeline | None = None
 _disabled = False  # configure(enabled=False) was called
+_given_store: BatchWriter | None = None  # configure(store=...): shown by the runtime's repr
 _listeners: list[Listener] = []
 _early_drops: Counter[str] = Counter()
 _lock = threading.RLock()
@@ -72,6 +78,10 @@ def _drop_early(reason: str) -> None:
 
 
 # --- configuration ---------------------------------------------------------------------------
+
+
+#: configure()'s keywords that name a setting differently (the rest are the settings' names).
+SETTING_OF = {"enabled": "capture_enabled"}
 
 
 def configure(
@@ -92,34 +102,25 @@ def configure(
     slim_per_minute: int | None = None,
     scrubber: Scrubber | None = None,
     store: BatchWriter | None = None,
-) -> Settings:
+) -> Runtime:
     """Start capturing into the store at ``store_url`` (or into ``store``, any object with
     ``write_batch``). Arguments left out keep their value from the environment
     (``ERRORKIT_*``) or the defaults. Calling it again flushes and replaces the pipeline.
 
     Raises :class:`~errorkit.config.ConfigError` or
     :class:`~errorkit.store.InvalidStoreURL` for a value it cannot use; it does not connect
-    (the writer does, so an app starts even while its store is down)."""
+    (the writer does, so an app starts even while its store is down).
+
+    Returns the :class:`~errorkit.runtime.Runtime` (its ``settings`` are the ones in force
+    now)."""
+    given = dict(locals())
+    given.pop("scrubber")
+    given.pop("store")
     overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "store_url": store_url,
-            "service": service,
-            "environment": environment,
-            "release": release,
-            "capture_4xx": capture_4xx,
-            "capture_enabled": enabled,
-            "queue_size": queue_size,
-            "batch_size": batch_size,
-            "flush_interval": flush_interval,
-            "max_payload_bytes": max_payload_bytes,
-            "spool_dir": None if spool_dir is None else os.fspath(spool_dir),
-            "spool_max_bytes": spool_max_bytes,
-            "flood_per_minute": flood_per_minute,
-            "slim_per_minute": slim_per_minute,
-        }.items()
-        if value is not None
+        SETTING_OF.get(name, name): value for name, value in given.items() if value is not None
     }
+    if "spool_dir" in overrides:
+        overrides["spool_dir"] = os.fspath(overrides["spool_dir"])
     if store is not None and not callable(getattr(store, "write_batch", None)):
         message = (
             f"configure(store=...) needs an object with write_batch(records, deltas), such "
@@ -136,13 +137,22 @@ def configure(
         set_default_scrubber(
             Scrubber(extra_keys=settings.scrub_keys, extra_patterns=settings.scrub_patterns)
         )
-    global _disabled
+    global _disabled, _given_store
     pipeline = None
     if settings.capture_enabled:
         pipeline = _build(settings, store)
     _disabled = not settings.capture_enabled
+    _given_store = store
     _install(pipeline)
-    return settings
+    from errorkit.runtime import current_runtime
+
+    return current_runtime()
+
+
+#: The settings the pipeline takes, by the name of its parameter.
+_PIPELINE_SETTINGS = frozenset(inspect.signature(Pipeline).parameters) & {
+    f.name for f in fields(Settings)
+}
 
 
 def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
@@ -162,17 +172,9 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
     pipeline = Pipeline(
         store,
         store_factory=None if store is not None else open_store,
-        service=settings.service,
-        environment=settings.environment,
-        release=settings.release,
         scrubber=default_scrubber(),
         spool=spool,
-        queue_size=settings.queue_size,
-        batch_size=settings.batch_size,
-        flush_interval=settings.flush_interval,
-        max_payload_bytes=settings.max_payload_bytes,
-        flood_per_minute=settings.flood_per_minute,
-        slim_per_minute=settings.slim_per_minute,
+        **{name: getattr(settings, name) for name in _PIPELINE_SETTINGS},
     )
     for listener in _listeners:
         pipeline.add_listener(listener)
@@ -358,10 +360,11 @@ def flush(timeout: float | None = 5.0) -> bool:
 
 def shutdown(timeout: float | None = 5.0) -> bool:
     """Flush, stop the writer and uninstall the pipeline (capture becomes a no-op)."""
-    global _pipeline, _disabled
+    global _pipeline, _disabled, _given_store
     with _lock:
         pipeline, _pipeline = _pipeline, None
         _disabled = False
+        _given_store = None
         if _reporting.get_reporter() is _report:
             _reporting.set_reporter(None)
     if pipeline is None:
@@ -369,6 +372,14 @@ def shutdown(timeout: float | None = 5.0) -> bool:
     with guard("shutdown"):
         return pipeline.shutdown(timeout)
     return False
+
+
+def _reset(timeout: float | None) -> None:
+    """Shut down, forget the listeners and the counts of drops before configure()."""
+    shutdown(timeout)
+    with _lock:
+        _listeners.clear()
+        _early_drops.clear()
 
 
 def _at_exit() -> None:

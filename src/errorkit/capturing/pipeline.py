@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from errorkit._guard import guard, report_internal_error
 from errorkit.classification import classify
+from errorkit.config import DEFAULT_SETTINGS
 from errorkit.context import current_context
 from errorkit.errors import AppError, ErrorType
 from errorkit.scrubbing import Scrubber
@@ -214,17 +215,17 @@ class Pipeline:
         store: BatchWriter | None = None,
         *,
         store_factory: Callable[[], BatchWriter] | None = None,
-        service: str = "app",
-        environment: str | None = None,
-        release: str | None = None,
+        service: str = DEFAULT_SETTINGS.service,
+        environment: str | None = DEFAULT_SETTINGS.environment,
+        release: str | None = DEFAULT_SETTINGS.release,
         scrubber: Scrubber,
         spool: Spool | None,
-        queue_size: int = 10_000,
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
-        max_payload_bytes: int = 16_384,
-        flood_per_minute: int = 60,
-        slim_per_minute: int = 600,
+        queue_size: int = DEFAULT_SETTINGS.queue_size,
+        batch_size: int = DEFAULT_SETTINGS.batch_size,
+        flush_interval: float = DEFAULT_SETTINGS.flush_interval,
+        max_payload_bytes: int = DEFAULT_SETTINGS.max_payload_bytes,
+        flood_per_minute: int = DEFAULT_SETTINGS.flood_per_minute,
+        slim_per_minute: int = DEFAULT_SETTINGS.slim_per_minute,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         start_writer: bool = True,

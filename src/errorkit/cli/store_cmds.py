@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from errorkit.config import DEFAULT_SETTINGS, ConfigError, load_settings
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -46,7 +47,8 @@ __all__ = [
     "register",
 ]
 
-DEFAULT_STORE_URL = "sqlite:///errorkit.db"
+#: The store used without --store or ERRORKIT_STORE_URL (the setting's default).
+DEFAULT_STORE_URL = DEFAULT_SETTINGS.store_url
 EXIT_NOT_FOUND = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -117,12 +119,15 @@ def _as_moment(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 def _default_store_url() -> str:
+    """The store URL of the settings: ERRORKIT_STORE_URL, else the default."""
     try:
-        from errorkit.config import load_settings
-
         return load_settings().store_url
-    except (ImportError, ValueError):
-        return os.environ.get("ERRORKIT_STORE_URL") or DEFAULT_STORE_URL
+    except ConfigError:  # another ERRORKIT_* variable is unusable: --store needs only this one
+        return load_settings(environ=_only("ERRORKIT_STORE_URL")).store_url
+
+
+def _only(name: str) -> dict[str, str]:
+    return {name: os.environ[name]} if name in os.environ else {}
 
 
 def _store_option(command: F) -> F:
