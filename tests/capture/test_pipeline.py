@@ -137,7 +137,7 @@ def test_counts_past_the_fingerprint_limit_go_to_one_overflow_group(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past MAX_FINGERPRINTS pending counts, new fingerprints are counted in one group per type."""
-    from errorkit.capturing import pipeline as pipeline_module
+    from errorkit.capturing import counts as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "MAX_FINGERPRINTS", 2)
     classified: list[object] = []
