@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("bare", "errorkit", "sentry", "basehttp")
 CPU_VARIANTS = ("bare", "errorkit", "errorkit+capture", "sentry", "basehttp")
 PATHS = ("/ok", "/error", "/crash")
+EXPECTED_STATUS = {"/ok": 200, "/error": 404, "/crash": 500}
 
 
 # --- the apps under test (run inside the server processes) --------------------------------
@@ -71,7 +72,7 @@ def build_app(variant: str, sink_port: int) -> Any:
 
         @app.get("/error")
         async def app_error() -> None:
-            raise NotFoundError(item_id=7)
+            raise NotFoundError(details={"item_id": 7})
 
     else:
 
@@ -148,8 +149,11 @@ def _cpu_per_path(app: Any, variant: str) -> list[str]:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
+    statuses: list[int] = []
+
     async def send(message: dict[str, Any]) -> None:
-        return
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
 
     async def run() -> list[str]:
         results = []
@@ -175,8 +179,14 @@ def _cpu_per_path(app: Any, variant: str) -> list[str]:
                     await app(dict(scope), receive, send)
 
             n = 100 if variant == "sentry" and path == "/crash" else 3000
+            statuses.clear()
             for _ in range(min(n, 300)):
                 await one()
+            # A benchmark of the wrong answer measures nothing: check what was answered.
+            expected = EXPECTED_STATUS[path]
+            if set(statuses) != {expected}:
+                msg = f"{variant} {path} answered {sorted(set(statuses))}, expected {expected}"
+                raise RuntimeError(msg)
             best = float("inf")
             for _ in range(5):
                 started = time.thread_time()
