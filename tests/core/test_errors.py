@@ -361,3 +361,78 @@ def test_every_class_code_is_in_the_catalog() -> None:
     """No error class escapes the catalog."""
     for cls in iter_error_classes():
         assert cls.code in catalog, cls
+
+
+def _circuit_view(error: errorkit.CircuitOpenError) -> dict[str, object]:
+    """Everything an answer, a log line or a stored row reads from the error, but its id."""
+    data = error.to_dict()
+    data.pop("error_id")
+    return {
+        **data,
+        "str": str(error),
+        "repr": repr(error),
+        "args": error.args,
+        "public": error.public_message(),
+        "headers": error.response_headers(),
+        "template": error._template,
+    }
+
+
+def test_a_rejection_reads_like_a_constructed_circuit_open_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CircuitOpenError.rejection() gives the same fields, answer, headers and text as
+    CircuitOpenError(service=, retry_after=) made at the same instant in the same context."""
+    import time
+
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_123_456_789)
+    with context_scope(request_id="req-1"):
+        quick = errorkit.CircuitOpenError.rejection("payments", 12.5)
+        given = errorkit.CircuitOpenError.rejection(
+            "payments", 12.5, message="payments is unavailable (circuit open)."
+        )
+        built = errorkit.CircuitOpenError(service="payments", retry_after=12.5)
+    built.timestamp = built.timestamp.replace(
+        year=2023, month=11, day=14, hour=22, minute=13, second=20, microsecond=123456
+    )
+    assert _circuit_view(quick) == _circuit_view(built) == _circuit_view(given)
+    assert quick.timestamp.isoformat() == "2023-11-14T22:13:20.123456+00:00"
+    assert (quick.request_id, quick.correlation_id) == ("req-1", "req-1")
+    assert quick.response_headers() == {"Retry-After": "13"}
+    assert type(quick) is errorkit.CircuitOpenError
+    assert errorkit.classify(quick) == errorkit.classify(built)
+
+
+def test_a_rejection_makes_no_id_and_no_datetime_until_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refusal that is caught and dropped never pays for an error id or a datetime; once
+    read, each field keeps its value, and a pickled copy names the same occurrence."""
+    import errorkit.errors as errors_module
+
+    made: list[str] = []
+    real = errors_module._new_error_id
+
+    def counting() -> str:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(errors_module, "_new_error_id", counting)
+    error = errorkit.CircuitOpenError.rejection("payments", 3.0)
+    assert made == []
+    assert {"error_id", "timestamp", "headers", "request_id"}.isdisjoint(vars(error))
+    first = error.error_id
+    assert made == [first]
+    assert error.error_id == first
+    assert error.timestamp is error.timestamp
+    error.headers["X-Test"] = "1"
+    assert error.response_headers() == {"X-Test": "1", "Retry-After": "3"}
+    copy = pickle.loads(pickle.dumps(errorkit.CircuitOpenError.rejection("db", 1.0)))
+    assert copy.to_dict()["details"] == {"service": "db"}
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.error_id, again.timestamp, again.headers) == (
+        first,
+        error.timestamp,
+        {"X-Test": "1"},
+    )
+    assert "_context" not in vars(again)

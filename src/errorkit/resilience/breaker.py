@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from errorkit._guard import guard
-from errorkit.context import current_context
 from errorkit.errors import AppError, CircuitOpenError
 from errorkit.resilience._common import (
     ErrorFilter,
@@ -536,29 +535,6 @@ class MemoryBackend:
         return "MemoryBackend()"
 
 
-# -- rejections -----------------------------------------------------------------------------
-
-
-def _rejection(name: str, message: str, retry_after: float) -> CircuitOpenError:
-    """A fresh CircuitOpenError, built without the costly parts of a normal one.
-
-    Its error id is made on first use (see ``AppError.__getattr__``): most rejections are
-    caught and dropped without anyone asking for it."""
-    exc = CircuitOpenError.__new__(CircuitOpenError)
-    ctx = current_context()
-    state = exc.__dict__
-    state["details"] = {"service": name}
-    state["retry_after"] = retry_after
-    state["message"] = message
-    state["timestamp"] = datetime.now(UTC)
-    state["request_id"] = ctx.request_id
-    state["correlation_id"] = ctx.correlation_id or ctx.request_id
-    state["headers"] = {}
-    state["_template"] = CircuitOpenError.message
-    exc.args = (message,)
-    return exc
-
-
 # -- the breaker ----------------------------------------------------------------------------
 
 _active: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Ticket], ...]] = contextvars.ContextVar(
@@ -765,7 +741,7 @@ class CircuitBreaker:
     def _reject(self, retry_after: float) -> BaseException:
         # Not logged one by one: a flood of refusals would flood the logs. The transition to
         # open is logged, and status().rejected counts them.
-        rejection = _rejection(self.name, self._message, retry_after)
+        rejection = CircuitOpenError.rejection(self.name, retry_after, message=self._message)
         if self.open_error is None:
             return rejection
         return self._open(rejection)
@@ -804,13 +780,13 @@ class CircuitBreaker:
         """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
         ticket = self._state.acquire()
         if type(ticket) is float:
-            raise _rejection(self.name, self._message, ticket)
+            raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
         return Permit(self, ticket)  # type: ignore[arg-type]
 
     async def _permit_async(self) -> Permit:
         ticket = await self._state.acquire_async()
         if type(ticket) is float:
-            raise _rejection(self.name, self._message, ticket)
+            raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
         return Permit(self, ticket)  # type: ignore[arg-type]
 
     def acquire(self) -> Permit:
