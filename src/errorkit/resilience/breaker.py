@@ -227,7 +227,8 @@ call): no verdict on the dependency, counts nothing, only frees a probe slot."""
 
 class BreakerState(Protocol):
     """The state of one breaker, wherever it is kept. ``acquire`` returns a :class:`Ticket`
-    or, when the call is refused, the seconds until one may pass."""
+    or, when the call is refused, the seconds until one may pass (any number: what is not a
+    ``Ticket`` is a refusal, which is how the breaker tells the two apart)."""
 
     backend: str
     sync_only: bool
@@ -330,7 +331,7 @@ class MemoryState:
         self._successes = 0
         self._opened_at = 0.0
         self._opened_wall: float | None = None
-        self._probes: dict[int, float] = {}
+        self._probes: dict[object, float] = {}  # a probe's lease -> when it expires
         self._probe_seq = 0
         self._rejected = 0
         self._last_failure: LastFailure | None = None
@@ -420,7 +421,7 @@ class MemoryState:
             if failure is not None:
                 self._last_failure = failure
             if ticket.probe:
-                self._probes.pop(ticket.lease, None)  # type: ignore[arg-type]
+                self._probes.pop(ticket.lease, None)
             if outcome is None or ticket.generation != self._generation:
                 return
             state = self._state
@@ -772,22 +773,22 @@ class CircuitBreaker:
 
     def _admitted(self, ticket: Ticket | float) -> Ticket:
         """The ticket, or the refusal (seconds to wait) raised."""
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             raise self._reject(ticket)
-        return ticket  # type: ignore[return-value]
+        return ticket
 
     def _permit(self) -> Permit:
         """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
         ticket = self._state.acquire()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        return Permit(self, ticket)
 
     async def _permit_async(self) -> Permit:
         ticket = await self._state.acquire_async()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        return Permit(self, ticket)
 
     def acquire(self) -> Permit:
         """A :class:`Permit` for one call, or :class:`CircuitOpenError` (or ``open_error``)
@@ -803,29 +804,25 @@ class CircuitBreaker:
         """``fn(*args, **kwargs)`` through the breaker."""
         state = self._state
         ticket = state.acquire()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             if self.fallback is not None:
-                return self._fallback(args, kwargs)  # type: ignore[no-any-return]
+                return cast("T", self._fallback(args, kwargs))
             raise self._reject(ticket)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
             verdict = self._verdict(exc)
             if verdict is False:
-                state.record(
-                    ticket,  # type: ignore[arg-type]
-                    False,
-                    self._failure(exc),
-                )
+                state.record(ticket, False, self._failure(exc))
                 if self.fallback is not None:
-                    return self._fallback(args, kwargs, exc)  # type: ignore[no-any-return]
+                    return cast("T", self._fallback(args, kwargs, exc))
             else:
-                state.record(ticket, verdict, None)  # type: ignore[arg-type]
+                state.record(ticket, verdict, None)
             raise
         except BaseException:
-            state.record(ticket, None, None)  # type: ignore[arg-type]
+            state.record(ticket, None, None)
             raise
-        state.record(ticket, True, None)  # type: ignore[arg-type]
+        state.record(ticket, True, None)
         return result
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
@@ -833,9 +830,9 @@ class CircuitBreaker:
         state = self._state
         sync = state.sync_only
         ticket = state.acquire() if sync else await state.acquire_async()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             if self.fallback is not None:
-                return await self._fallback_async(args, kwargs)  # type: ignore[no-any-return]
+                return cast("T", await self._fallback_async(args, kwargs))
             raise self._reject(ticket)
         try:
             result = await fn(*args, **kwargs)
@@ -844,22 +841,22 @@ class CircuitBreaker:
             counted = outcome is False
             failure = self._failure(exc) if counted else None
             if sync:
-                state.record(ticket, outcome, failure)  # type: ignore[arg-type]
+                state.record(ticket, outcome, failure)
             else:
-                await state.record_async(ticket, outcome, failure)  # type: ignore[arg-type]
+                await state.record_async(ticket, outcome, failure)
             if counted and self.fallback is not None:
-                return await self._fallback_async(args, kwargs, exc)  # type: ignore[no-any-return]
+                return cast("T", await self._fallback_async(args, kwargs, exc))
             raise
         except BaseException:
             if sync:
-                state.record(ticket, None, None)  # type: ignore[arg-type]
+                state.record(ticket, None, None)
             else:
-                await _abandon_async(state, ticket)  # type: ignore[arg-type]
+                await _abandon_async(state, ticket)
             raise
         if sync:
-            state.record(ticket, True, None)  # type: ignore[arg-type]
+            state.record(ticket, True, None)
         else:
-            await state.record_async(ticket, True, None)  # type: ignore[arg-type]
+            await state.record_async(ticket, True, None)
         return result
 
     def _fallback(
