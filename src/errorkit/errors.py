@@ -968,6 +968,7 @@ class _MadeOnFirstRead(Generic[_T]):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_time_ns = time.time_ns
 
 
 class CircuitOpenError(AppError):
@@ -992,7 +993,7 @@ class CircuitOpenError(AppError):
     """The context it was made in (its ``request_id`` and ``correlation_id``)."""
 
     @classmethod
-    def rejection(cls, service: str, retry_after: float, *, message: str | None = None) -> Self:
+    def rejection(cls, service: str, retry_after: float, message: str | None = None) -> Self:
         """The error for one call refused by the breaker named ``service``, with
         ``retry_after`` seconds until a probe may pass (a finite number >= 0).
 
@@ -1007,7 +1008,7 @@ class CircuitOpenError(AppError):
         error.details = {"service": service}
         error.retry_after = retry_after
         error.message = message
-        error._created_ns = time.time_ns()
+        error._created_ns = _time_ns()
         error._context = current_context()
         return error
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import threading
 from typing import Any
 
 import pytest
@@ -618,3 +619,38 @@ def test_breaker_code_needs_no_type_ignores() -> None:
 
     source = Path(module.__file__).read_text(encoding="utf-8")
     assert "type: ignore" not in source
+
+
+class _CountingLock:
+    """Stands in for a state's lock and counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.taken += 1
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_an_open_breaker_refuses_without_taking_its_lock(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    """A flood of refusals never queues on the state's lock, and each is still counted;
+    once the timeout is over the next call takes the lock to turn half-open."""
+    trip(breaker, 3)
+    lock = _CountingLock()
+    breaker._state._lock = lock  # type: ignore[attr-defined]
+    for _ in range(3):
+        with pytest.raises(errorkit.CircuitOpenError) as caught:
+            breaker.call(lambda: None)
+        assert caught.value.retry_after == 30
+    assert lock.taken == 0
+    assert breaker.status().rejected == 3
+    clock.advance(30)
+    assert breaker.call(lambda: "probe") == "probe"
+    assert breaker.state is CircuitState.CLOSED
+    assert lock.taken >= 2

@@ -76,6 +76,11 @@ OpenError = type[BaseException] | Callable[[CircuitOpenError], BaseException]
 """What an open breaker raises instead of :class:`CircuitOpenError`: an exception class, or
 a factory given the ``CircuitOpenError`` (``retry_after``, ``details["service"]``)."""
 
+# The members as plain globals for the call path: ``CircuitState.OPEN`` is an attribute
+# lookup on an enum class, which costs about ten times a global read.
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
+
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
 
@@ -371,16 +376,25 @@ class MemoryState:
 
     def acquire(self) -> Ticket | float:
         ticket = self._closed_ticket
-        if self._state is CircuitState.CLOSED:
+        state = self._state
+        if state is _CLOSED:
             return ticket  # no lock: an outcome of a stale generation is ignored on record
         now = self._monotonic()
-        moved = None
         config = self._config
+        if state is _OPEN:
+            # Refused without the lock, so that a flood of refusals does not queue on it; a
+            # move made meanwhile is seen by the next call. The count is an int increment
+            # with no call inside, which the GIL does not interrupt.
+            left = self._opened_at + config.recovery_timeout - now
+            if left > 0:
+                self._rejected += 1
+                return left
+        moved = None
         with self._lock:
             current: CircuitState = self._state  # re-read: it may have moved meanwhile
-            if current is CircuitState.CLOSED:
+            if current is _CLOSED:
                 return self._closed_ticket
-            if current is CircuitState.OPEN:
+            if current is _OPEN:
                 left = self._opened_at + config.recovery_timeout - now
                 if left > 0:
                     self._rejected += 1
@@ -742,7 +756,7 @@ class CircuitBreaker:
     def _reject(self, retry_after: float) -> BaseException:
         # Not logged one by one: a flood of refusals would flood the logs. The transition to
         # open is logged, and status().rejected counts them.
-        rejection = CircuitOpenError.rejection(self.name, retry_after, message=self._message)
+        rejection = CircuitOpenError.rejection(self.name, retry_after, self._message)
         if self.open_error is None:
             return rejection
         return self._open(rejection)
@@ -781,13 +795,13 @@ class CircuitBreaker:
         """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
         ticket = self._state.acquire()
         if not isinstance(ticket, Ticket):
-            raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
+            raise CircuitOpenError.rejection(self.name, ticket, self._message)
         return Permit(self, ticket)
 
     async def _permit_async(self) -> Permit:
         ticket = await self._state.acquire_async()
         if not isinstance(ticket, Ticket):
-            raise CircuitOpenError.rejection(self.name, ticket, message=self._message)
+            raise CircuitOpenError.rejection(self.name, ticket, self._message)
         return Permit(self, ticket)
 
     def acquire(self) -> Permit:
@@ -807,6 +821,8 @@ class CircuitBreaker:
         if not isinstance(ticket, Ticket):
             if self.fallback is not None:
                 return cast("T", self._fallback(args, kwargs))
+            if self.open_error is None:  # the common refusal, made here: one call less
+                raise CircuitOpenError.rejection(self.name, ticket, self._message)
             raise self._reject(ticket)
         try:
             result = fn(*args, **kwargs)
@@ -833,6 +849,8 @@ class CircuitBreaker:
         if not isinstance(ticket, Ticket):
             if self.fallback is not None:
                 return cast("T", await self._fallback_async(args, kwargs))
+            if self.open_error is None:
+                raise CircuitOpenError.rejection(self.name, ticket, self._message)
             raise self._reject(ticket)
         try:
             result = await fn(*args, **kwargs)
