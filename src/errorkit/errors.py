@@ -962,8 +962,8 @@ class _MadeOnFirstRead(Generic[_T]):
     def __get__(self, obj: object, owner: type | None = None) -> _T | Self:
         if obj is None:
             return self
-        value = self._make(obj)
-        obj.__dict__[self._name] = value
+        # setdefault: two threads reading it at once both get the one that was kept.
+        value: _T = obj.__dict__.setdefault(self._name, self._make(obj))
         return value
 
 

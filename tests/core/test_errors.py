@@ -438,3 +438,26 @@ def test_a_rejection_makes_no_id_and_no_datetime_until_read(
         {"X-Test": "1"},
     )
     assert "_context" not in vars(again)
+
+
+def test_a_rejection_field_read_twice_at_once_keeps_one_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two readers of a rejection's error id racing (one reads it while the other is making
+    it) both get the one that is kept: answer, logs and store name one occurrence."""
+    import errorkit.errors as errors_module
+
+    error = errorkit.CircuitOpenError.rejection("payments", 3.0)
+    ids = iter(["first-made", "second-made"])
+    seen_inside: list[str] = []
+
+    def racing() -> str:
+        made = next(ids)
+        if made == "first-made":  # another reader comes in before this one stores its id
+            seen_inside.append(error.error_id)
+        return made
+
+    monkeypatch.setattr(errors_module, "_new_error_id", racing)
+    outer = error.error_id
+    assert seen_inside == ["second-made"]
+    assert outer == error.error_id == "second-made"
