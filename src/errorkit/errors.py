@@ -19,14 +19,15 @@ import math
 import os
 import re
 import string
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from errorkit.codes import CatalogError, Category, Severity, catalog, validate_code
-from errorkit.context import current_context
+from errorkit.context import ErrorContext, current_context
 
 __all__ = [
     "AppError",
@@ -83,6 +84,9 @@ __all__ = [
     "cause_chain",
     "error_id_of",
 ]
+
+
+_T = TypeVar("_T")
 
 
 class ErrorType(StrEnum):
@@ -937,8 +941,42 @@ class UpstreamRateLimitedError(ExternalServiceError):
     severity = Severity.WARNING
 
 
+class _MadeOnFirstRead(Generic[_T]):
+    """A field of an error that is computed the first time it is read, then kept in the
+    instance like any attribute (the next read finds it there). An instance that set the
+    field itself, as ``AppError.__init__`` does, never calls ``make``."""
+
+    __slots__ = ("_make", "_name")
+
+    def __init__(self, make: Callable[[Any], _T]) -> None:
+        self._make = make
+        self._name = make.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+    def __get__(self, obj: object, owner: type | None = None) -> _T | Self:
+        if obj is None:
+            return self
+        # setdefault: two threads reading it at once both get the one that was kept.
+        value: _T = obj.__dict__.setdefault(self._name, self._make(obj))
+        return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_time_ns = time.time_ns
+
+
 class CircuitOpenError(AppError):
-    """Calls to a failing dependency are refused until its breaker lets a probe through."""
+    """Calls to a failing dependency are refused until its breaker lets a probe through.
+
+    A breaker raises one per refused call, made with :meth:`rejection`, which leaves the
+    error id, the timestamp, the request and correlation ids and the headers to be made
+    when first read (most refusals are caught and dropped unread)."""
 
     code = "CIRCUIT_OPEN"
     status = 503
@@ -949,22 +987,73 @@ class CircuitOpenError(AppError):
     severity = Severity.WARNING
     error_type = ErrorType.API
 
-    if not TYPE_CHECKING:  # hidden from type checkers so that typos still fail there
+    _created_ns: int
+    """When :meth:`rejection` made it, from ``time.time_ns()`` (its ``timestamp``)."""
+    _context: ErrorContext
+    """The context it was made in (its ``request_id`` and ``correlation_id``)."""
 
-        def __getattr__(self, name: str) -> Any:
-            # Only reached for an attribute never set: a breaker builds its rejections
-            # without __init__ (a flood of them must stay cheap), so the error id is made
-            # on first use.
-            if name == "error_id":
-                value = _new_error_id()
-                self.__dict__["error_id"] = value
-                return value
-            msg = f"{type(self).__name__!r} object has no attribute {name!r}"
-            raise AttributeError(msg)
+    @classmethod
+    def rejection(cls, service: str, retry_after: float, message: str | None = None) -> Self:
+        """The error for one call refused by the breaker named ``service``, with
+        ``retry_after`` seconds until a probe may pass (a finite number >= 0).
+
+        It reads the same as ``cls(service=service, retry_after=retry_after)`` in every field,
+        answer, log line and stored row, but costs a few attribute stores: no ``__init__``,
+        no template filling when ``message`` is given (``cls.message`` filled with
+        ``service``, which a breaker makes once), and no error id, datetime, headers or ids
+        until they are read. The timestamp is the time of this call."""
+        if message is None:
+            message = _fill_class_message(cls, {"service": service})
+        error = cls.__new__(cls, message)  # args == (message,), as Exception.__init__ sets
+        error.details = {"service": service}
+        error.retry_after = retry_after
+        error.message = message
+        error._created_ns = _time_ns()
+        error._context = current_context()
+        return error
+
+    # Made on first read for a rejection; an error built by __init__ has them all already.
+
+    @_MadeOnFirstRead
+    def error_id(self) -> str:
+        return _new_error_id()
+
+    @_MadeOnFirstRead
+    def timestamp(self) -> datetime:
+        # What datetime.now(UTC) gives at that nanosecond: microseconds, rounded down.
+        return _EPOCH + timedelta(microseconds=self._created_ns // 1000)
+
+    @_MadeOnFirstRead
+    def request_id(self) -> str | None:
+        return self._context.request_id
+
+    @_MadeOnFirstRead
+    def correlation_id(self) -> str | None:
+        ctx = self._context
+        return ctx.correlation_id or ctx.request_id
+
+    @_MadeOnFirstRead
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    @_MadeOnFirstRead
+    def _template(self) -> str:
+        return type(self).message
 
     def __reduce__(self) -> tuple[Any, ...]:
-        _ = self.error_id  # a pickled copy names the same occurrence
-        return super().__reduce__()
+        # A pickled copy names the same occurrence: every field is made before copying,
+        # and the copy carries the fields only, as one built by __init__ does.
+        state = self.__dict__
+        if "_context" in state:
+            for name in _LAZY_FIELDS:
+                getattr(self, name)
+            state = {k: v for k, v in state.items() if k not in ("_context", "_created_ns")}
+        return (_rebuild, (type(self), state.copy()))
+
+
+_LAZY_FIELDS = tuple(
+    name for name, value in vars(CircuitOpenError).items() if isinstance(value, _MadeOnFirstRead)
+)
 
 
 def iter_error_classes() -> Iterator[type[AppError]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 from collections.abc import Iterator
 
@@ -359,5 +360,104 @@ def test_categories_cover_the_plans() -> None:
 
 def test_every_class_code_is_in_the_catalog() -> None:
     """No error class escapes the catalog."""
+    gc.collect()  # classes other tests defined in their bodies, and whose codes they forgot
     for cls in iter_error_classes():
         assert cls.code in catalog, cls
+
+
+def _circuit_view(error: errorkit.CircuitOpenError) -> dict[str, object]:
+    """Everything an answer, a log line or a stored row reads from the error, but its id."""
+    data = error.to_dict()
+    data.pop("error_id")
+    return {
+        **data,
+        "str": str(error),
+        "repr": repr(error),
+        "args": error.args,
+        "public": error.public_message(),
+        "headers": error.response_headers(),
+        "template": error._template,
+    }
+
+
+def test_a_rejection_reads_like_a_constructed_circuit_open_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CircuitOpenError.rejection() gives the same fields, answer, headers and text as
+    CircuitOpenError(service=, retry_after=) made at the same instant in the same context."""
+    import errorkit.errors as errors_module
+
+    monkeypatch.setattr(errors_module, "_time_ns", lambda: 1_700_000_000_123_456_789)
+    with context_scope(request_id="req-1"):
+        quick = errorkit.CircuitOpenError.rejection("payments", 12.5)
+        given = errorkit.CircuitOpenError.rejection(
+            "payments", 12.5, message="payments is unavailable (circuit open)."
+        )
+        built = errorkit.CircuitOpenError(service="payments", retry_after=12.5)
+    built.timestamp = built.timestamp.replace(
+        year=2023, month=11, day=14, hour=22, minute=13, second=20, microsecond=123456
+    )
+    assert _circuit_view(quick) == _circuit_view(built) == _circuit_view(given)
+    assert quick.timestamp.isoformat() == "2023-11-14T22:13:20.123456+00:00"
+    assert (quick.request_id, quick.correlation_id) == ("req-1", "req-1")
+    assert quick.response_headers() == {"Retry-After": "13"}
+    assert type(quick) is errorkit.CircuitOpenError
+    assert errorkit.classify(quick) == errorkit.classify(built)
+
+
+def test_a_rejection_makes_no_id_and_no_datetime_until_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refusal that is caught and dropped never pays for an error id or a datetime; once
+    read, each field keeps its value, and a pickled copy names the same occurrence."""
+    import errorkit.errors as errors_module
+
+    made: list[str] = []
+    real = errors_module._new_error_id
+
+    def counting() -> str:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(errors_module, "_new_error_id", counting)
+    error = errorkit.CircuitOpenError.rejection("payments", 3.0)
+    assert made == []
+    assert {"error_id", "timestamp", "headers", "request_id"}.isdisjoint(vars(error))
+    first = error.error_id
+    assert made == [first]
+    assert error.error_id == first
+    assert error.timestamp is error.timestamp
+    error.headers["X-Test"] = "1"
+    assert error.response_headers() == {"X-Test": "1", "Retry-After": "3"}
+    copy = pickle.loads(pickle.dumps(errorkit.CircuitOpenError.rejection("db", 1.0)))
+    assert copy.to_dict()["details"] == {"service": "db"}
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.error_id, again.timestamp, again.headers) == (
+        first,
+        error.timestamp,
+        {"X-Test": "1"},
+    )
+    assert "_context" not in vars(again)
+
+
+def test_a_rejection_field_read_twice_at_once_keeps_one_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two readers of a rejection's error id racing (one reads it while the other is making
+    it) both get the one that is kept: answer, logs and store name one occurrence."""
+    import errorkit.errors as errors_module
+
+    error = errorkit.CircuitOpenError.rejection("payments", 3.0)
+    ids = iter(["first-made", "second-made"])
+    seen_inside: list[str] = []
+
+    def racing() -> str:
+        made = next(ids)
+        if made == "first-made":  # another reader comes in before this one stores its id
+            seen_inside.append(error.error_id)
+        return made
+
+    monkeypatch.setattr(errors_module, "_new_error_id", racing)
+    outer = error.error_id
+    assert seen_inside == ["second-made"]
+    assert outer == error.error_id == "second-made"

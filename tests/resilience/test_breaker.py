@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import threading
 from typing import Any
 
 import pytest
@@ -510,7 +511,9 @@ def test_rejections_are_fresh_complete_circuit_open_errors(breaker: CircuitBreak
     first, second = errors
     assert first is not second
     reference = errorkit.CircuitOpenError(service="upstream")
-    assert set(vars(reference)) - {"error_id"} <= set(vars(first))
+    for name in vars(reference):  # some fields are made on first read
+        getattr(first, name)
+    assert set(vars(reference)) <= set(vars(first))
     assert first.error_id == first.error_id != second.error_id
     assert first.to_dict()["message"] == "upstream is unavailable (circuit open)."
     copy = pickle.loads(pickle.dumps(first))
@@ -543,3 +546,111 @@ def test_bad_names_are_refused(name: str) -> None:
     """Breaker names are short and safe to use as Redis key parts."""
     with pytest.raises(ValueError, match="not valid"):
         CircuitBreaker(name)
+
+
+class _RefusingState:
+    """A backend's state that refuses every call with a whole number of seconds, which
+    ``BreakerState.acquire() -> Ticket | float`` allows."""
+
+    backend = "refusing"
+    sync_only = True
+
+    def acquire(self) -> Any:
+        return 7
+
+    async def acquire_async(self) -> Any:
+        return 7
+
+    def record(self, ticket: Any, outcome: Any, failure: Any) -> None:
+        raise AssertionError("a refused call has no outcome to record")
+
+    async def record_async(self, ticket: Any, outcome: Any, failure: Any) -> None:
+        raise AssertionError("a refused call has no outcome to record")
+
+    def status(self, name: str) -> Any:
+        raise NotImplementedError
+
+    async def status_async(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def reset(self) -> None: ...
+
+    async def reset_async(self) -> None: ...
+
+
+class _RefusingBackend:
+    def state_for(self, name: str, config: Any, clock: Any, notify: Any) -> _RefusingState:
+        return _RefusingState()
+
+
+def test_whatever_is_not_a_ticket_is_a_refusal() -> None:
+    """A backend refusing with an int (not a float) still refuses: the call never runs, by
+    every way in, and the CircuitOpenError carries those seconds."""
+    breaker = CircuitBreaker("refusing", backend=_RefusingBackend())
+    ran: list[str] = []
+
+    async def acall() -> None:
+        ran.append("async")
+
+    def enter() -> None:
+        with breaker:
+            ran.append("with")
+
+    ways = [
+        lambda: breaker.call(ran.append, "call"),
+        lambda: asyncio.run(breaker.call_async(acall)),
+        enter,
+        breaker.acquire,
+        lambda: asyncio.run(breaker.acquire_async()),
+    ]
+    for way in ways:
+        with pytest.raises(errorkit.CircuitOpenError) as caught:
+            way()
+        assert caught.value.retry_after == 7
+        assert caught.value.response_headers() == {"Retry-After": "7"}
+    assert ran == []
+
+
+def test_breaker_code_needs_no_type_ignores() -> None:
+    """acquire()'s result narrows to a Ticket or a refusal for the type checker as written."""
+    from pathlib import Path
+
+    import errorkit.resilience.breaker as module
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    assert "type: ignore" not in source
+
+
+class _CountingLock:
+    """Stands in for a state's lock and counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.taken += 1
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_an_open_breaker_refuses_without_taking_its_lock(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    """A flood of refusals never queues on the state's lock, and each is still counted;
+    once the timeout is over the next call takes the lock to turn half-open."""
+    trip(breaker, 3)
+    lock = _CountingLock()
+    breaker._state._lock = lock  # type: ignore[attr-defined]
+    for _ in range(3):
+        with pytest.raises(errorkit.CircuitOpenError) as caught:
+            breaker.call(lambda: None)
+        assert caught.value.retry_after == 30
+    assert lock.taken == 0
+    assert breaker.status().rejected == 3
+    clock.advance(30)
+    assert breaker.call(lambda: "probe") == "probe"
+    assert breaker.state is CircuitState.CLOSED
+    assert lock.taken >= 2

@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from errorkit._guard import guard
-from errorkit.context import current_context
 from errorkit.errors import AppError, CircuitOpenError
 from errorkit.resilience._common import (
     ErrorFilter,
@@ -76,6 +75,11 @@ class CircuitState(StrEnum):
 OpenError = type[BaseException] | Callable[[CircuitOpenError], BaseException]
 """What an open breaker raises instead of :class:`CircuitOpenError`: an exception class, or
 a factory given the ``CircuitOpenError`` (``retry_after``, ``details["service"]``)."""
+
+# The members as plain globals for the call path: ``CircuitState.OPEN`` is an attribute
+# lookup on an enum class, which costs about ten times a global read.
+_CLOSED = CircuitState.CLOSED
+_OPEN = CircuitState.OPEN
 
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
@@ -228,7 +232,8 @@ call): no verdict on the dependency, counts nothing, only frees a probe slot."""
 
 class BreakerState(Protocol):
     """The state of one breaker, wherever it is kept. ``acquire`` returns a :class:`Ticket`
-    or, when the call is refused, the seconds until one may pass."""
+    or, when the call is refused, the seconds until one may pass (any number: what is not a
+    ``Ticket`` is a refusal, which is how the breaker tells the two apart)."""
 
     backend: str
     sync_only: bool
@@ -331,7 +336,7 @@ class MemoryState:
         self._successes = 0
         self._opened_at = 0.0
         self._opened_wall: float | None = None
-        self._probes: dict[int, float] = {}
+        self._probes: dict[object, float] = {}  # a probe's lease -> when it expires
         self._probe_seq = 0
         self._rejected = 0
         self._last_failure: LastFailure | None = None
@@ -371,16 +376,25 @@ class MemoryState:
 
     def acquire(self) -> Ticket | float:
         ticket = self._closed_ticket
-        if self._state is CircuitState.CLOSED:
+        state = self._state
+        if state is _CLOSED:
             return ticket  # no lock: an outcome of a stale generation is ignored on record
         now = self._monotonic()
-        moved = None
         config = self._config
+        if state is _OPEN:
+            # Refused without the lock, so that a flood of refusals does not queue on it; a
+            # move made meanwhile is seen by the next call. The count is an int increment
+            # with no call inside, which the GIL does not interrupt.
+            left = self._opened_at + config.recovery_timeout - now
+            if left > 0:
+                self._rejected += 1
+                return left
+        moved = None
         with self._lock:
             current: CircuitState = self._state  # re-read: it may have moved meanwhile
-            if current is CircuitState.CLOSED:
+            if current is _CLOSED:
                 return self._closed_ticket
-            if current is CircuitState.OPEN:
+            if current is _OPEN:
                 left = self._opened_at + config.recovery_timeout - now
                 if left > 0:
                     self._rejected += 1
@@ -421,7 +435,7 @@ class MemoryState:
             if failure is not None:
                 self._last_failure = failure
             if ticket.probe:
-                self._probes.pop(ticket.lease, None)  # type: ignore[arg-type]
+                self._probes.pop(ticket.lease, None)
             if outcome is None or ticket.generation != self._generation:
                 return
             state = self._state
@@ -534,29 +548,6 @@ class MemoryBackend:
 
     def __repr__(self) -> str:
         return "MemoryBackend()"
-
-
-# -- rejections -----------------------------------------------------------------------------
-
-
-def _rejection(name: str, message: str, retry_after: float) -> CircuitOpenError:
-    """A fresh CircuitOpenError, built without the costly parts of a normal one.
-
-    Its error id is made on first use (see ``AppError.__getattr__``): most rejections are
-    caught and dropped without anyone asking for it."""
-    exc = CircuitOpenError.__new__(CircuitOpenError)
-    ctx = current_context()
-    state = exc.__dict__
-    state["details"] = {"service": name}
-    state["retry_after"] = retry_after
-    state["message"] = message
-    state["timestamp"] = datetime.now(UTC)
-    state["request_id"] = ctx.request_id
-    state["correlation_id"] = ctx.correlation_id or ctx.request_id
-    state["headers"] = {}
-    state["_template"] = CircuitOpenError.message
-    exc.args = (message,)
-    return exc
 
 
 # -- the breaker ----------------------------------------------------------------------------
@@ -765,7 +756,7 @@ class CircuitBreaker:
     def _reject(self, retry_after: float) -> BaseException:
         # Not logged one by one: a flood of refusals would flood the logs. The transition to
         # open is logged, and status().rejected counts them.
-        rejection = _rejection(self.name, self._message, retry_after)
+        rejection = CircuitOpenError.rejection(self.name, retry_after, self._message)
         if self.open_error is None:
             return rejection
         return self._open(rejection)
@@ -796,22 +787,22 @@ class CircuitBreaker:
 
     def _admitted(self, ticket: Ticket | float) -> Ticket:
         """The ticket, or the refusal (seconds to wait) raised."""
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             raise self._reject(ticket)
-        return ticket  # type: ignore[return-value]
+        return ticket
 
     def _permit(self) -> Permit:
         """Like :meth:`acquire`, but a refusal is always the plain CircuitOpenError."""
         ticket = self._state.acquire()
-        if type(ticket) is float:
-            raise _rejection(self.name, self._message, ticket)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        if not isinstance(ticket, Ticket):
+            raise CircuitOpenError.rejection(self.name, ticket, self._message)
+        return Permit(self, ticket)
 
     async def _permit_async(self) -> Permit:
         ticket = await self._state.acquire_async()
-        if type(ticket) is float:
-            raise _rejection(self.name, self._message, ticket)
-        return Permit(self, ticket)  # type: ignore[arg-type]
+        if not isinstance(ticket, Ticket):
+            raise CircuitOpenError.rejection(self.name, ticket, self._message)
+        return Permit(self, ticket)
 
     def acquire(self) -> Permit:
         """A :class:`Permit` for one call, or :class:`CircuitOpenError` (or ``open_error``)
@@ -827,29 +818,27 @@ class CircuitBreaker:
         """``fn(*args, **kwargs)`` through the breaker."""
         state = self._state
         ticket = state.acquire()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             if self.fallback is not None:
-                return self._fallback(args, kwargs)  # type: ignore[no-any-return]
+                return cast("T", self._fallback(args, kwargs))
+            if self.open_error is None:  # the common refusal, made here: one call less
+                raise CircuitOpenError.rejection(self.name, ticket, self._message)
             raise self._reject(ticket)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
             verdict = self._verdict(exc)
             if verdict is False:
-                state.record(
-                    ticket,  # type: ignore[arg-type]
-                    False,
-                    self._failure(exc),
-                )
+                state.record(ticket, False, self._failure(exc))
                 if self.fallback is not None:
-                    return self._fallback(args, kwargs, exc)  # type: ignore[no-any-return]
+                    return cast("T", self._fallback(args, kwargs, exc))
             else:
-                state.record(ticket, verdict, None)  # type: ignore[arg-type]
+                state.record(ticket, verdict, None)
             raise
         except BaseException:
-            state.record(ticket, None, None)  # type: ignore[arg-type]
+            state.record(ticket, None, None)
             raise
-        state.record(ticket, True, None)  # type: ignore[arg-type]
+        state.record(ticket, True, None)
         return result
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
@@ -857,9 +846,11 @@ class CircuitBreaker:
         state = self._state
         sync = state.sync_only
         ticket = state.acquire() if sync else await state.acquire_async()
-        if type(ticket) is float:
+        if not isinstance(ticket, Ticket):
             if self.fallback is not None:
-                return await self._fallback_async(args, kwargs)  # type: ignore[no-any-return]
+                return cast("T", await self._fallback_async(args, kwargs))
+            if self.open_error is None:
+                raise CircuitOpenError.rejection(self.name, ticket, self._message)
             raise self._reject(ticket)
         try:
             result = await fn(*args, **kwargs)
@@ -868,22 +859,22 @@ class CircuitBreaker:
             counted = outcome is False
             failure = self._failure(exc) if counted else None
             if sync:
-                state.record(ticket, outcome, failure)  # type: ignore[arg-type]
+                state.record(ticket, outcome, failure)
             else:
-                await state.record_async(ticket, outcome, failure)  # type: ignore[arg-type]
+                await state.record_async(ticket, outcome, failure)
             if counted and self.fallback is not None:
-                return await self._fallback_async(args, kwargs, exc)  # type: ignore[no-any-return]
+                return cast("T", await self._fallback_async(args, kwargs, exc))
             raise
         except BaseException:
             if sync:
-                state.record(ticket, None, None)  # type: ignore[arg-type]
+                state.record(ticket, None, None)
             else:
-                await _abandon_async(state, ticket)  # type: ignore[arg-type]
+                await _abandon_async(state, ticket)
             raise
         if sync:
-            state.record(ticket, True, None)  # type: ignore[arg-type]
+            state.record(ticket, True, None)
         else:
-            await state.record_async(ticket, True, None)  # type: ignore[arg-type]
+            await state.record_async(ticket, True, None)
         return result
 
     def _fallback(
