@@ -138,6 +138,15 @@ def _by_reason(value: Any, default_reason: str) -> dict[str, float]:
     return {default_reason: float(value)}
 
 
+_MAX_CHILDREN = 4096
+
+
+def _remember(cache: dict[Any, Any], key: Any, child: Any) -> None:
+    if len(cache) >= _MAX_CHILDREN:
+        cache.clear()
+    cache[key] = child
+
+
 class _CaptureCollector(Collector):
     """Reads capture's statistics when Prometheus scrapes."""
 
@@ -323,6 +332,10 @@ class Metrics:
             ["breaker", "from_state", "to_state"],
             registry=r,
         )
+        # Labelled children by the raw values, so that a hot path skips prometheus_client's
+        # label lookup and the limiters (bounded: emptied when full).
+        self._error_children: dict[tuple[Any, ...], Any] = {}
+        self._handling_children: dict[str, Any] = {}
         r.register(_CaptureCollector(capture_stats or _capture_stats_default, self._reasons))
         r.register(_InternalErrorsCollector())
 
@@ -343,13 +356,18 @@ class Metrics:
         with guard("metrics.record_errors"):
             if count <= 0:
                 return
-            self.errors_total.labels(
-                error_type=self.error_types(error_type),
-                code=self.codes(code),
-                severity=self.severities(str(getattr(severity, "value", severity))),
-                status="" if status is None else self.statuses(status),
-                service=self.services(service or ""),
-            ).inc(count)
+            key = (error_type, code, severity, status, service)
+            child = self._error_children.get(key)
+            if child is None:
+                child = self.errors_total.labels(
+                    error_type=self.error_types(error_type),
+                    code=self.codes(code),
+                    severity=self.severities(str(getattr(severity, "value", severity))),
+                    status="" if status is None else self.statuses(status),
+                    service=self.services(service or ""),
+                )
+                _remember(self._error_children, key, child)
+            child.inc(count)
 
     def on_report(self, exc: BaseException, error_id: str, context: Mapping[str, Any]) -> None:
         """The reporting observer :meth:`instrument` adds: counts each reported (or
@@ -397,9 +415,11 @@ class Metrics:
     def observe_error_handling(self, seconds: float, *, error_type: str = "unknown_error") -> None:
         """Record how long handling one error took. Never raises."""
         with guard("metrics.observe_error_handling"):
-            self.error_handling_seconds.labels(error_type=self.error_types(error_type)).observe(
-                max(0.0, seconds)
-            )
+            child = self._handling_children.get(error_type)
+            if child is None:
+                child = self.error_handling_seconds.labels(error_type=self.error_types(error_type))
+                _remember(self._handling_children, error_type, child)
+            child.observe(max(0.0, seconds))
 
     @contextmanager
     def time_error_handling(
