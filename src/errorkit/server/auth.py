@@ -1,0 +1,76 @@
+"""Bearer-token authentication for the tracker's API.
+
+Every route but liveness depends on :func:`reader` or :func:`admin`. A missing, unknown,
+expired or revoked token is a 401 in errorkit's envelope (with ``WWW-Authenticate``); a
+read-only token on a route that changes something is a 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from errorkit.errors import AuthenticationError, AuthorizationError, InvalidTokenError
+from errorkit.errors import TokenExpiredError as TokenExpired
+from errorkit.store.tokens import ApiToken, TokenRefused, TokenStore
+
+__all__ = ["Admin", "Reader", "admin", "reader"]
+
+logger = logging.getLogger("errorkit.server")
+
+#: How often a token's ``last_used_at`` is written (not on every request).
+TOUCH_EVERY = timedelta(minutes=1)
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="errorkit"'}
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token from `errorkit tokens create` (role read or admin).",
+)
+
+
+def _tokens(request: Request) -> TokenStore:
+    tokens: TokenStore = request.app.state.errorkit_tokens
+    return tokens
+
+
+def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken:
+    """The token of the request, any role; 401 without a valid one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError(headers=_CHALLENGE)
+    tokens = _tokens(request)
+    try:
+        token = tokens.verify(credentials.credentials)
+    except TokenRefused as refused:
+        logger.warning(
+            "tracker API token refused (%s) for %s %s",
+            refused.reason,
+            request.method,
+            request.url.path,
+            extra={"event": "auth_failed", "reason": refused.reason},
+        )
+        if refused.reason == "expired":
+            raise TokenExpired(headers=_CHALLENGE) from None
+        raise InvalidTokenError(headers=_CHALLENGE) from None
+    now = datetime.now(UTC)
+    if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
+        tokens.touch(token.id)
+    return token
+
+
+def admin(token: Annotated[ApiToken, Depends(reader)]) -> ApiToken:
+    """The token of the request, which must have the admin role; 403 for a read token."""
+    if token.role != "admin":
+        raise AuthorizationError("This needs an admin token; this token is read-only.")
+    return token
+
+
+Reader = Annotated[ApiToken, Depends(reader)]
+Admin = Annotated[ApiToken, Depends(admin)]

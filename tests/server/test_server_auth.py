@@ -1,0 +1,136 @@
+"""The auth matrix: every route of the OpenAPI schema with every kind of credential."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from tests.server.conftest import Tracker
+
+OPEN = {("get", "/admin/api/health/live")}
+STATE_CHANGING = {"post", "put", "patch", "delete"}
+AUTH_CODES = {"AUTH_REQUIRED", "AUTH_TOKEN_INVALID", "AUTH_TOKEN_EXPIRED"}
+
+
+def _routes(tracker: Tracker) -> list[tuple[str, str]]:
+    schema = tracker.get("/openapi.json").json()
+    return sorted(
+        (method, path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    )
+
+
+def _api_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every APIRoute, looking inside included routers."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        inner = getattr(route, "original_router", None) or getattr(route, "routes", None)
+        if inner is not None:
+            found.extend(_api_routes(getattr(inner, "routes", inner)))
+    return found
+
+
+def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, Any] | None]:
+    """A concrete URL (path parameters filled with things that exist) and a valid body."""
+    group = tracker.store.groups(limit=1).items[0]
+    values = {
+        "group_id": str(group.id),
+        "error_id": tracker.seeded.boom_ids[0],
+        "name": "payments",
+    }
+    url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+    bodies: dict[str, dict[str, Any]] = {
+        "/admin/api/groups/bulk": {"ids": [group.id]},
+        "/admin/api/retention/cleanup": {"older_than": "3650d", "dry_run": True},
+    }
+    return url, bodies.get(path, {} if method in STATE_CHANGING else None)
+
+
+def _call(tracker: Tracker, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
+    return tracker.client.request(method.upper(), url, json=body, headers=headers)
+
+
+def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
+    """Nothing escapes the matrix: the only route left out of the schema is the schema."""
+    hidden = [
+        route.path
+        for route in _api_routes(tracker.client.app.routes)
+        if not route.include_in_schema
+    ]
+    assert hidden == ["/admin/api/openapi.json"]
+    routes = _routes(tracker)
+    assert len(routes) >= 20
+    assert ("post", "/admin/api/breakers/reset-all") in routes
+
+
+CREDENTIALS = ["none", "read", "admin", "expired", "revoked", "expired_admin", "garbage", "basic"]
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+def test_auth_matrix(tracker: Tracker, credential: str) -> None:
+    headers = {
+        "none": {},
+        "read": tracker.headers(tracker.tokens.read),
+        "admin": tracker.headers(tracker.tokens.admin),
+        "expired": tracker.headers(tracker.tokens.expired),
+        "revoked": tracker.headers(tracker.tokens.revoked),
+        "expired_admin": tracker.headers(tracker.tokens.expired_admin),
+        "garbage": tracker.headers("ekt_not-a-real-token"),
+        "basic": {"Authorization": "Basic YWRtaW46YWRtaW4="},
+    }[credential]
+    failures = []
+    for method, path in _routes(tracker):
+        url, body = _request(tracker, method, path)
+        answer = _call(tracker, method, url, body, headers)
+        if (method, path) in OPEN:
+            expected = "2xx"
+        elif credential in {"read", "admin"}:
+            changing = method in STATE_CHANGING
+            expected = "403" if credential == "read" and changing else "2xx"
+        else:
+            expected = "401"
+        got = answer.status_code
+        ok = 200 <= got < 300 if expected == "2xx" else got == int(expected)
+        if ok and expected == "401":
+            error = answer.json()["error"]
+            ok = error["code"] in AUTH_CODES and "error_id" in error
+            ok = ok and answer.headers.get("www-authenticate", "").startswith("Bearer")
+        if ok and expected == "403":
+            ok = answer.json()["error"]["code"] == "PERMISSION_DENIED"
+        if not ok:
+            failures.append(f"{method.upper()} {url}: expected {expected}, got {got} {answer.text}")
+    assert failures == []
+
+
+def test_schema_itself_needs_a_token(tracker: Tracker) -> None:
+    assert tracker.client.get("/admin/api/openapi.json").status_code == 401
+    assert tracker.get("/openapi.json", token=tracker.tokens.read).status_code == 200
+
+
+def test_expired_token_says_expired(tracker: Tracker) -> None:
+    answer = tracker.get("/groups", token=tracker.tokens.expired)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "AUTH_TOKEN_EXPIRED"
+    revoked = tracker.get("/groups", token=tracker.tokens.revoked)
+    assert revoked.json()["error"]["code"] == "AUTH_TOKEN_INVALID"
+
+
+def test_read_only_token_changes_nothing(tracker: Tracker) -> None:
+    """A refused resolve leaves the group as it was."""
+    group = tracker.store.groups(limit=1).items[0]
+    refused = tracker.post(f"/groups/{group.id}/resolve", token=tracker.tokens.read, json={})
+    assert refused.status_code == 403
+    assert tracker.store.group(group.id).status == "unresolved"  # type: ignore[union-attr]
+
+
+def test_schema_documents_bearer_auth(tracker: Tracker) -> None:
+    schema = tracker.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    groups = schema["paths"]["/admin/api/groups"]["get"]
+    assert {"token": []} in groups["security"]
