@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import pytest
 from tests.server.conftest import Tracker
 
 
@@ -219,3 +220,39 @@ def test_whoami_never_shows_the_token(tracker: Tracker) -> None:
     assert me.json()["role"] == "read"
     assert me.json()["name"] == "viewer"
     assert tracker.tokens.read not in me.text
+
+
+def test_breakers_shared_through_redis(store_url: str) -> None:
+    """With a RedisBackend the tracker lists and resets the state every app process shares."""
+    import uuid
+
+    from starlette.testclient import TestClient
+    from tests._services import require_redis
+    from tests.server.conftest import failing, make_tokens
+
+    from errorkit.resilience.breaker_redis import RedisBackend
+    from errorkit.resilience.registry import BreakerRegistry
+    from errorkit.server import create_app
+    from errorkit.store import open_store
+
+    backend = RedisBackend(require_redis(), namespace=f"tracker-{uuid.uuid4().hex[:8]}")
+    app_side = BreakerRegistry(backend=backend)
+    breaker = app_side.circuit_breaker("ledger", failure_threshold=1, recovery_timeout=600)
+    with pytest.raises(ConnectionError):
+        breaker.call(failing)
+    with open_store(store_url) as store:
+        token = make_tokens(store).admin
+        headers = {"Authorization": f"Bearer {token}"}
+        tracker_side = RedisBackend(backend.url or "", namespace=backend.namespace)
+        client = TestClient(create_app(store=store, breakers=tracker_side))
+        listed = client.get("/admin/api/breakers", headers=headers).json()
+        assert listed["source"] == "redis"
+        assert [(b["name"], b["state"]) for b in listed["breakers"]] == [("ledger", "open")]
+        reset = client.post("/admin/api/breakers/ledger/reset", headers=headers).json()
+        assert reset["was"] == "open"
+        assert str(breaker.status().state) == "closed"
+        assert client.post("/admin/api/breakers/other/reset", headers=headers).status_code == 404
+    for name in backend.breaker_names():
+        backend.reset_breaker(name)
+    backend.close()
+    tracker_side.close()
