@@ -256,3 +256,39 @@ def test_breakers_shared_through_redis(store_url: str) -> None:
         backend.reset_breaker(name)
     backend.close()
     tracker_side.close()
+
+
+def test_default_health_is_the_trackers_own(tracker: Tracker) -> None:
+    """Without health=, the tracker reports its store (a critical check), the errors in it
+    and the breakers it shows."""
+    from starlette.testclient import TestClient
+
+    from errorkit.server import create_app
+
+    app = create_app(store=tracker.store, breakers=tracker.breakers)
+    client = TestClient(app)
+    detailed = client.get("/admin/api/health/detailed", headers=tracker.headers()).json()
+    assert detailed["components"]["store"]["status"] == "healthy"
+    assert detailed["components"]["store"]["critical"] is True
+    assert detailed["errors"]["unresolved_count"] == 6
+    assert detailed["errors"]["last_error"]["error_id"] == tracker.seeded.worker_id
+    assert detailed["breakers"]["payments"]["state"] == "open"
+    basic = client.get("/admin/api/health", headers=tracker.headers())
+    assert basic.status_code == 200
+    assert list(basic.json()["components"]) == ["store"]
+
+
+def test_store_down_liveness_answers_and_the_rest_is_503() -> None:
+    """The process is alive while its database is away; routes that need the store say 503
+    in errorkit's envelope (never a 401 that would send people hunting for a new token)."""
+    from starlette.testclient import TestClient
+
+    from errorkit.server import create_app
+
+    app = create_app("postgresql+psycopg://errorkit:hunter2@127.0.0.1:1/errors")
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/admin/api/health/live").status_code == 200
+    answer = client.get("/admin/api/groups", headers={"Authorization": "Bearer ekt_whatever"})
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert "hunter2" not in answer.text

@@ -134,3 +134,15 @@ def test_schema_documents_bearer_auth(tracker: Tracker) -> None:
     assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     groups = schema["paths"]["/admin/api/groups"]["get"]
     assert {"token": []} in groups["security"]
+
+
+def test_credentials_are_checked_before_the_body(tracker: Tracker) -> None:
+    """A request with a bad body learns nothing about the schema without the right role."""
+    bad = {"action": "explode", "ids": "not a list"}
+    anonymous = tracker.client.post("/admin/api/groups/bulk", json=bad)
+    assert anonymous.status_code == 401
+    read = tracker.post("/groups/bulk", token=tracker.tokens.read, json=bad)
+    assert read.status_code == 403
+    admin = tracker.post("/groups/bulk", json=bad)
+    assert admin.status_code == 422
+    assert admin.json()["error"]["code"] == "VALIDATION_ERROR"

@@ -20,7 +20,7 @@ from errorkit.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from errorkit.observe.health import HealthRegistry, HealthReport, default_health
+from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
 from errorkit.store import (
@@ -36,7 +36,7 @@ from errorkit.store import (
 from errorkit.store.repository import MAX_LIMIT
 from errorkit.store.tokens import TokenStore
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "tracker_health"]
 
 GroupStatusName = Literal["unresolved", "resolved", "ignored", "regressed"]
 SortName = Literal["last_seen", "first_seen", "count"]
@@ -234,6 +234,17 @@ def _report(report: HealthReport, *, details: bool = True) -> JSONResponse:
     return JSONResponse(report.as_dict(details=details), status_code=report.http_status)
 
 
+def tracker_health(store: ErrorStore, breakers: BreakerSource) -> HealthRegistry:
+    """The health a tracker reports by default: a critical ``store`` check (the database
+    answers), errors counted in that store, and the breakers it shows."""
+    registry = HealthRegistry(
+        error_source=lambda window: store_error_summary(store, window),
+        breaker_source=lambda: {str(b["name"]): b for b in breakers.list()},
+    )
+    registry.add("store", store.ping, critical=True, component_type="datastore")
+    return registry
+
+
 def create_app(
     store_url: str | None = None,
     *,
@@ -247,8 +258,8 @@ def create_app(
 
     ``breakers`` is where breakers are read and reset: None for this process's registry, a
     ``BreakerRegistry``, a ``RedisBackend`` or a ``redis://`` URL (state shared by apps).
-    ``health`` is the registry the health routes answer from (default: the process's).
-    Routes live under ``{prefix}/api/``.
+    ``health`` is the registry the health routes answer from (default: the tracker's own,
+    see :func:`tracker_health`). Routes live under ``{prefix}/api/``.
     """
     if (store is None) == (store_url is None):
         if store is None:
@@ -265,10 +276,10 @@ def create_app(
     owned = store is None
     the_store = store if store is not None else ErrorStore(str(store_url))
     source: BreakerSource = breaker_source(breakers)
-    registry = health
+    registry = health if health is not None else tracker_health(the_store, source)
 
     def health_registry() -> HealthRegistry:
-        return registry if registry is not None else default_health()
+        return registry
 
     app = FastAPI(
         title=title,
