@@ -146,3 +146,47 @@ def test_credentials_are_checked_before_the_body(tracker: Tracker) -> None:
     admin = tracker.post("/groups/bulk", json=bad)
     assert admin.status_code == 422
     assert admin.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_each_refusal_is_a_security_event(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errorkit.server.auth
+
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def record(event_type: str, message: str, **fields: Any) -> None:
+        events.append((event_type, fields))
+
+    monkeypatch.setattr(errorkit.server.auth, "log_security_event", record)
+    tracker.get("/groups", token=tracker.tokens.expired)
+    tracker.get("/groups", token=tracker.tokens.revoked)
+    tracker.get("/groups", token="ekt_guess")
+    tracker.post("/breakers/reset-all", token=tracker.tokens.read)
+    tracker.get("/groups", token=tracker.tokens.admin)  # accepted: no event
+    assert [(kind, f.get("reason")) for kind, f in events] == [
+        ("api_token_refused", "expired"),
+        ("api_token_refused", "revoked"),
+        ("api_token_refused", "unknown"),
+        ("api_permission_denied", None),
+    ]
+    assert events[3][1]["path"] == "/admin/api/breakers/reset-all"
+    assert events[3][1]["token_name"] == "viewer"
+    assert all(tracker.tokens.expired not in str(f) for _, f in events)
+
+
+def test_security_event_without_structlog_goes_to_the_stdlib_logger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the logging extra the event still reaches the ``errorkit.security`` logger."""
+    import sys
+
+    from errorkit.server.auth import log_security_event
+
+    monkeypatch.setitem(sys.modules, "errorkit.observe.logging", None)
+    with caplog.at_level("WARNING", logger="errorkit.security"):
+        log_security_event("api_token_refused", "tracker API token refused", reason="expired")
+    (record,) = [r for r in caplog.records if r.name == "errorkit.security"]
+    assert record.security_event == "api_token_refused"  # type: ignore[attr-defined]
+    assert record.reason == "expired"  # type: ignore[attr-defined]
+    assert "tracker API token refused" in record.getMessage()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,7 +20,25 @@ from errorkit.store.tokens import ApiToken, TokenRefused, TokenStore
 
 __all__ = ["Admin", "Reader", "admin", "reader"]
 
-logger = logging.getLogger("errorkit.server")
+_fallback = logging.getLogger("errorkit.security")
+
+
+def log_security_event(event_type: str, message: str, **fields: Any) -> None:
+    """A security event in errorkit's ``security`` log category (structlog, when the
+    ``logging`` extra is installed), else on the stdlib ``errorkit.security`` logger."""
+    try:
+        from errorkit.observe.logging import log_security_event as structured
+    except ImportError:
+        _fallback.warning(
+            "%s: %s", event_type, message, extra={"security_event": event_type, **fields}
+        )
+        return
+    structured(event_type, message, **fields)
+
+
+def _client(request: Request) -> str | None:
+    return None if request.client is None else request.client.host
+
 
 #: How often a token's ``last_used_at`` is written (not on every request).
 TOUCH_EVERY = timedelta(minutes=1)
@@ -44,17 +62,19 @@ def reader(
 ) -> ApiToken:
     """The token of the request, any role; 401 without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
+        # No credentials at all is how every browser and probe starts: not worth a log line.
         raise AuthenticationError(headers=_CHALLENGE)
     tokens = _tokens(request)
     try:
         token = tokens.verify(credentials.credentials)
     except TokenRefused as refused:
-        logger.warning(
-            "tracker API token refused (%s) for %s %s",
-            refused.reason,
-            request.method,
-            request.url.path,
-            extra={"event": "auth_failed", "reason": refused.reason},
+        log_security_event(
+            "api_token_refused",
+            f"tracker API token refused ({refused.reason})",
+            reason=refused.reason,
+            method=request.method,
+            path=request.url.path,
+            ip_address=_client(request),
         )
         if refused.reason == "expired":
             raise TokenExpired(headers=_CHALLENGE) from None
@@ -65,9 +85,18 @@ def reader(
     return token
 
 
-def admin(token: Annotated[ApiToken, Depends(reader)]) -> ApiToken:
+def admin(request: Request, token: Annotated[ApiToken, Depends(reader)]) -> ApiToken:
     """The token of the request, which must have the admin role; 403 for a read token."""
     if token.role != "admin":
+        log_security_event(
+            "api_permission_denied",
+            "a read-only tracker API token tried to change something",
+            token_id=token.id,
+            token_name=token.name,
+            method=request.method,
+            path=request.url.path,
+            ip_address=_client(request),
+        )
         raise AuthorizationError("This needs an admin token; this token is read-only.")
     return token
 
