@@ -142,3 +142,67 @@ def test_serve_with_redis_reads_shared_breakers(
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_answers_over_http(tmp_path: Any) -> None:
+    """The real command under uvicorn: liveness is open, a token made by the CLI works."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    made = run("tokens", "create", "--role", "read", "--store", url)
+    token = made.stdout.strip().splitlines()[0]
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from errorkit.cli import main; main()",
+            "serve",
+            "--store",
+            url,
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/admin/api"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                live = httpx.get(f"{base}/health/live", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    raise AssertionError(f"serve did not come up: {output}") from None
+                time.sleep(0.1)
+        assert live.status_code == 200
+        assert httpx.get(f"{base}/groups", timeout=5).status_code == 401
+        groups = httpx.get(
+            f"{base}/groups", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert groups.status_code == 200
+        assert groups.json()["items"] == []
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
