@@ -151,6 +151,10 @@ def test_stats_by_every_dimension(tracker: Tracker) -> None:
     assert sum(stats["by_code"].values()) == 6
     assert sum(n for _, n in stats["buckets"]) == 6
     assert tracker.get("/stats", params={"until": "2000-01-01"}).json()["total"] == 0
+    worker = tracker.get("/stats", params={"service": "worker"}).json()
+    assert worker["total"] == 1
+    assert worker["by_endpoint"] == {"jobs.run": 1}
+    assert tracker.get("/stats", params={"severity": "critical"}).json()["total"] == 2
     bad = tracker.get("/stats", params={"since": "yesterday"})
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "VALIDATION_INVALID_INPUT"
@@ -292,3 +296,12 @@ def test_store_down_liveness_answers_and_the_rest_is_503() -> None:
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     assert "hunter2" not in answer.text
+
+
+def test_group_series(tracker: Tracker) -> None:
+    group = tracker.get("/groups", params={"q": "boom"}).json()["items"][0]
+    series = tracker.get(f"/groups/{group['id']}/series", params={"bucket": "day"}).json()
+    assert series["group_id"] == group["id"]
+    assert series["total"] == 3
+    assert sum(n for _, n in series["buckets"]) == 3
+    assert tracker.get("/groups/424242/series").status_code == 404

@@ -105,3 +105,15 @@ def test_stats_count_by_service(mixed: ErrorStore) -> None:
     stats = mixed.stats()
     assert stats.by_service == {"api": 3, "worker": 1}
     assert stats.as_dict()["by_service"] == {"api": 3, "worker": 1}
+
+
+def test_stats_narrowed_by_filters(mixed: ErrorStore) -> None:
+    """stats() takes list()'s filters: one group's time series, one service's counts."""
+    one_group = mixed.stats(fingerprint="a", bucket="hour")
+    assert one_group.total == 2
+    assert [n for _, n in one_group.buckets] == [1, 1]
+    worker = mixed.stats(service="worker")
+    assert worker.by_severity == {"critical": 1}
+    assert mixed.stats(T0 + timedelta(hours=2), severity="warning").total == 1
+    with pytest.raises(InvalidQuery, match="unknown filter"):
+        mixed.stats(colour="red")  # type: ignore[call-arg]

@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -33,7 +33,7 @@ from errorkit.store import (
     StoredError,
     StoreUnavailable,
 )
-from errorkit.store.repository import MAX_LIMIT
+from errorkit.store.repository import MAX_LIMIT, StatsFilters
 from errorkit.store.tokens import TokenStore
 
 __all__ = ["create_app", "tracker_health"]
@@ -492,11 +492,55 @@ def create_app(
         since: Annotated[str | None, Query(description="24h, 7d or an ISO time")] = None,
         until: str | None = None,
         bucket: Literal["hour", "day"] = "hour",
+        type: str | None = None,
+        severity: str | None = None,
+        code: str | None = None,
+        resolved: bool | None = None,
+        fingerprint: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+        q: str | None = None,
     ) -> dict[str, Any]:
-        """Stored errors in the window counted by type, severity, code, endpoint and
-        service, and a time series in hour or day buckets."""
-        found = the_store.stats(_moment(since, "since"), _moment(until, "until"), bucket=bucket)
+        """Stored errors in the window (narrowed by the error filters) counted by type,
+        severity, code, endpoint and service, and a time series in hour or day buckets."""
+        given = {
+            "error_type": type,
+            "severity": severity,
+            "error_code": code,
+            "resolved": resolved,
+            "fingerprint": fingerprint,
+            "service": service,
+            "environment": environment,
+            "search": q,
+        }
+        narrowing = cast(StatsFilters, {k: v for k, v in given.items() if v is not None})
+        found = the_store.stats(
+            _moment(since, "since"), _moment(until, "until"), bucket=bucket, **narrowing
+        )
         return found.as_dict()
+
+    @api.get("/groups/{group_id}/series", tags=["groups"], summary="A group's count over time")
+    def group_series(
+        _: Reader,
+        group_id: str,
+        since: Annotated[str | None, Query(description="24h, 7d or an ISO time")] = None,
+        until: str | None = None,
+        bucket: Literal["hour", "day"] = "hour",
+    ) -> dict[str, Any]:
+        """The group's stored occurrences per hour or day (empty buckets left out)."""
+        group = find_group(group_id)
+        found = the_store.stats(
+            _moment(since, "since"),
+            _moment(until, "until"),
+            bucket=bucket,
+            fingerprint=group.fingerprint,
+        )
+        return {
+            "group_id": group.id,
+            "bucket": bucket,
+            "buckets": [[start.isoformat(), count] for start, count in found.buckets],
+            "total": found.total,
+        }
 
     @api.get(
         "/export",

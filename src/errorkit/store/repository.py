@@ -73,6 +73,7 @@ __all__ = [
     "ErrorStore",
     "ExportFormat",
     "GroupSort",
+    "StatsFilters",
     "TextSink",
     "open_store",
 ]
@@ -108,6 +109,22 @@ class ErrorFilters(TypedDict, total=False):
     environment: str | None
     since: datetime | None
     until: datetime | None
+    search: str | None
+
+
+class StatsFilters(TypedDict, total=False):
+    """What narrows :meth:`ErrorStore.stats` besides its time window: the filters of
+    :class:`ErrorFilters` but ``since`` and ``until``."""
+
+    error_type: str | None
+    severity: str | None
+    error_code: str | None
+    resolved: bool | None
+    fingerprint: str | None
+    session_id: str | None
+    request_id: str | None
+    service: str | None
+    environment: str | None
     search: str | None
 
 
@@ -445,12 +462,15 @@ class ErrorStore:
         until: datetime | None = None,
         *,
         bucket: Bucket = "hour",
+        **filters: Unpack[StatsFilters],
     ) -> Stats:
-        """Counts of stored errors by type, severity, code, endpoint and time bucket."""
+        """Counts of stored errors by type, severity, code, endpoint, service and time
+        bucket; ``filters`` (as for :meth:`list`) narrow what is counted."""
         if bucket not in ("hour", "day"):
             message = f"bucket must be 'hour' or 'day', got {bucket!r}"
             raise InvalidQuery(message)
-        conditions = _error_conditions({"since": since, "until": until})
+        window: ErrorFilters = {**filters, "since": since, "until": until}
+        conditions = _error_conditions(window)
         with self._read() as connection:
             totals = select(
                 func.count(), func.coalesce(func.sum(case((errors.c.resolved, 0), else_=1)), 0)
