@@ -305,3 +305,25 @@ def test_group_series(tracker: Tracker) -> None:
     assert series["total"] == 3
     assert sum(n for _, n in series["buckets"]) == 3
     assert tracker.get("/groups/424242/series").status_code == 404
+
+
+def test_answers_match_the_documented_shapes(tracker: Tracker) -> None:
+    """What the routes return validates against the models the OpenAPI schema shows."""
+    from errorkit.server.schemas import ErrorAnswer, ErrorPage, Group, GroupDetail, GroupPage
+
+    group = tracker.get("/groups").json()["items"][0]
+    GroupPage.model_validate(tracker.get("/groups").json())
+    GroupDetail.model_validate(tracker.get(f"/groups/{group['id']}").json())
+    ErrorPage.model_validate(tracker.get(f"/groups/{group['id']}/occurrences").json())
+    ErrorPage.model_validate(tracker.get("/errors").json())
+    ErrorAnswer.model_validate(tracker.get(f"/errors/{tracker.seeded.worker_id}").json())
+    Group.model_validate(tracker.post(f"/groups/{group['id']}/ignore").json())
+    schema = tracker.get("/openapi.json").json()
+    ok = schema["paths"]["/admin/api/groups"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/GroupPage")
+    assert schema["components"]["schemas"]["Group"]["properties"]["status"]["enum"] == [
+        "unresolved",
+        "resolved",
+        "ignored",
+        "regressed",
+    ]

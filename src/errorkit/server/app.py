@@ -23,6 +23,15 @@ from errorkit.errors import (
 from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
+from errorkit.server.schemas import (
+    ErrorAnswer,
+    ErrorPage,
+    Group,
+    GroupDetail,
+    GroupPage,
+    StoredErrorOut,
+    ok,
+)
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -306,7 +315,13 @@ def create_app(
 
     # -- groups -----------------------------------------------------------------------
 
-    @api.get("/groups", tags=["groups"], summary="List groups (issues)")
+    @api.get(
+        "/groups",
+        tags=["groups"],
+        summary="List groups (issues)",
+        response_model=None,
+        responses=ok(GroupPage),
+    )
     def list_groups(
         _: Reader,
         status: Annotated[list[GroupStatusName] | None, Query()] = None,
@@ -355,7 +370,13 @@ def create_app(
             raise NotFoundError(f"no group {group_id!r} (give its id or fingerprint)")
         return group
 
-    @api.get("/groups/{group_id}", tags=["groups"], summary="One group and its latest occurrence")
+    @api.get(
+        "/groups/{group_id}",
+        tags=["groups"],
+        summary="One group and its latest occurrence",
+        response_model=None,
+        responses=ok(GroupDetail),
+    )
     def get_group(_: Reader, group_id: str) -> dict[str, Any]:
         """The group (by id or fingerprint) with its newest stored occurrence."""
         group = find_group(group_id)
@@ -365,7 +386,13 @@ def create_app(
             "latest": latest.items[0].as_dict() if latest.items else None,
         }
 
-    @api.get("/groups/{group_id}/occurrences", tags=["groups"], summary="A group's occurrences")
+    @api.get(
+        "/groups/{group_id}/occurrences",
+        tags=["groups"],
+        summary="A group's occurrences",
+        response_model=None,
+        responses=ok(ErrorPage),
+    )
     def group_occurrences(
         _: Reader,
         group_id: str,
@@ -376,19 +403,37 @@ def create_app(
         group = find_group(group_id)
         return _page(the_store.list(fingerprint=group.fingerprint, limit=limit, cursor=cursor))
 
-    @api.post("/groups/{group_id}/resolve", tags=["groups"], summary="Resolve a group")
+    @api.post(
+        "/groups/{group_id}/resolve",
+        tags=["groups"],
+        summary="Resolve a group",
+        response_model=None,
+        responses=ok(Group),
+    )
     def resolve_group(_: Admin, group_id: str, body: Notes | None = None) -> dict[str, Any]:
         """Mark the group and its stored errors resolved; a new occurrence reopens it as
         regressed."""
         key = find_group(group_id).id
         return the_store.resolve_group(key, None if body is None else body.notes).as_dict()
 
-    @api.post("/groups/{group_id}/unresolve", tags=["groups"], summary="Reopen a group")
+    @api.post(
+        "/groups/{group_id}/unresolve",
+        tags=["groups"],
+        summary="Reopen a group",
+        response_model=None,
+        responses=ok(Group),
+    )
     def unresolve_group(_: Admin, group_id: str) -> dict[str, Any]:
         """Reopen the group and its stored errors."""
         return the_store.unresolve_group(find_group(group_id).id).as_dict()
 
-    @api.post("/groups/{group_id}/ignore", tags=["groups"], summary="Ignore a group")
+    @api.post(
+        "/groups/{group_id}/ignore",
+        tags=["groups"],
+        summary="Ignore a group",
+        response_model=None,
+        responses=ok(Group),
+    )
     def ignore_group(_: Admin, group_id: str, body: Notes | None = None) -> dict[str, Any]:
         """Keep counting the group but leave it out of the unresolved list."""
         key = find_group(group_id).id
@@ -424,7 +469,13 @@ def create_app(
 
     # -- errors -----------------------------------------------------------------------
 
-    @api.get("/errors", tags=["errors"], summary="List stored errors")
+    @api.get(
+        "/errors",
+        tags=["errors"],
+        summary="List stored errors",
+        response_model=None,
+        responses=ok(ErrorPage),
+    )
     def list_errors(
         _: Reader,
         type: str | None = None,
@@ -457,7 +508,13 @@ def create_app(
             "group": None if group is None else group.as_dict(),
         }
 
-    @api.get("/errors/{error_id}", tags=["errors"], summary="One stored error")
+    @api.get(
+        "/errors/{error_id}",
+        tags=["errors"],
+        summary="One stored error",
+        response_model=None,
+        responses=ok(ErrorAnswer),
+    )
     def get_error(_: Reader, error_id: str) -> dict[str, Any]:
         """The stored error with this ``error_id``, with its group."""
         found = the_store.get(error_id)
@@ -465,7 +522,13 @@ def create_app(
             raise NotFoundError(f"no stored error with error_id {error_id!r}")
         return error_answer(found)
 
-    @api.get("/lookup/{error_id}", tags=["errors"], summary="Find the error id a user quotes")
+    @api.get(
+        "/lookup/{error_id}",
+        tags=["errors"],
+        summary="Find the error id a user quotes",
+        response_model=None,
+        responses=ok(ErrorAnswer),
+    )
     def lookup(_: Reader, error_id: str) -> dict[str, Any]:
         """The error behind an ``error_id`` from an answer or a support ticket: the stored
         error (``kind: error``), or, when the flood limiter kept only a slim row of it, that
@@ -479,7 +542,13 @@ def create_app(
         data = slim.as_dict()
         return {"kind": "slim", "error": data, "group": data.pop("group")}
 
-    @api.post("/errors/{error_id}/resolve", tags=["errors"], summary="Resolve one error")
+    @api.post(
+        "/errors/{error_id}/resolve",
+        tags=["errors"],
+        summary="Resolve one error",
+        response_model=None,
+        responses=ok(StoredErrorOut),
+    )
     def resolve_error(_: Admin, error_id: str, body: Notes | None = None) -> dict[str, Any]:
         """Mark one stored error resolved, with optional notes."""
         return the_store.resolve(error_id, None if body is None else body.notes).as_dict()
