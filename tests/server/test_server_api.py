@@ -9,6 +9,8 @@ import json
 import pytest
 from tests.server.conftest import Tracker
 
+from errorkit.observe.health import HealthRegistry
+
 
 def test_groups_list_filters_and_sorts(tracker: Tracker) -> None:
     answer = tracker.get("/groups")
@@ -327,3 +329,20 @@ def test_answers_match_the_documented_shapes(tracker: Tracker) -> None:
         "ignored",
         "regressed",
     ]
+
+
+def test_redis_unreachable_is_a_503(tracker: Tracker) -> None:
+    from starlette.testclient import TestClient
+
+    from errorkit.resilience.breaker_redis import RedisBackend
+    from errorkit.server import create_app
+
+    gone = RedisBackend("redis://:s3cret@127.0.0.1:1/0", socket_timeout=1)
+    app = create_app(store=tracker.store, breakers=gone, health=HealthRegistry())
+    client = TestClient(app, raise_server_exceptions=False)
+    for method, path in (("GET", "/breakers"), ("POST", "/breakers/reset-all")):
+        answer = client.request(method, f"/admin/api{path}", headers=tracker.headers())
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "CACHE_UNAVAILABLE"
+        assert "s3cret" not in answer.text
+    gone.close()

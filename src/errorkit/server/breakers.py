@@ -3,13 +3,19 @@ state apps share through Redis (``RedisBackend``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from errorkit.errors import CacheUnavailableError
 
 if TYPE_CHECKING:
     from errorkit.resilience.breaker_redis import RedisBackend
     from errorkit.resilience.registry import BreakerRegistry
 
 __all__ = ["BreakerSource", "RedisBreakers", "RegistryBreakers", "breaker_source"]
+
+T = TypeVar("T")
 
 
 class BreakerSource(Protocol):
@@ -78,17 +84,35 @@ class RedisBreakers:
 
         return cls(RedisBackend(url, namespace=namespace))
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Redis being unreachable as a 503 in errorkit's envelope (its generic message:
+        the URL stays out of the answer)."""
+        import redis.exceptions
+
+        try:
+            yield
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailableError() from exc
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        with self._reaching():
+            return fn()
+
     def list(self) -> list[dict[str, Any]]:
-        states = (self.backend.read_breaker(name) for name in self.backend.breaker_names())
-        return [state.as_dict() for state in states if state is not None]
+        def read() -> list[dict[str, Any]]:
+            states = (self.backend.read_breaker(name) for name in self.backend.breaker_names())
+            return [state.as_dict() for state in states if state is not None]
+
+        return self._call(read)
 
     def reset(self, name: str) -> str | None:
-        was = self.backend.reset_breaker(name)
+        was = self._call(lambda: self.backend.reset_breaker(name))
         return None if was is None else str(was)
 
     def reset_all(self) -> dict[str, str]:
         results: dict[str, str] = {}
-        for name in self.backend.breaker_names():
+        for name in self._call(self.backend.breaker_names):
             was = self.reset(name)
             if was is not None:
                 results[name] = was
