@@ -190,3 +190,24 @@ def test_security_event_without_structlog_goes_to_the_stdlib_logger(
     assert record.security_event == "api_token_refused"  # type: ignore[attr-defined]
     assert record.reason == "expired"  # type: ignore[attr-defined]
     assert "tracker API token refused" in record.getMessage()
+
+
+def test_last_use_is_recorded_and_a_failed_record_refuses_nothing(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from errorkit.store import StoreError
+    from errorkit.store.tokens import TokenStore
+
+    def named(name: str) -> Any:
+        return next(t for t in TokenStore(tracker.store).list() if t.name == name)
+
+    assert named("viewer").last_used_at is None
+    assert tracker.get("/groups", token=tracker.tokens.read).status_code == 200
+    assert named("viewer").last_used_at is not None
+
+    def busy(self: TokenStore, token_id: int) -> None:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(TokenStore, "touch", busy)
+    fresh = TokenStore(tracker.store).create(role="read", name="fresh").secret
+    assert tracker.get("/groups", token=fresh).status_code == 200

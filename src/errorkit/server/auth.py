@@ -8,6 +8,7 @@ read-only token on a route that changes something is a 403.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from errorkit.errors import AuthenticationError, AuthorizationError, InvalidTokenError
 from errorkit.errors import TokenExpiredError as TokenExpired
+from errorkit.store import StoreError
 from errorkit.store.tokens import ApiToken, TokenRefused, TokenStore
 
 __all__ = ["Admin", "Reader", "admin", "reader"]
@@ -81,7 +83,9 @@ def reader(
         raise InvalidTokenError(headers=_CHALLENGE) from None
     now = datetime.now(UTC)
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
-        tokens.touch(token.id)
+        # A busy database must not refuse a valid token; the next request records it.
+        with suppress(StoreError):
+            tokens.touch(token.id)
     return token
 
 
