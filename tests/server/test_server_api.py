@@ -140,7 +140,10 @@ def test_errors_list_detail_lookup_and_resolve(tracker: Tracker) -> None:
         tracker.get("/errors", params={"resolved": "false", "severity": "critical"}).json()["total"]
         == 1
     )
-    assert tracker.post("/errors/nope/resolve").status_code == 404
+    unknown = tracker.post("/errors/nope/resolve")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == "no stored error has error_id 'nope'"
+    assert "store at" not in unknown.text
 
 
 def test_stats_by_every_dimension(tracker: Tracker) -> None:

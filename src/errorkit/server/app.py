@@ -157,7 +157,8 @@ class _StoreRoute(APIRoute):
             try:
                 return await handler(request)
             except NotFound as exc:
-                raise NotFoundError(str(exc)) from exc
+                # The store names itself for operators; API callers need not see where it is.
+                raise NotFoundError(str(exc).split(" in the store at ")[0]) from exc
             except InvalidQuery as exc:
                 raise InvalidInputError(str(exc)) from exc
             except StoreUnavailable as exc:
