@@ -349,3 +349,19 @@ def test_redis_unreachable_is_a_503(tracker: Tracker) -> None:
         assert answer.json()["error"]["code"] == "CACHE_UNAVAILABLE"
         assert "s3cret" not in answer.text
     gone.close()
+
+
+def test_mounted_inside_another_app(tracker: Tracker) -> None:
+    """The tracker is a plain ASGI app: an app can mount it on its own store."""
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+
+    from errorkit.server import create_app
+
+    main = FastAPI()
+    main.mount("/ops", create_app(store=tracker.store, breakers=tracker.breakers))
+    client = TestClient(main)
+    answer = client.get("/ops/admin/api/groups", headers=tracker.headers())
+    assert answer.status_code == 200
+    assert answer.json()["total"] == 3
+    assert client.get("/ops/admin/api/groups").status_code == 401
