@@ -161,6 +161,7 @@ class Stats:
     bucket: Bucket
     since: datetime | None
     until: datetime | None
+    by_service: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields, datetimes as ISO 8601 text."""
@@ -171,6 +172,7 @@ class Stats:
             "by_severity": self.by_severity,
             "by_code": self.by_code,
             "by_endpoint": self.by_endpoint,
+            "by_service": self.by_service,
             "buckets": [[start.isoformat(), count] for start, count in self.buckets],
             "bucket": self.bucket,
             "since": None if self.since is None else self.since.isoformat(),

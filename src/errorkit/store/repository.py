@@ -73,6 +73,7 @@ __all__ = [
     "ErrorStore",
     "ExportFormat",
     "GroupSort",
+    "StatsFilters",
     "TextSink",
     "open_store",
 ]
@@ -108,6 +109,22 @@ class ErrorFilters(TypedDict, total=False):
     environment: str | None
     since: datetime | None
     until: datetime | None
+    search: str | None
+
+
+class StatsFilters(TypedDict, total=False):
+    """What narrows :meth:`ErrorStore.stats` besides its time window: the filters of
+    :class:`ErrorFilters` but ``since`` and ``until``."""
+
+    error_type: str | None
+    severity: str | None
+    error_code: str | None
+    resolved: bool | None
+    fingerprint: str | None
+    session_id: str | None
+    request_id: str | None
+    service: str | None
+    environment: str | None
     search: str | None
 
 
@@ -445,19 +462,22 @@ class ErrorStore:
         until: datetime | None = None,
         *,
         bucket: Bucket = "hour",
+        **filters: Unpack[StatsFilters],
     ) -> Stats:
-        """Counts of stored errors by type, severity, code, endpoint and time bucket."""
+        """Counts of stored errors by type, severity, code, endpoint, service and time
+        bucket; ``filters`` (as for :meth:`list`) narrow what is counted."""
         if bucket not in ("hour", "day"):
             message = f"bucket must be 'hour' or 'day', got {bucket!r}"
             raise InvalidQuery(message)
-        conditions = _error_conditions({"since": since, "until": until})
+        window: ErrorFilters = {**filters, "since": since, "until": until}
+        conditions = _error_conditions(window)
         with self._read() as connection:
             totals = select(
                 func.count(), func.coalesce(func.sum(case((errors.c.resolved, 0), else_=1)), 0)
             ).where(*conditions)
             total, unresolved = connection.execute(totals).one()
             by: dict[str, dict[str, int]] = {}
-            for name in ("error_type", "severity", "error_code", "endpoint"):
+            for name in ("error_type", "severity", "error_code", "endpoint", "service"):
                 column = errors.c[name]
                 query = (
                     select(column, func.count())
@@ -476,6 +496,7 @@ class ErrorStore:
             by_severity=by["severity"],
             by_code=by["error_code"],
             by_endpoint=by["endpoint"],
+            by_service=by["service"],
             buckets=buckets,
             bucket=bucket,
             since=None if since is None else _when(since, "since"),
@@ -552,59 +573,78 @@ class ErrorStore:
         search: str | None = None,
         service: str | None = None,
         environment: str | None = None,
+        severity: str | None = None,
+        error_code: str | None = None,
+        release: str | None = None,
+        endpoint: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         sort: GroupSort = "last_seen",
         descending: bool = True,
         limit: int = 50,
         offset: int = 0,
+        cursor: str | None = None,
+        with_total: bool = True,
     ) -> Page[ErrorGroup]:
-        """Groups (issues) matching the filters, with the total number of matches."""
+        """Groups (issues) matching the filters, with the total number of matches.
+
+        ``since``/``until`` keep groups seen in that window (last seen at or after
+        ``since``, first seen before ``until``); ``release`` and ``endpoint`` keep groups
+        with a stored occurrence of that release or endpoint. Page with ``offset`` or pass
+        the previous page's ``next_cursor`` as ``cursor`` (same filters and sort).
+        """
         _check_page(limit, offset)
         if sort not in _GROUP_SORTS:
             message = f"sort must be one of {', '.join(_GROUP_SORTS)}; got {sort!r}"
             raise InvalidQuery(message)
-        conditions: list[ColumnElement[bool]] = []
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            unknown = [s for s in statuses if s not in GROUP_STATUSES]
-            if unknown:
-                message = (
-                    f"unknown group status {unknown[0]!r}; use one of {', '.join(GROUP_STATUSES)}"
-                )
-                raise InvalidQuery(message)
-            conditions.append(error_groups.c.status.in_(statuses))
-        for name, value in (
-            ("error_type", error_type),
-            ("service", service),
-            ("environment", environment),
-        ):
-            if value is not None:
-                conditions.append(error_groups.c[name] == value)
-        if search:
-            conditions.append(
-                or_(
-                    *(
-                        error_groups.c[name].icontains(search, autoescape=True)
-                        for name in ("title", "fingerprint", "error_code", "error_type")
-                    )
-                )
-            )
+        conditions = _group_conditions(
+            status=status,
+            exact={
+                "error_type": error_type,
+                "service": service,
+                "environment": environment,
+                "severity": severity,
+                "error_code": error_code,
+            },
+            occurrence={"release": release, "endpoint": endpoint},
+            search=search,
+            since=since,
+            until=until,
+        )
         column = error_groups.c[sort]
         order = (
             (column.desc(), error_groups.c.id.desc()) if descending else (column, error_groups.c.id)
         )
-        query = (
-            select(*(error_groups.c[name] for name in GROUP_FIELDS))
-            .where(*conditions)
-            .order_by(*order)
-            .limit(limit)
-            .offset(offset)
-        )
+        query = select(*(error_groups.c[name] for name in GROUP_FIELDS)).where(*conditions)
+        if cursor is not None:
+            if offset:
+                message = "pass either cursor or offset, not both"
+                raise InvalidQuery(message)
+            after_value, after_id = _decode_group_cursor(cursor, sort)
+            if descending:
+                after = or_(
+                    column < after_value,
+                    and_(column == after_value, error_groups.c.id < after_id),
+                )
+            else:
+                after = or_(
+                    column > after_value,
+                    and_(column == after_value, error_groups.c.id > after_id),
+                )
+            query = query.where(after)
+        query = query.order_by(*order).limit(limit + 1).offset(offset)
         with self._read() as connection:
-            items = tuple(_group(row) for row in connection.execute(query))
-            total = connection.execute(
-                select(func.count()).select_from(error_groups).where(*conditions)
-            ).scalar_one()
-        return Page(items=items, total=int(total), limit=limit, offset=offset)
+            rows = connection.execute(query).all()
+            total = None
+            if with_total:
+                total = int(
+                    connection.execute(
+                        select(func.count()).select_from(error_groups).where(*conditions)
+                    ).scalar_one()
+                )
+        items = tuple(_group(row) for row in rows[:limit])
+        next_cursor = _encode_group_cursor(items[-1], sort) if len(rows) > limit else None
+        return Page(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
     def group(self, key: str | int) -> ErrorGroup | None:
         """The group with this fingerprint (or numeric id), or None."""
@@ -792,6 +832,76 @@ def _find_group(connection: Connection, key: str | int) -> ErrorGroup | None:
         key = int(key)
     row = connection.execute(select(*columns).where(error_groups.c.id == key)).one_or_none()
     return None if row is None else _group(row)
+
+
+def _group_conditions(
+    *,
+    status: GroupStatus | Sequence[GroupStatus] | None,
+    exact: dict[str, str | None],
+    occurrence: dict[str, str | None],
+    search: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        unknown = [s for s in statuses if s not in GROUP_STATUSES]
+        if unknown:
+            message = f"unknown group status {unknown[0]!r}; use one of {', '.join(GROUP_STATUSES)}"
+            raise InvalidQuery(message)
+        conditions.append(error_groups.c.status.in_(statuses))
+    for name, value in exact.items():
+        if value is not None:
+            conditions.append(error_groups.c[name] == value)
+    for name, value in occurrence.items():
+        if value is not None:
+            conditions.append(
+                select(errors.c.id)
+                .where(errors.c.fingerprint == error_groups.c.fingerprint, errors.c[name] == value)
+                .exists()
+            )
+    if search:
+        conditions.append(
+            or_(
+                *(
+                    error_groups.c[name].icontains(search, autoescape=True)
+                    for name in ("title", "fingerprint", "error_code", "error_type")
+                )
+            )
+        )
+    if since is not None:
+        conditions.append(error_groups.c.last_seen >= _when(since, "since"))
+    if until is not None:
+        conditions.append(error_groups.c.first_seen < _when(until, "until"))
+    return conditions
+
+
+def _encode_group_cursor(group: ErrorGroup, sort: str) -> str:
+    value = getattr(group, sort)
+    shown = value.isoformat() if isinstance(value, datetime) else str(value)
+    raw = f"{sort}|{shown}|{group.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_group_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        made_for, value, ident = raw.split("|")
+        after: datetime | int = (
+            int(value) if made_for == "count" else _when(datetime.fromisoformat(value), "cursor")
+        )
+        after_id = int(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
+        raise InvalidQuery(message) from None
+    if made_for != sort:
+        message = (
+            f"this cursor continues a listing sorted by {made_for}, not {sort}; "
+            "keep the sort or start without a cursor"
+        )
+        raise InvalidQuery(message)
+    return after, after_id
 
 
 def _encode_cursor(item: StoredError) -> str:

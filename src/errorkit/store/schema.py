@@ -31,7 +31,9 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "GROUP_STATUSES",
+    "TOKEN_ROLES",
     "UTCDateTime",
+    "api_tokens",
     "applied_deltas",
     "error_groups",
     "errors",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 GROUP_STATUSES = ("unresolved", "resolved", "ignored", "regressed")
+TOKEN_ROLES = ("read", "admin")
 
 metadata = MetaData(
     naming_convention={
@@ -179,3 +182,22 @@ slim_errors = Table(
 )
 """Answered occurrences the flood limiter sampled out, one slim row each (bounded per
 minute by the capture pipeline): their error id still finds their group."""
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),
+    CheckConstraint("role IN ('read', 'admin')", name="role"),
+    sqlite_autoincrement=True,
+)
+"""The tracker's API tokens: only the SHA-256 of each token is kept (a token is 256 random
+bits, so a plain hash is enough; people's passwords would need a slow KDF), with its role,
+expiry and revocation."""

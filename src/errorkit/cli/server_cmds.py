@@ -1,0 +1,234 @@
+"""``errorkit tokens create|list|revoke`` and ``errorkit serve``: the tracker's credentials
+and the tracker itself.
+
+Exit codes: 0 done, 1 the token asked for is not in the store, 2 bad input (or serving on a
+network address with no admin token), 3 the store is unreachable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import click
+from rich.table import Table
+
+from errorkit._extras import MissingExtraError, require
+from errorkit.cli.store_cmds import (
+    _as_duration,
+    _console,
+    _json_option,
+    _open,
+    _print_json,
+    _store_option,
+    _Unavailable,
+    _when,
+)
+from errorkit.store import ErrorStore, InvalidStoreURL, StoreError
+from errorkit.store.engine import describe_url, normalize_url
+from errorkit.store.tokens import ApiToken, TokenStore
+
+__all__ = ["register", "serve", "tokens"]
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def register(cli: click.Group) -> None:
+    """Add the ``tokens`` group and the ``serve`` command to ``cli``."""
+    cli.add_command(tokens)
+    cli.add_command(serve)
+
+
+def _store(url: str) -> ErrorStore:
+    """The store at ``url``, created (and migrated) if it does not exist yet."""
+    try:
+        parsed = normalize_url(url)
+    except InvalidStoreURL as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
+    try:
+        store = ErrorStore(parsed)
+        store.ping()
+    except StoreError as exc:
+        raise _Unavailable(str(exc)) from None
+    return store
+
+
+# -- tokens -----------------------------------------------------------------------------
+
+
+@click.group()
+def tokens() -> None:
+    """API tokens for the tracker (errorkit serve): create, list, revoke.
+
+    A token is printed once, when it is made; the store keeps only its hash. Role ``read``
+    sees everything and changes nothing; ``admin`` may resolve, reset and clean up.
+    """
+
+
+@tokens.command("create")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "read"]),
+    required=True,
+    help="admin: may change things; read: may only look.",
+)
+@click.option(
+    "--expires",
+    metavar="DURATION",
+    callback=_as_duration,
+    help="Expire after this long (30d, 12h, 2w); default: never.",
+)
+@click.option("--name", metavar="NAME", help="What the token is for (shown in tokens list).")
+@_json_option
+@_store_option
+def tokens_create(
+    store_url: str,
+    role: Literal["admin", "read"],
+    expires: timedelta | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Make a token and print it, this once."""
+    expires_at = None if expires is None else datetime.now(UTC) + expires
+    store = _store(store_url)
+    try:
+        made = TokenStore(store).create(role=role, name=name, expires_at=expires_at)
+    except StoreError as exc:
+        raise _Unavailable(str(exc)) from None
+    finally:
+        store.close()
+    if as_json:
+        _print_json({**made.token.as_dict(), "token": made.secret})
+        return
+    click.echo(made.secret)
+    until = "never expires" if expires_at is None else f"expires {_when(expires_at)} UTC"
+    click.echo(
+        f"token {made.token.id} ({made.token.name}, role {role}, {until}); it is shown only "
+        "now: keep it secret. Use it as 'Authorization: Bearer <token>'.",
+        err=True,
+    )
+
+
+def _tokens_table(items: list[ApiToken]) -> Table:
+    table = Table(title="API tokens", title_justify="left")
+    for column in ("id", "name", "role", "state", "starts with", "created", "expires", "used"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.name,
+            item.role,
+            item.state(),
+            item.prefix + "…",
+            _when(item.created_at),
+            _when(item.expires_at) or "never",
+            _when(item.last_used_at) or "-",
+        )
+    return table
+
+
+@tokens.command("list")
+@_json_option
+@_store_option
+def tokens_list(store_url: str, as_json: bool) -> None:
+    """Every token with its role and state (active, expired, revoked); never the token."""
+    with _open(store_url) as store:
+        items = TokenStore(store).list()
+    if as_json:
+        _print_json([item.as_dict() for item in items])
+        return
+    if not items:
+        click.echo("no API tokens yet; make one with `errorkit tokens create --role admin`")
+        return
+    _console().print(_tokens_table(items))
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int, metavar="ID")
+@_store_option
+def tokens_revoke(store_url: str, token_id: int) -> None:
+    """Revoke token ID at once, for every tracker on this store."""
+    with _open(store_url) as store:
+        item = TokenStore(store).revoke(token_id)
+    click.echo(f"revoked token {item.id} ({item.name}, role {item.role})")
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@_store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="ERRORKIT_REDIS_URL",
+    show_envvar=True,
+    help="Read and reset breakers shared through this Redis (default: none to show).",
+)
+@click.option(
+    "--namespace",
+    default="default",
+    show_default=True,
+    envvar="ERRORKIT_BREAKER_NAMESPACE",
+    help="The breakers' Redis namespace (as the apps' RedisBackend uses).",
+)
+@click.option("--prefix", default="/admin", show_default=True, help="Path the API lives under.")
+def serve(
+    store_url: str, host: str, port: int, redis_url: str | None, namespace: str, prefix: str
+) -> None:
+    """Run the tracker's API on the store (uvicorn), under PREFIX/api/.
+
+    Binding to an address other than loopback is refused until an admin token exists.
+    """
+    try:
+        require("uvicorn", extra="server", feature="errorkit serve")
+        require("fastapi", extra="server", feature="errorkit serve")
+    except MissingExtraError as exc:
+        raise click.UsageError(str(exc)) from None
+    store = _store(store_url)
+    try:
+        has_admin = TokenStore(store).has_active("admin")
+    except StoreError as exc:
+        store.close()
+        raise _Unavailable(str(exc)) from None
+    shown = describe_url(normalize_url(store_url))
+    if not has_admin and not is_loopback(host):
+        store.close()
+        message = (
+            f"refusing to serve on {host}: the store at {shown} has no active admin token, "
+            "so the API would be reachable from the network with no one able to use it "
+            "safely. Create one first:\n\n"
+            f"    errorkit tokens create --role admin --store '{shown}'\n\n"
+            "then start again (or serve on 127.0.0.1)."
+        )
+        raise click.UsageError(message)
+    import uvicorn
+
+    from errorkit.server import RedisBreakers, create_app
+
+    breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
+    app = create_app(store=store, breakers=breakers, prefix=prefix)
+    click.echo(f"errorkit tracker on http://{host}:{port}{prefix.rstrip('/')}/api/ ({shown})")
+    if not has_admin:
+        click.echo(
+            "no admin token yet: make one with `errorkit tokens create --role admin`",
+            err=True,
+        )
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None)
+    finally:
+        store.close()

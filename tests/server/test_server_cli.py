@@ -1,0 +1,208 @@
+"""``errorkit tokens`` and ``errorkit serve``: tokens shown once and usable, and the refusal
+to serve on a network address before an admin token exists."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from errorkit.cli import cli
+from errorkit.cli.server_cmds import is_loopback
+from errorkit.store import open_store
+from errorkit.store.tokens import TokenStore
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_tokens_create_list_revoke(store_url: str) -> None:
+    made = run("tokens", "create", "--role", "admin", "--name", "ops", "--store", store_url)
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[0]
+    assert secret.startswith("ekt_")
+    assert "shown only now" in made.stderr
+    with open_store(store_url) as store:
+        assert TokenStore(store).verify(secret).role == "admin"
+
+    read = run(
+        "tokens", "create", "--role", "read", "--expires", "30d", "--json", "--store", store_url
+    )
+    assert read.exit_code == 0, read.output
+    read_token = json.loads(read.stdout)
+    assert read_token["role"] == "read"
+    assert read_token["expires_at"] is not None
+
+    listed = run("tokens", "list", "--json", "--store", store_url)
+    assert listed.exit_code == 0
+    items = json.loads(listed.stdout)
+    assert [(t["name"], t["role"], t["state"]) for t in items] == [
+        ("ops", "admin", "active"),
+        ("read token", "read", "active"),
+    ]
+    assert secret not in listed.stdout
+    assert read_token["token"] not in listed.stdout
+    table = run("tokens", "list", "--store", store_url)
+    assert "ops" in table.stdout
+    assert secret not in table.stdout
+
+    revoked = run("tokens", "revoke", str(items[0]["id"]), "--store", store_url)
+    assert revoked.exit_code == 0
+    assert "revoked token" in revoked.stdout
+    states = [
+        t["state"] for t in json.loads(run("tokens", "list", "--json", "--store", store_url).stdout)
+    ]
+    assert states == ["revoked", "active"]
+    unknown = CliRunner().invoke(cli, ["tokens", "revoke", "999", "--store", store_url])
+    assert unknown.exit_code == 1
+    assert "no API token with id 999" in unknown.output
+
+
+def test_tokens_create_refuses_a_bad_expiry(store_url: str) -> None:
+    bad = CliRunner().invoke(
+        cli, ["tokens", "create", "--role", "read", "--expires", "soon", "--store", store_url]
+    )
+    assert bad.exit_code == 2
+    assert "is not a duration" in bad.output
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """uvicorn.run replaced by a recorder: serve's checks run, no server starts."""
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_run(app: Any, **options: Any) -> None:
+        calls.append({"app": app, **options})
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    return calls
+
+
+def test_serve_refuses_a_network_address_without_an_admin_token(
+    store_url: str, started: list[dict[str, Any]]
+) -> None:
+    with open_store(store_url) as store:
+        TokenStore(store).create(role="read")  # a read token is not enough
+    refused = CliRunner().invoke(cli, ["serve", "--store", store_url, "--host", "0.0.0.0"])
+    assert refused.exit_code == 2
+    assert "refusing to serve on 0.0.0.0" in refused.output
+    assert "errorkit tokens create --role admin" in refused.output
+    assert started == []
+
+
+def test_serve_starts_on_loopback_without_a_token_and_anywhere_with_one(
+    store_url: str, started: list[dict[str, Any]]
+) -> None:
+    local = run("serve", "--store", store_url, "--port", "9999")
+    assert local.exit_code == 0, local.output
+    assert "no admin token yet" in local.stderr
+    assert started[0]["host"] == "127.0.0.1"
+    assert started[0]["port"] == 9999
+    assert started[0]["log_config"] is None
+    run("tokens", "create", "--role", "admin", "--store", store_url)
+    network = run("serve", "--store", store_url, "--host", "0.0.0.0", "--prefix", "/tracker")
+    assert network.exit_code == 0, network.output
+    assert "http://0.0.0.0:8080/tracker/api/" in network.stdout
+    assert started[1]["host"] == "0.0.0.0"
+    paths = started[1]["app"].openapi()["paths"]
+    assert "/tracker/api/groups" in paths
+
+
+def test_serve_with_redis_reads_shared_breakers(
+    store_url: str, started: list[dict[str, Any]]
+) -> None:
+    from tests._services import require_redis
+
+    url = require_redis()
+    served = run("serve", "--store", store_url, "--redis", url, "--namespace", "tracker-test")
+    assert served.exit_code == 0, served.output
+    source = started[0]["app"].state.errorkit_breakers
+    assert source.kind == "redis"
+    assert source.backend.namespace == "tracker-test"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("tracker.example.com", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_answers_over_http(tmp_path: Any) -> None:
+    """The real command under uvicorn: liveness is open, a token made by the CLI works."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    made = run("tokens", "create", "--role", "read", "--store", url)
+    token = made.stdout.strip().splitlines()[0]
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from errorkit.cli import main; main()",
+            "serve",
+            "--store",
+            url,
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/admin/api"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                live = httpx.get(f"{base}/health/live", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    raise AssertionError(f"serve did not come up: {output}") from None
+                time.sleep(0.1)
+        assert live.status_code == 200
+        assert httpx.get(f"{base}/groups", timeout=5).status_code == 401
+        groups = httpx.get(
+            f"{base}/groups", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert groups.status_code == 200
+        assert groups.json()["items"] == []
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
