@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
+from errorkit._cache import BoundedCache
 from errorkit.codes import Category, Severity, catalog
 from errorkit.errors import (
     AppError,
@@ -134,7 +135,7 @@ def classify(exc: BaseException) -> Classification:
 
 
 _MAX_CACHED_TYPES = 1024
-_candidates: dict[type[BaseException], tuple[Mapper, ...]] = {}
+_candidates: BoundedCache[type[BaseException], tuple[Mapper, ...]] = BoundedCache(_MAX_CACHED_TYPES)
 
 
 def _builtins_for(cls: type[BaseException]) -> tuple[Mapper, ...]:
@@ -146,9 +147,7 @@ def _builtins_for(cls: type[BaseException]) -> tuple[Mapper, ...]:
     found = _candidates.get(cls)
     if found is None:
         found = tuple(mapper for accepts, mapper in _GATED if _accepts(accepts, cls))
-        if len(_candidates) >= _MAX_CACHED_TYPES:
-            _candidates.clear()
-        _candidates[cls] = found
+        _candidates.put(cls, found)
     return found
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from errorkit._cache import BoundedCache
+
 __all__ = [
     "BUILTIN_RULES",
     "DEFAULT_SENSITIVE_HEADERS",
@@ -464,8 +466,10 @@ class Scrubber:
     _rules: tuple[_Compiled, ...] = field(init=False, repr=False)
     _gates: tuple[Callable[[str, str], bool], ...] = field(init=False, repr=False)
     _any_gate_open: Callable[[str, str], bool] = field(init=False, repr=False, compare=False)
-    _cache: tuple[dict[str, str], dict[str, str]] = field(init=False, repr=False, compare=False)
-    _key_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
+    _cache: tuple[BoundedCache[str, str], BoundedCache[str, str]] = field(
+        init=False, repr=False, compare=False
+    )
+    _key_cache: BoundedCache[str, bool] = field(init=False, repr=False, compare=False)
     _gated: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -514,8 +518,10 @@ class Scrubber:
         # Shortcuts only when every rule says when it cannot match.
         object.__setattr__(self, "_gated", len(gates) == len(compiled_rules))
         # (as is, single line): keyed by the text alone, no tuple made per lookup.
-        object.__setattr__(self, "_cache", ({}, {}))
-        object.__setattr__(self, "_key_cache", {})
+        object.__setattr__(
+            self, "_cache", (BoundedCache(_CACHE_ENTRIES), BoundedCache(_CACHE_ENTRIES))
+        )
+        object.__setattr__(self, "_key_cache", BoundedCache(_CACHE_ENTRIES))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -524,10 +530,7 @@ class Scrubber:
             return self._is_sensitive_key(key)
         cached = self._key_cache.get(key)
         if cached is None:
-            cached = self._is_sensitive_key(key)
-            if len(self._key_cache) >= _CACHE_ENTRIES:
-                self._key_cache.clear()
-            self._key_cache[key] = cached
+            cached = self._key_cache.put(key, self._is_sensitive_key(key))
         return cached
 
     def _is_sensitive_key(self, key: object) -> bool:
@@ -554,10 +557,7 @@ class Scrubber:
         cache = self._cache[single_line]
         cached = cache.get(text)
         if cached is None:
-            cached = self._scrub_text(text, single_line)
-            if len(cache) >= _CACHE_ENTRIES:
-                cache.clear()
-            cache[text] = cached
+            cached = cache.put(text, self._scrub_text(text, single_line))
         return cached
 
     def _scrub_text(self, text: str, single_line: bool) -> str:

@@ -25,6 +25,7 @@ import sysconfig
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from errorkit._cache import BoundedCache
 from errorkit.classification import classify
 from errorkit.errors import AppError
 
@@ -84,7 +85,7 @@ def _library_prefixes() -> tuple[str, ...]:
 
 _LIBRARY_PREFIXES = _library_prefixes()
 _LIBRARY_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
-_in_app: dict[str, bool] = {}
+_in_app: BoundedCache[str, bool] = BoundedCache(_CACHE_SIZE)
 
 
 def is_in_app(filename: str) -> bool:
@@ -100,9 +101,7 @@ def is_in_app(filename: str) -> bool:
         result = not (
             any(marker in path for marker in _LIBRARY_MARKERS) or path.startswith(_LIBRARY_PREFIXES)
         )
-    if len(_in_app) >= _CACHE_SIZE:
-        _in_app.clear()
-    _in_app[filename] = result
+    _in_app.put(filename, result)
     return result
 
 
@@ -123,7 +122,7 @@ _WITH_DIGITS: tuple[tuple[re.Pattern[str], str], ...] = (
     # ("utf-8", "v2", "int32").
     (re.compile(r"(?<![\w.\-])[-+]?\d+(?:[.,:]\d+)*(?:[a-zA-Z]{1,3}|%)?(?!\w|\.\d)"), "<num>"),
 )
-_normalised: dict[str, str] = {}
+_normalised: BoundedCache[str, str] = BoundedCache(_CACHE_SIZE)
 
 
 def normalize_message(text: str) -> str:
@@ -146,19 +145,17 @@ def normalize_message(text: str) -> str:
         for pattern, replacement in _WITH_DIGITS:
             out = pattern.sub(replacement, out)
     out = " ".join(out.split())
-    if len(_normalised) >= _CACHE_SIZE:
-        _normalised.clear()
-    _normalised[text] = out
+    _normalised.put(text, out)
     return out
 
 
 # --- fingerprints ----------------------------------------------------------------------------
 
-_structures: dict[tuple[Any, ...], str] = {}
-_groupings: dict[tuple[Any, ...], Grouping] = {}
+_groupings: BoundedCache[tuple[Any, ...], Grouping] = BoundedCache(_CACHE_SIZE)
 # Code objects and types whose id() is part of a cache key are kept alive here, so an id is
 # never reused by another object while a key holds it. Emptied together with the cache.
 _pinned: dict[int, Any] = {}
+_structures: BoundedCache[tuple[Any, ...], str] = BoundedCache(_CACHE_SIZE, on_clear=_pinned.clear)
 
 
 def _digest(*parts: str) -> str:
@@ -311,11 +308,8 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
             for m in chain
         )
         structure = _digest("exception", service, code, structure)
-        if len(_structures) >= _CACHE_SIZE:
-            _structures.clear()
-            _pinned.clear()
         _pin(chain)
-        _structures[key] = structure
+        _structures.put(key, structure)
     if isinstance(exc, AppError) and exc.__traceback__ is None and not type(exc).group_by:
         message = ""  # an AppError built but never raised: its code is its identity
     else:
@@ -328,9 +322,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
     name = type(exc).__name__
     title = f"{name}: {shown}" if shown else name
     grouping = Grouping(_digest(structure, message), title[:MAX_TITLE])
-    if len(_groupings) >= _CACHE_SIZE:
-        _groupings.clear()
-    _groupings[final_key] = grouping
+    _groupings.put(final_key, grouping)
     return grouping
 
 
@@ -343,9 +335,7 @@ def group_message(message: str, service: str, logger: str | None = None) -> Grou
     norm = normalize_message(message)
     fingerprint = _digest("message", service, logger or "", norm)
     grouping = Grouping(fingerprint, (norm or "message")[:MAX_TITLE])
-    if len(_groupings) >= _CACHE_SIZE:
-        _groupings.clear()
-    _groupings[final_key] = grouping
+    _groupings.put(final_key, grouping)
     return grouping
 
 

@@ -29,6 +29,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from errorkit import _reporting
+from errorkit._cache import BoundedCache
 from errorkit._guard import guard, internal_error_counts
 from errorkit.classification import classify
 from errorkit.codes import Severity, catalog
@@ -136,15 +137,6 @@ def _by_reason(value: Any, default_reason: str) -> dict[str, float]:
     if isinstance(value, Mapping):
         return {str(k): float(v) for k, v in value.items()}
     return {default_reason: float(value)}
-
-
-_MAX_CHILDREN = 4096
-
-
-def _remember(cache: dict[Any, Any], key: Any, child: Any) -> None:
-    if len(cache) >= _MAX_CHILDREN:
-        cache.clear()
-    cache[key] = child
 
 
 class _CaptureCollector(Collector):
@@ -334,8 +326,8 @@ class Metrics:
         )
         # Labelled children by the raw values, so that a hot path skips prometheus_client's
         # label lookup and the limiters (bounded: emptied when full).
-        self._error_children: dict[tuple[Any, ...], Any] = {}
-        self._handling_children: dict[str, Any] = {}
+        self._error_children: BoundedCache[tuple[Any, ...], Any] = BoundedCache(4096)
+        self._handling_children: BoundedCache[str, Any] = BoundedCache(256)
         r.register(_CaptureCollector(capture_stats or _capture_stats_default, self._reasons))
         r.register(_InternalErrorsCollector())
 
@@ -366,7 +358,7 @@ class Metrics:
                     status="" if status is None else self.statuses(status),
                     service=self.services(service or ""),
                 )
-                _remember(self._error_children, key, child)
+                self._error_children.put(key, child)
             child.inc(count)
 
     def on_report(self, exc: BaseException, error_id: str, context: Mapping[str, Any]) -> None:
@@ -418,7 +410,7 @@ class Metrics:
             child = self._handling_children.get(error_type)
             if child is None:
                 child = self.error_handling_seconds.labels(error_type=self.error_types(error_type))
-                _remember(self._handling_children, error_type, child)
+                self._handling_children.put(error_type, child)
             child.observe(max(0.0, seconds))
 
     @contextmanager
