@@ -139,3 +139,50 @@ def test_reset_empties_the_counts() -> None:
     default_request_counter().count("app", "/a", 200)
     errorkit.reset()
     assert default_request_counter().totals() == {}
+
+
+def test_a_mounted_route_is_counted_under_its_full_template(counter: RequestCounter) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.testclient import TestClient
+
+    import errorkit.starlette
+
+    async def item(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Mount("/api/v1", routes=[Route("/items/{item_id}", item)])])
+    errorkit.starlette.install(app)
+    client = TestClient(app)
+    client.get("/api/v1/items/1")
+    client.get("/api/v1/items/2")
+
+    assert counter.totals() == {("app", "/api/v1/items/{item_id}", "2xx"): 2}
+
+
+def test_counting_from_many_threads_loses_nothing() -> None:
+    import threading
+
+    counter = RequestCounter(clock=Clock(START))
+    taken: list[int] = []
+
+    def work(n: int) -> None:
+        for i in range(2000):
+            counter.count("app", f"/e{i % 7}", 200 + 100 * (n % 4))
+
+    def take() -> None:
+        for _ in range(50):
+            taken.extend(row.count for row in counter.take())
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    threads.append(threading.Thread(target=take))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken.extend(row.count for row in counter.take())
+
+    assert sum(taken) == 16_000
+    assert sum(counter.totals().values()) == 16_000
