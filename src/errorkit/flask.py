@@ -20,7 +20,12 @@ from errorkit._extras import require
 
 require("flask", extra="flask", feature="errorkit.flask")
 
-from flask import Flask, Response, request  # noqa: E402 - after the extra check on purpose
+from flask import (  # noqa: E402 - after the extra check on purpose
+    Flask,
+    Response,
+    has_request_context,
+    request,
+)
 from werkzeug.exceptions import HTTPException  # noqa: E402
 
 from errorkit.errors import AppError  # noqa: E402
@@ -42,6 +47,14 @@ DEFAULT_ENDPOINTS = EndpointConfig()
 __all__ = ["EndpointConfig", "WSGIMiddleware", "install"]
 
 _EXTENSION = "errorkit"
+
+
+def _route_template() -> str | None:
+    """The matched URL rule (``/items/<int:item_id>``) of the request being answered."""
+    if not has_request_context():
+        return None
+    rule = request.url_rule
+    return rule.rule if rule is not None else None
 
 
 def install(
@@ -69,6 +82,7 @@ def install(
         request_id_header=request_id_header,
         trust_request_id=trust_request_id,
         body_limit=body_limit,
+        route=_route_template,
     )
 
     def handle(exc: Exception) -> Any:

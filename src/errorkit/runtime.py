@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from errorkit import _reporting, classification
 from errorkit.capturing import api as _capture
+from errorkit.capturing import request_counts
 from errorkit.config import Settings, get_settings, reset_settings
 from errorkit.resilience import chaos, clock, fallback, retrying
 from errorkit.resilience.breaker import MemoryBackend
@@ -112,8 +113,8 @@ def reset(timeout: float | None = 5.0) -> Runtime:
     Shuts the capture pipeline down (flushing for at most ``timeout`` seconds), then
     restores every default: the settings from the environment again (the code rule with
     them), the default scrubber, an empty breaker registry (memory backend, system clock,
-    no listeners), a fresh health registry and metrics, retry testing mode off, chaos
-    following ``ERRORKIT_CHAOS`` again, and no listeners, observers, user mappers or
+    no listeners), a fresh health registry and metrics, empty request counts, retry testing
+    mode off, chaos following ``ERRORKIT_CHAOS`` again, and no listeners, observers, user mappers or
     tracing hook left. Tests call it between cases instead of restating each default."""
     _capture._reset(timeout)
     _reporting.set_reporter(None)
@@ -136,6 +137,7 @@ def reset(timeout: float | None = 5.0) -> Runtime:
     set_default_scrubber(Scrubber())
     clock.set_testing(False)
     chaos.set_chaos(None)
+    request_counts.set_default_request_counter(request_counts.RequestCounter())
     return _current
 
 

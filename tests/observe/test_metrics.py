@@ -246,6 +246,7 @@ def test_names_and_types_follow_prometheus_conventions(metrics: Metrics) -> None
         "errorkit_circuit_breaker_state": "gauge",
         "errorkit_circuit_breaker_transitions": "counter",
         "errorkit_capture_events_sampled": "counter",
+        "errorkit_http_requests": "counter",
         "errorkit_internal_errors": "counter",
     }
 

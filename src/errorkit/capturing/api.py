@@ -39,6 +39,7 @@ from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
 from .event import normalize_severity
 from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline
+from .request_counts import default_request_counter
 from .spool import Spool, default_spool_dir
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
         store_factory=None if store is not None else open_store,
         scrubber=default_scrubber(),
         spool=spool,
+        requests=default_request_counter(),
         **{name: getattr(settings, name) for name in _PIPELINE_SETTINGS},
     )
     for listener in _listeners:

@@ -21,6 +21,9 @@ answers again the spool is replayed (idempotently) and emptied.
   dropped samples (:class:`~.counts.Counts`);
 - :mod:`.delivery` -- the store, the spool, replay and the backoff between store attempts
   (:class:`~.delivery.Delivery`).
+
+Beside them, when given a request counter, the cycle also stores the HTTP request counts
+(:mod:`.request_counts`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .counts import MAX_FINGERPRINTS, Counts, FloodLimiter
 from .delivery import MAX_BACKOFF, BatchWriter, Delivery
 from .event import ErrorEvent, RecordBuilder
 from .fingerprint import apply_override, group_exception, group_message
+from .request_counts import RequestCounter, RequestCountWriter
 from .spool import Spool
 from .worker import Worker
 
@@ -119,6 +123,7 @@ class Pipeline:
         monotonic: Callable[[], float] = time.monotonic,
         start_writer: bool = True,
         synchronous: bool = False,
+        requests: RequestCounter | None = None,
     ) -> None:
         if (store is None) == (store_factory is None):
             message = "Pipeline() needs either store= or store_factory=, not both or neither"
@@ -148,7 +153,15 @@ class Pipeline:
         self.delivery = Delivery(
             store, store_factory, spool, self.counts, self.builder, monotonic=monotonic
         )
+        self._request_counter = requests
+        self.requests = self._new_requests()
         self._settled = True
+
+    def _new_requests(self) -> RequestCountWriter | None:
+        counter = self._request_counter
+        if counter is None:
+            return None
+        return RequestCountWriter(counter, environment=self.environment, monotonic=self._monotonic)
 
     def _new_counts(self) -> Counts:
         return Counts(
@@ -174,6 +187,7 @@ class Pipeline:
         self.counts = self._new_counts()
         self.worker = self._new_worker()
         self.delivery = self.delivery.in_child(self.counts)
+        self.requests = self._new_requests()
         self._settled = True
 
     # -- the caller's side -----------------------------------------------------------------
@@ -265,7 +279,15 @@ class Pipeline:
             deltas = []
         delivery.deliver_slim(counts.take_slim())
         delivery.replay(force)
-        self._settled = not worker.queue and counts.is_empty() and delivery.settled()
+        requests = self.requests
+        if requests is not None:
+            requests.flush(lambda: delivery.store, force)
+        self._settled = (
+            not worker.queue
+            and counts.is_empty()
+            and delivery.settled()
+            and (requests is None or requests.settled())
+        )
 
     def _deliver(self, records: list[ErrorRecord], deltas: list[CountDelta], force: bool) -> None:
         for record in records:

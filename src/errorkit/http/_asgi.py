@@ -27,7 +27,9 @@ from typing import Any
 
 from errorkit._guard import guard
 from errorkit._reporting import was_reported
+from errorkit.capturing import request_counts
 from errorkit.classification import _is_unexpected, classify
+from errorkit.config import get_settings
 from errorkit.errors import AppError, ErrorType
 from errorkit.http._common import (
     DEFAULT_BODY_LIMIT,
@@ -173,6 +175,8 @@ class ErrorkitMiddleware:
                 raise
         finally:
             finish_request(current_token, ctx_token)
+            if sender.status is not None:
+                _count_request(scope, state, sender.status)
 
     def _pass_on(self, exc: Exception, scope: Scope, state: RequestState, sender: _Sender) -> None:
         """For an exception raised once the answer has started (it is re-raised)."""
@@ -211,11 +215,22 @@ class ErrorkitMiddleware:
         )
 
 
-class _Sender:
-    """Wraps ``send``: remembers whether the answer started and whether sending failed,
-    and (for the outer instance) puts the request id header on the answer."""
+def _count_request(scope: Scope, state: RequestState, status: int) -> None:
+    """Count the answered request under its route template (see
+    :mod:`errorkit.capturing.request_counts`): the status its answer started with."""
+    with guard("http.count_request"):
+        # A router that matched records the endpoint (and mostly the route itself): only
+        # then is there a template to find; an unmatched path is never matched again.
+        matched = "route" in scope or "endpoint" in scope
+        endpoint = route_template(scope, state) if matched else None
+        request_counts.default_request_counter().count(get_settings().service, endpoint, status)
 
-    __slots__ = ("_header", "_name", "_send", "failed", "started", "state")
+
+class _Sender:
+    """Wraps ``send``: remembers whether the answer started (and its status) and whether
+    sending failed, and (for the outer instance) puts the request id header on the answer."""
+
+    __slots__ = ("_header", "_name", "_send", "failed", "started", "state", "status")
 
     def __init__(self, send: Send, state: RequestState | None = None, name: bytes = b"") -> None:
         self._send = send
@@ -224,10 +239,12 @@ class _Sender:
         self._header = (name, state.request_id.encode("latin-1") if state is not None else b"")
         self.started = False
         self.failed = False
+        self.status: int | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
             if self._name:
                 message = _with_header(message, self._name, self._header)
         try:

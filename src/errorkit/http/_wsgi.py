@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from errorkit._guard import guard
+from errorkit.capturing import request_counts
+from errorkit.config import get_settings
 from errorkit.http._common import (
     DEFAULT_BODY_LIMIT,
     STATE_KEY,
@@ -112,8 +115,25 @@ class _InContext:
             self._ctx.run(close)
 
 
+def _count_request(route: Callable[[], str | None] | None, status: int) -> None:
+    """Count the answered request (see :mod:`errorkit.capturing.request_counts`)."""
+    with guard("http.count_request"):
+        endpoint = route() if route is not None else None
+        request_counts.default_request_counter().count(get_settings().service, endpoint, status)
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status[:3])
+    except ValueError:
+        return 500
+
+
 class WSGIMiddleware:
-    """Request id, context and body capture for a WSGI app."""
+    """Request id, context, body capture and request counts for a WSGI app.
+
+    ``route`` returns the matched route's template while the app answers (None when no
+    route matched); requests are counted under it."""
 
     def __init__(
         self,
@@ -122,9 +142,11 @@ class WSGIMiddleware:
         request_id_header: str = REQUEST_ID_HEADER,
         trust_request_id: bool = True,
         body_limit: int = DEFAULT_BODY_LIMIT,
+        route: Callable[[], str | None] | None = None,
     ) -> None:
         check_options(request_id_header, body_limit)
         self.app = app
+        self.route = route
         self.header_name = request_id_header
         self._environ_key = _environ_key(request_id_header)
         self._skip = request_id_header.lower()  # the app's own header of that name is replaced
@@ -158,14 +180,26 @@ class WSGIMiddleware:
             environ["wsgi.input"] = _KeepingInput(stream, state)
         skip = self._skip
         id_header = (self.header_name, state.request_id)
+        route = self.route
+        counted = False
 
         def start_with_id(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
+            nonlocal counted
+            if not counted:
+                counted = True
+                _count_request(route, _status_code(status))
             headers = [h for h in headers if h[0].lower() != skip]
             headers.append(id_header)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, start_with_id)
+        try:
+            return self.app(environ, start_with_id)
+        except Exception:
+            if not counted:  # the server answers it with a 500
+                counted = True
+                _count_request(route, 500)
+            raise

@@ -5,7 +5,8 @@
 store; the handling histogram is filled by the HTTP integrations; other counters move when
 capture samples an occurrence out, when a retry happens and when a breaker changes state;
 queue depth, dropped events and the spool size are read from capture's statistics at scrape
-time, so the hot path does no work for them. Every label has a bounded number of values:
+time, so the hot path does no work for them; so is ``errorkit_http_requests_total``, read from
+the HTTP integrations' request counter. Every label has a bounded number of values:
 codes the catalog does not know collapse into ``OTHER``, and services, error types,
 operations and breakers past their cap collapse into ``other``.
 
@@ -44,6 +45,7 @@ __all__ = [
     "BoundedLabel",
     "CaptureStats",
     "Metrics",
+    "RequestTotals",
     "default_metrics",
     "set_default_metrics",
 ]
@@ -200,6 +202,51 @@ class _CaptureCollector(Collector):
         return out
 
 
+RequestTotals = Callable[[], Mapping[tuple[str, str, str], int]]
+"""Returns every HTTP request counted so far by (service, endpoint, status class): the
+request counter's ``totals()`` (see :mod:`errorkit.capturing.request_counts`)."""
+
+
+def _request_totals_default() -> Mapping[tuple[str, str, str], int]:
+    from errorkit.capturing.request_counts import default_request_counter
+
+    return default_request_counter().totals()
+
+
+class _RequestsCollector(Collector):
+    """The HTTP request counts, read from the request counter when Prometheus scrapes."""
+
+    def __init__(self, source: RequestTotals, services: BoundedLabel) -> None:
+        self._source = source
+        self._services = services
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "errorkit_http_requests",
+            "HTTP requests answered by the integrations, by service, route template "
+            "(<other> past the endpoint cap, <unmatched> when no route matched) and status "
+            "class.",
+            labels=["service", "endpoint", "status_class"],
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        totals: Mapping[tuple[str, str, str], int] = {}
+        with guard("metrics.request_counts"):
+            totals = self._source()
+        family = self._family()
+        merged: dict[tuple[str, str, str], int] = {}
+        for (service, endpoint, cls), n in totals.items():
+            key = (self._services(service), endpoint, cls)
+            merged[key] = merged.get(key, 0) + n
+        for key, n in sorted(merged.items()):
+            family.add_metric(list(key), float(n))
+        return [family]
+
+
 class _InternalErrorsCollector(Collector):
     """errorkit's own swallowed failures, by site (see ``errorkit._guard``)."""
 
@@ -242,7 +289,8 @@ class Metrics:
     ``errorkit_capture_events_sampled_total{reason}``, and read at scrape time
     ``errorkit_capture_queue_depth``, ``errorkit_capture_queue_capacity``,
     ``errorkit_capture_events_dropped_total{reason}``, ``errorkit_capture_events_written_total``,
-    ``errorkit_capture_spool_size_bytes``, ``errorkit_capture_store_up`` and
+    ``errorkit_capture_spool_size_bytes``, ``errorkit_capture_store_up``,
+    ``errorkit_http_requests_total{service,endpoint,status_class}`` and
     ``errorkit_internal_errors_total{site}``.
     """
 
@@ -251,6 +299,7 @@ class Metrics:
         registry: CollectorRegistry | None = None,
         *,
         capture_stats: CaptureStats | None = None,
+        request_totals: RequestTotals | None = None,
         max_codes: int = 200,
         max_services: int = 20,
         max_error_types: int = 50,
@@ -329,6 +378,7 @@ class Metrics:
         self._error_children: BoundedCache[tuple[Any, ...], Any] = BoundedCache(4096)
         self._handling_children: BoundedCache[str, Any] = BoundedCache(256)
         r.register(_CaptureCollector(capture_stats or _capture_stats_default, self._reasons))
+        r.register(_RequestsCollector(request_totals or _request_totals_default, self.services))
         r.register(_InternalErrorsCollector())
 
     # -- feeding ------------------------------------------------------------------------------

@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     from errorkit.store.models import (
         ErrorGroup,
         Page,
+        RequestCounts,
         SlimError,
         Stats,
         StoredError,
         WriteResult,
     )
-    from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
+    from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
     from errorkit.store.repository import ErrorFilters, ErrorStore, open_store
 
 # Where each public name lives. They are imported on first use: `import errorkit` (through
@@ -53,12 +54,14 @@ _LOCATIONS = {
     "upgrade": "migrate",
     "ErrorGroup": "models",
     "Page": "models",
+    "RequestCounts": "models",
     "SlimError": "models",
     "Stats": "models",
     "StoredError": "models",
     "WriteResult": "models",
     "CountDelta": "records",
     "ErrorRecord": "records",
+    "RequestCountRow": "records",
     "SlimRecord": "records",
     "ErrorFilters": "repository",
     "ErrorStore": "repository",
@@ -87,6 +90,8 @@ __all__ = [
     "InvalidStoreURL",
     "NotFound",
     "Page",
+    "RequestCountRow",
+    "RequestCounts",
     "SchemaTooNew",
     "SlimError",
     "SlimRecord",

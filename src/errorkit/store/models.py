@@ -14,6 +14,7 @@ __all__ = [
     "ErrorGroup",
     "GroupStatus",
     "Page",
+    "RequestCounts",
     "SlimError",
     "Stats",
     "StoredError",
@@ -178,6 +179,21 @@ class Stats:
             "since": None if self.since is None else self.since.isoformat(),
             "until": None if self.until is None else self.until.isoformat(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """HTTP requests answered in a time window (:meth:`ErrorStore.request_counts`):
+    all of them, those answered 4xx and those answered 5xx."""
+
+    total: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+
+    @property
+    def failure_rate(self) -> float:
+        """The share of requests answered with a server error (5xx); 0.0 without requests."""
+        return self.server_errors / self.total if self.total else 0.0
 
 
 @dataclass(frozen=True, slots=True)

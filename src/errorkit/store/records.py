@@ -112,3 +112,19 @@ class SlimRecord:
     session_id: str | None = None
     endpoint: str | None = None
     status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCountRow:
+    """Requests one endpoint answered in one time bucket: an addition to a row of
+    ``request_counts``. ``bucket_start`` is the bucket's first instant (UTC);
+    ``status_class`` is ``"2xx"``, ``"3xx"``, ``"4xx"``, ... ; ``granularity`` is
+    ``"minute"`` or ``"hour"``."""
+
+    bucket_start: datetime
+    service: str
+    endpoint: str
+    status_class: str
+    count: int
+    granularity: str = "minute"
+    environment: str | None = None

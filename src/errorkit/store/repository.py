@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypedDict, Unpack
 
 from sqlalchemy import (
@@ -59,16 +59,25 @@ from errorkit.store.models import (
     ErrorGroup,
     GroupStatus,
     Page,
+    RequestCounts,
     SlimError,
     Stats,
     StoredError,
     WriteResult,
 )
-from errorkit.store.records import CountDelta, ErrorRecord, SlimRecord
-from errorkit.store.schema import GROUP_STATUSES, error_groups, errors, slim_errors
+from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
+from errorkit.store.schema import (
+    GROUP_STATUSES,
+    applied_deltas,
+    error_groups,
+    errors,
+    request_counts,
+    slim_errors,
+)
 
 __all__ = [
     "MAX_LIMIT",
+    "MINUTE_BUCKETS_KEPT",
     "ErrorFilters",
     "ErrorStore",
     "ExportFormat",
@@ -80,6 +89,10 @@ __all__ = [
 
 #: The largest page any listing returns.
 MAX_LIMIT = 10_000
+
+#: How long request counts stay in minute buckets; :meth:`ErrorStore.cleanup` rolls older
+#: ones into hour buckets, kept for the retention period.
+MINUTE_BUCKETS_KEPT = timedelta(days=1)
 
 ExportFormat = Literal["jsonl", "csv"]
 GroupSort = Literal["last_seen", "count", "first_seen"]
@@ -304,6 +317,68 @@ class ErrorStore:
             )
             return len(connection.execute(statement, values).scalars().all())
 
+    def write_request_counts(
+        self, rows: Sequence[RequestCountRow], *, batch_id: str | None = None
+    ) -> int:
+        """Add request counts to their buckets (a bucket stored already grows by the count).
+
+        With ``batch_id``, a batch applied before changes nothing (the capture writer
+        retries a batch under its id). Returns how many requests were added."""
+        merged = _merge_request_counts(rows)
+        if not merged:
+            return 0
+        with self._write() as connection:
+            if batch_id is not None:
+                dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+                new = connection.execute(
+                    dialect.insert(applied_deltas)
+                    .on_conflict_do_nothing(index_elements=["delta_id"])
+                    .returning(applied_deltas.c.delta_id),
+                    {"delta_id": _REQUESTS_BATCH + batch_id, "applied_at": datetime.now(UTC)},
+                ).scalar()
+                if new is None:
+                    return 0
+            _add_request_counts(connection, merged)
+        return sum(merged.values())
+
+    def request_counts(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        endpoint: str | None = None,
+    ) -> RequestCounts:
+        """HTTP requests answered from ``since`` up to ``until`` (buckets starting in that
+        window: minutes for the last day, hours before), all of them and those answered
+        4xx and 5xx; None matches any service, environment or endpoint."""
+        start, end = _when(since, "since"), _when(until, "until")
+        if end < start:
+            message = f"until ({end.isoformat()}) is before since ({start.isoformat()})"
+            raise InvalidQuery(message)
+        column = request_counts.c
+        conditions = [column.bucket_start >= start, column.bucket_start < end]
+        for name, value in (
+            ("service", service),
+            ("environment", environment),
+            ("endpoint", endpoint),
+        ):
+            if value is not None:
+                conditions.append(column[name] == value)
+        query = (
+            select(column.status_class, func.sum(column.count))
+            .where(*conditions)
+            .group_by(column.status_class)
+        )
+        with self._read() as connection:
+            by_class = {cls: int(n) for cls, n in connection.execute(query)}
+        return RequestCounts(
+            total=sum(by_class.values()),
+            client_errors=by_class.get("4xx", 0),
+            server_errors=by_class.get("5xx", 0),
+        )
+
     def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
         """Mark one stored error resolved (with optional notes); NotFound if unknown."""
         with self._write() as connection:
@@ -328,7 +403,9 @@ class ErrorStore:
         """Delete rows stored before ``older_than``; group counts stay exact.
 
         Deletes in transactions of ``batch_size`` rows so writers are never blocked long;
-        ``on_progress`` receives the number deleted after each one. Returns the total.
+        ``on_progress`` receives the number deleted after each one. Returns the total of
+        errors deleted. Request counts before ``older_than`` are deleted too, and minute
+        buckets older than :data:`MINUTE_BUCKETS_KEPT` are rolled up into hour buckets.
         """
         cutoff = _when(older_than, "older_than")
         if batch_size < 1:
@@ -342,6 +419,8 @@ class ErrorStore:
         )
         with self._write() as connection:  # slim rows carry no group count: one delete
             connection.execute(delete(slim_errors).where(slim_errors.c.timestamp < cutoff))
+            connection.execute(delete(request_counts).where(request_counts.c.bucket_start < cutoff))
+        self._roll_up_request_counts(datetime.now(UTC) - MINUTE_BUCKETS_KEPT)
         deleted = 0
         while True:
             with self._write() as connection:
@@ -353,6 +432,49 @@ class ErrorStore:
                 on_progress(len(ids))
             if len(ids) < batch_size:
                 return deleted
+
+    def _roll_up_request_counts(self, before: datetime) -> None:
+        """Minute buckets of the hours that ended before ``before`` become hour buckets,
+        one hour per transaction (what is deleted is exactly what is added up)."""
+        end_of_last = before.replace(minute=0, second=0, microsecond=0)
+        column = request_counts.c
+        minutes = (column.granularity == "minute", column.bucket_start < end_of_last)
+        while True:
+            with self._read() as connection:
+                oldest = connection.execute(
+                    select(func.min(column.bucket_start)).where(*minutes)
+                ).scalar()
+            if oldest is None:
+                break
+            hour = _bucket_time(oldest).replace(minute=0, second=0, microsecond=0)
+            with self._write() as connection:
+                rolled = connection.execute(
+                    delete(request_counts)
+                    .where(
+                        *minutes,
+                        column.bucket_start >= hour,
+                        column.bucket_start < hour + timedelta(hours=1),
+                    )
+                    .returning(
+                        column.service,
+                        column.environment,
+                        column.endpoint,
+                        column.status_class,
+                        column.count,
+                    )
+                ).all()
+                merged: dict[tuple[datetime, str, str, str, str, str], int] = {}
+                for service, environment, endpoint, cls, n in rolled:
+                    key = (hour, "hour", service, environment, endpoint, cls)
+                    merged[key] = merged.get(key, 0) + int(n)
+                _add_request_counts(connection, merged)
+        with self._write() as connection:  # batch ids of request counts: no retry is that late
+            connection.execute(
+                delete(applied_deltas).where(
+                    applied_deltas.c.delta_id.startswith(_REQUESTS_BATCH, autoescape=True),
+                    applied_deltas.c.applied_at < before,
+                )
+            )
 
     # -- reading errors -------------------------------------------------------------
 
@@ -724,6 +846,84 @@ def _slim_values(row: SlimRecord, position: int) -> dict[str, Any]:
         "endpoint": row.endpoint,
         "status": row.status,
     }
+
+
+_REQUESTS_BATCH = "requests:"  # the applied_deltas id of a batch of request counts
+_GRANULARITIES = ("minute", "hour")
+RequestKey = tuple[datetime, str, str, str, str, str]
+
+
+def _merge_request_counts(rows: Sequence[RequestCountRow]) -> dict[RequestKey, int]:
+    """The rows by bucket (its start truncated to its granularity), counts added up;
+    InvalidRecord for a row breaking the contract."""
+    merged: dict[RequestKey, int] = {}
+    for position, row in enumerate(rows):
+        if not isinstance(row, RequestCountRow):
+            message = (
+                f"rows[{position}] is a {type(row).__name__}; write_request_counts takes "
+                "errorkit.store.RequestCountRow instances"
+            )
+            raise InvalidRecord(message)
+        if row.granularity not in _GRANULARITIES:
+            message = (
+                f"rows[{position}].granularity must be 'minute' or 'hour', got {row.granularity!r}"
+            )
+            raise InvalidRecord(message)
+        if isinstance(row.count, bool) or not isinstance(row.count, int) or row.count < 0:
+            message = f"rows[{position}].count must be a whole number >= 0, got {row.count!r}"
+            raise InvalidRecord(message)
+        for name in ("service", "endpoint", "status_class"):
+            value = getattr(row, name)
+            if not isinstance(value, str) or not value:
+                message = f"rows[{position}].{name} must be a non-empty string, got {value!r}"
+                raise InvalidRecord(message)
+        start = _aware(row.bucket_start, f"rows[{position}].bucket_start")
+        start = start.replace(second=0, microsecond=0)
+        if row.granularity == "hour":
+            start = start.replace(minute=0)
+        key = (
+            start,
+            row.granularity,
+            row.service,
+            row.environment or "",
+            row.endpoint,
+            row.status_class,
+        )
+        merged[key] = merged.get(key, 0) + row.count
+    return merged
+
+
+def _add_request_counts(connection: Connection, merged: dict[RequestKey, int]) -> None:
+    """Upsert: each bucket grows by its count (created when new). Sorted, so that two
+    writers lock the rows they share in the same order."""
+    if not merged:
+        return
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(request_counts)
+    statement = statement.on_conflict_do_update(
+        index_elements=[
+            "bucket_start",
+            "granularity",
+            "service",
+            "environment",
+            "endpoint",
+            "status_class",
+        ],
+        set_={"count": request_counts.c.count + statement.excluded.count},
+    )
+    values = [
+        {
+            "bucket_start": key[0],
+            "granularity": key[1],
+            "service": key[2],
+            "environment": key[3],
+            "endpoint": key[4],
+            "status_class": key[5],
+            "count": n,
+        }
+        for key, n in sorted(merged.items())
+    ]
+    connection.execute(statement, values)
 
 
 def _driver_error(exc: BaseException) -> BaseException:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -38,6 +39,7 @@ __all__ = [
     "error_groups",
     "errors",
     "metadata",
+    "request_counts",
     "slim_errors",
 ]
 
@@ -201,3 +203,24 @@ api_tokens = Table(
 """The tracker's API tokens: only the SHA-256 of each token is kept (a token is 256 random
 bits, so a plain hash is enough; people's passwords would need a slow KDF), with its role,
 expiry and revocation."""
+
+
+request_counts = Table(
+    "request_counts",
+    metadata,
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    Column("granularity", String(6), nullable=False),
+    Column("service", String, nullable=False),
+    Column("environment", String, nullable=False, server_default=""),
+    Column("endpoint", String, nullable=False),
+    Column("status_class", String(3), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "bucket_start", "granularity", "service", "environment", "endpoint", "status_class"
+    ),
+    CheckConstraint("granularity IN ('minute', 'hour')", name="granularity"),
+    CheckConstraint("count >= 0", name="count"),
+)
+"""HTTP requests answered, by time bucket (a minute, or an hour once rolled up), service,
+environment (empty when none), route template and status class: what an error rate is
+measured against."""
