@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "GROUP_STATUSES",
     "UTCDateTime",
+    "alert_events",
     "applied_deltas",
     "error_groups",
     "errors",
@@ -179,3 +180,29 @@ slim_errors = Table(
 )
 """Answered occurrences the flood limiter sampled out, one slim row each (bounded per
 minute by the capture pipeline): their error id still finds their group."""
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("rule", String, nullable=False),
+    Column("scope", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("window_start", UTCDateTime()),
+    Column("claim", String, unique=True),
+    Column("firing_id", BigInteger),
+    Column("channel", String),
+    Column("attempt", Integer),
+    Column("summary", Text),
+    Column("detail", Text),
+    Column("data", JSONData),
+    CheckConstraint("kind IN ('fired', 'resolved', 'delivery', 'test')", name="kind"),
+    Index(None, "rule", "scope", "at"),
+    Index(None, "at"),
+    sqlite_autoincrement=True,
+)
+"""Alerts: each firing and resolution (``claim`` is unique, so with several processes on
+one database only one of them records, and sends, a given firing) and each delivery
+attempt of a notification to a channel."""
