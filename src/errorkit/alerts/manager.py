@@ -546,7 +546,8 @@ class AlertManager:
                 tries,
                 exc,
             )
-            return Delivery(channel.name, False, tries, str(exc))
+            detail = "circuit open" if isinstance(exc, CircuitOpenError) else str(exc)
+            return Delivery(channel.name, False, tries, detail)
         except Exception as exc:  # a channel's bug must not break the evaluator
             self._record(channel, notification, firing_id, tries, "failed", repr(exc))
             logger.exception("alert channel %s failed", channel.name)
