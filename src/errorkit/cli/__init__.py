@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from errorkit.cli import alerts_cmds, spool_cmds, store_cmds
 from errorkit.cli import breakers as breaker_cmds
-from errorkit.cli import spool_cmds, store_cmds
 from errorkit.cli.codes_cmd import codes
 
 __all__ = ["cli", "main"]
@@ -21,6 +21,7 @@ cli.add_command(codes)
 store_cmds.register(cli)
 spool_cmds.register(cli)
 breaker_cmds.register(cli)
+alerts_cmds.register(cli)
 
 
 def main() -> None:
