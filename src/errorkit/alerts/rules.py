@@ -31,7 +31,7 @@ RuleKind = Literal[
 RULE_KINDS: tuple[str, ...] = get_args(RuleKind)
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
