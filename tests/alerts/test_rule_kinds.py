@@ -230,3 +230,17 @@ def test_breaker_rule_hears_a_real_breaker_through_the_registry(store: CountingS
     finally:
         alerts.stop()
         reset_all_breakers()
+
+
+def test_a_flapping_condition_fires_once_per_cooldown(store: CountingStore) -> None:
+    rule = Rule("repeats", "repeat", count=3, window=timedelta(minutes=1),
+                cooldown=timedelta(minutes=30))  # fmt: skip
+    alerts = manager(store, rule)
+    start = T0.replace(minute=0)
+    occurrences(store, 3, start + timedelta(minutes=1))
+    assert len(alerts.evaluate(start + timedelta(minutes=1))) == 1
+    assert [f.event.kind for f in alerts.evaluate(start + timedelta(minutes=5))] == ["resolved"]
+    occurrences(store, 3, start + timedelta(minutes=10), error_message="back")
+    assert alerts.evaluate(start + timedelta(minutes=10)) == []  # same cooldown window
+    occurrences(store, 3, start + timedelta(minutes=31), error_message="again")
+    assert [f.event.kind for f in alerts.evaluate(start + timedelta(minutes=31))] == ["fired"]

@@ -276,8 +276,8 @@ class AlertManager:
                     return None  # this very event (a new group, one regression) was sent
                 if now < last.at + rule.cooldown:
                     return None
-            elif rule.is_event and last is not None and last.window_start == window_start:
-                return None
+            elif last is not None and last.window_start == window_start:
+                return None  # resolved within this cooldown window: no flapping storm
             return AlertClaim(
                 kind="fired",
                 at=now,
@@ -630,6 +630,7 @@ def _decide_resolve(now: datetime) -> Callable[[AlertEvent | None], AlertClaim |
             kind="resolved",
             at=now,
             claim=f"{last.rule}|{last.scope}|resolved|{last.id}",
+            window_start=last.window_start,
             firing_id=last.id,
             summary=last.summary,
             data=dict(last.data or {}),
