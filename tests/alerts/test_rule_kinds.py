@@ -206,6 +206,7 @@ def test_error_budget_multi_window_burn_rate(
         numbers = fired[0].notification.numbers
         assert numbers["budget_left"] == "50.00%"  # 0.05 % failed of a 0.1 % budget
         assert "budget left" in fired[0].notification.title
+        assert "error budget of 99.9% for all requests is burning" in fired[0].notification.title
 
 
 def test_breaker_rule_hears_a_real_breaker_through_the_registry(store: CountingStore) -> None:

@@ -114,6 +114,10 @@ def _pct(value: float) -> str:
     return f"{value:.2f}%"
 
 
+def _whom(label: str) -> str:
+    return "all requests" if label == "*" else label
+
+
 def _span(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -429,7 +433,7 @@ class AlertManager:
                 scope=label,
                 title=(
                     f"error rate {_pct(rate)} over {_span(rule.window)} "
-                    f"(threshold {_pct(rule.threshold)}) for {label}"
+                    f"(threshold {_pct(rule.threshold)}) for {_whom(label)}"
                 ),
                 numbers={
                     "error_rate": _pct(rate),
@@ -473,7 +477,7 @@ class AlertManager:
             _Finding(
                 scope=label,
                 title=(
-                    f"error budget of {rule.objective:g}% for {label} is burning "
+                    f"error budget of {rule.objective:g}% for {_whom(label)} is burning "
                     f"({burning[0]}); {_pct(budget_left)} of the budget left"
                 ),
                 numbers=numbers,
