@@ -114,3 +114,22 @@ def test_alert_events_filters_and_cleanup(store: CountingStore) -> None:
     assert len(store.alert_events(since=T0 + timedelta(minutes=1))) == 2
     assert store.delete_alert_events(T0 + timedelta(minutes=2)) == 2
     assert [e.rule for e in store.alert_events()] == ["b"]
+
+
+def test_open_alerts_are_the_scopes_whose_last_transition_fired(store: CountingStore) -> None:
+    def fire(scope: str, kind: str, claim: str) -> None:
+        event = store.claim_alert(
+            "r",
+            scope,
+            lambda last: AlertClaim(kind=kind, at=T0, claim=claim),  # type: ignore[arg-type]
+        )
+        assert event is not None
+
+    fire("a", "fired", "1")
+    fire("b", "fired", "2")
+    fire("a", "resolved", "3")
+    fire("c", "fired", "4")
+    fire("c", "resolved", "5")
+    fire("c", "fired", "6")
+    assert [e.scope for e in store.open_alerts("r")] == ["b", "c"]
+    assert store.open_alerts("other") == []

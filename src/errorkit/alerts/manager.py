@@ -259,12 +259,8 @@ class AlertManager:
                 results.append(self._deliver(rule, event, finding, "resolved"))
         return results
 
-    def _active(self, rule: str) -> list[AlertEvent]:
-        events = self.store.alert_events(rule=rule, kinds=("fired", "resolved"), limit=10_000)
-        last: dict[str, AlertEvent] = {}
-        for event in reversed(events):  # oldest first: the last one per scope wins
-            last[event.scope] = event
-        return [event for event in last.values() if event.kind == "fired"]
+    def _active(self, rule: str) -> Sequence[AlertEvent]:
+        return self.store.open_alerts(rule)
 
     def _decide_fire(
         self, rule: Rule, finding: _Finding, now: datetime

@@ -297,3 +297,20 @@ def events_query(
         .order_by(alert_events.c.at.desc(), alert_events.c.id.desc())
         .limit(limit)
     )
+
+
+def open_alerts(connection: Connection, rule: str) -> list[AlertEvent]:
+    """The firings of ``rule`` not resolved yet: per scope, the last transition if fired."""
+    transitions = (
+        select(func.max(alert_events.c.id).label("id"))
+        .where(alert_events.c.rule == rule, alert_events.c.kind.in_(["fired", "resolved"]))
+        .group_by(alert_events.c.scope)
+        .subquery()
+    )
+    query = (
+        select(alert_events)
+        .join(transitions, transitions.c.id == alert_events.c.id)
+        .where(alert_events.c.kind == "fired")
+        .order_by(alert_events.c.id)
+    )
+    return [alert_event(row) for row in connection.execute(query)]

@@ -806,6 +806,11 @@ class ErrorStore:
         with self._read() as connection:
             return [alerting.alert_event(row) for row in connection.execute(query)]
 
+    def open_alerts(self, rule: str) -> Sequence[alerting.AlertEvent]:
+        """The firings of ``rule`` whose condition has not been resolved yet, per scope."""
+        with self._read() as connection:
+            return alerting.open_alerts(connection, rule)
+
     def delete_alert_events(self, older_than: datetime) -> int:
         """Forget alert events recorded before ``older_than``; returns how many."""
         with self._write() as connection:
