@@ -37,6 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
         ),
         pytest.param({"name": "r", "kind": "pager"}, "'kind'", id="kind"),
         pytest.param({"kind": "repeat"}, "'name'", id="no-name"),
+        pytest.param(
+            {"name": "r", "kind": "error_rate", "scope": {"code": "X"}}, "scope.code", id="rate"
+        ),
+        pytest.param(
+            {"name": "r", "kind": "new_group", "scope": {"endpoint": "/x"}}, "scope.endpoint"
+        ),
         pytest.param({"name": "r", "kind": "error_rate", "threshold": 150}, "threshold", id="pct"),
     ],
 )

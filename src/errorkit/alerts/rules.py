@@ -186,8 +186,19 @@ class Rule:
         if self.by not in ("group", "endpoint"):
             message = f"{where}: by must be 'group' or 'endpoint', got {self.by!r}"
             raise AlertConfigError(message)
+        if self.kind in ("error_rate", "error_budget"):
+            for name in ("code", "type", "severity", "group"):
+                if getattr(self.scope, name) is not None:
+                    message = (
+                        f"{where}: field 'scope.{name}' cannot narrow a {self.kind} rule: "
+                        "requests are counted per service, environment and endpoint only"
+                    )
+                    raise AlertConfigError(message)
         if self.kind in ("new_group", "regression") and self.scope.endpoint is not None:
-            message = f"{where}: scope.endpoint cannot narrow a {self.kind} rule (groups span)"
+            message = (
+                f"{where}: field 'scope.endpoint' cannot narrow a {self.kind} rule: "
+                "groups span endpoints"
+            )
             raise AlertConfigError(message)
         for burn in self.burn_windows:
             if burn.factor <= 0 or burn.short >= burn.long:
