@@ -43,7 +43,10 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     url = str(request.getfixturevalue("postgres_database"))
     engine = create_engine(url)
     with engine.begin() as conn:
-        tables = "errors, error_groups, applied_deltas, slim_errors, api_tokens, request_counts"
+        tables = (
+            "errors, error_groups, applied_deltas, slim_errors, api_tokens, request_counts, "
+            "alert_events"
+        )
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url

@@ -31,6 +31,7 @@ TABLES = {
     "slim_errors",
     "api_tokens",
     "request_counts",
+    "alert_events",
     VERSION_TABLE,
 }
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from errorkit.cli import alerts_cmds, server_cmds, spool_cmds, store_cmds
 from errorkit.cli import breakers as breaker_cmds
-from errorkit.cli import server_cmds, spool_cmds, store_cmds
 from errorkit.cli.codes_cmd import codes
 
 __all__ = ["cli", "main"]
@@ -22,6 +22,7 @@ store_cmds.register(cli)
 spool_cmds.register(cli)
 breaker_cmds.register(cli)
 server_cmds.register(cli)
+alerts_cmds.register(cli)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import csv
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypedDict, Unpack
@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from errorkit.store import alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
 from errorkit.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -68,6 +69,7 @@ from errorkit.store.models import (
 from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
 from errorkit.store.schema import (
     GROUP_STATUSES,
+    alert_events,
     applied_deltas,
     error_groups,
     errors,
@@ -820,6 +822,165 @@ class ErrorStore:
             message = f"group {key!r} vanished while being updated"
             raise NotFound(message)
         return changed
+
+    # -- alerts ---------------------------------------------------------------------
+
+    def window_counts(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        by: Literal["group", "endpoint"] = "group",
+        scope: Mapping[str, str | None] | None = None,
+        any_of: Mapping[str, Sequence[str]] | None = None,
+        min_count: int = 1,
+    ) -> Sequence[alerting.WindowCount]:
+        """Occurrences in ``[since, until)`` per group (or per endpoint), most first,
+        keeping those seen at least ``min_count`` times.
+
+        ``scope`` holds exact matches (service, environment, endpoint, error_code,
+        error_type, severity, fingerprint); ``any_of`` maps severity / error_code /
+        error_type to lists, any of which matches. Sampled-out occurrences count too.
+        """
+        if by not in ("group", "endpoint"):
+            message = f"by must be 'group' or 'endpoint', got {by!r}"
+            raise InvalidQuery(message)
+        start, end = _when(since, "since"), _when(until, "until")
+        with self._read() as connection:
+            return alerting.window_counts(
+                connection,
+                start,
+                end,
+                by=by,
+                scope=scope or {},
+                any_of=any_of,
+                min_count=min_count,
+            )
+
+    def new_groups(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        scope: Mapping[str, str | None] | None = None,
+        limit: int = 100,
+    ) -> Sequence[ErrorGroup]:
+        """Groups first seen in ``[since, until)``, oldest first."""
+        _check_page(limit, 0)
+        query = (
+            select(*(error_groups.c[name] for name in GROUP_FIELDS))
+            .where(
+                error_groups.c.first_seen >= _when(since, "since"),
+                error_groups.c.first_seen < _when(until, "until"),
+                *alerting.group_conditions(scope or {}, None),
+            )
+            .order_by(error_groups.c.first_seen, error_groups.c.id)
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [_group(row) for row in connection.execute(query)]
+
+    def regressed_groups(
+        self, *, scope: Mapping[str, str | None] | None = None, limit: int = 100
+    ) -> Sequence[ErrorGroup]:
+        """Groups that were resolved and occurred again (status ``regressed``)."""
+        _check_page(limit, 0)
+        query = (
+            select(*(error_groups.c[name] for name in GROUP_FIELDS))
+            .where(
+                error_groups.c.status == "regressed",
+                *alerting.group_conditions(scope or {}, None),
+            )
+            .order_by(error_groups.c.regressed_at, error_groups.c.id)
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [_group(row) for row in connection.execute(query)]
+
+    def claim_alert(
+        self,
+        rule: str,
+        scope: str,
+        decide: Callable[[alerting.AlertEvent | None], alerting.AlertClaim | None],
+    ) -> alerting.AlertEvent | None:
+        """Record a firing or resolution of ``rule`` for ``scope`` at most once.
+
+        In one transaction holding a lock on (rule, scope) (PostgreSQL advisory lock;
+        SQLite's write lock), ``decide`` gets the last firing or resolution (or None) and
+        returns what to record, or None. The claim key is unique, so of several processes
+        deciding the same thing only one records it; that one gets the event, the others
+        None.
+        """
+        with self._write() as connection:
+            return alerting.claim(connection, rule, scope, decide)
+
+    def add_alert_event(
+        self,
+        *,
+        rule: str,
+        scope: str,
+        kind: alerting.AlertEventKind,
+        status: str,
+        at: datetime,
+        firing_id: int | None = None,
+        channel: str | None = None,
+        attempt: int | None = None,
+        summary: str | None = None,
+        detail: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Record a delivery attempt or a test notification; returns its id."""
+        values = {
+            "at": _when(at, "at"),
+            "rule": rule,
+            "scope": scope,
+            "kind": kind,
+            "status": status,
+            "firing_id": firing_id,
+            "channel": channel,
+            "attempt": attempt,
+            "summary": summary,
+            "detail": detail,
+            "data": dict(data or {}),
+        }
+        with self._write() as connection:
+            inserted = alerting.insert_event(connection, values)
+        if inserted is None:  # pragma: no cover - no claim, so no conflict
+            message = "the alert event was not recorded"
+            raise StoreError(message)
+        return inserted
+
+    def alert_events(
+        self,
+        *,
+        rule: str | None = None,
+        kinds: Sequence[alerting.AlertEventKind] | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> Sequence[alerting.AlertEvent]:
+        """Alert firings, resolutions and delivery attempts, newest first."""
+        _check_page(limit, 0)
+        query = alerting.events_query(
+            rule=rule,
+            kinds=kinds,
+            since=None if since is None else _when(since, "since"),
+            limit=limit,
+        )
+        with self._read() as connection:
+            return [alerting.alert_event(row) for row in connection.execute(query)]
+
+    def open_alerts(self, rule: str) -> Sequence[alerting.AlertEvent]:
+        """The firings of ``rule`` whose condition has not been resolved yet, per scope."""
+        with self._read() as connection:
+            return alerting.open_alerts(connection, rule)
+
+    def delete_alert_events(self, older_than: datetime) -> int:
+        """Forget alert events recorded before ``older_than``; returns how many."""
+        with self._write() as connection:
+            result = connection.execute(
+                delete(alert_events).where(alert_events.c.at < _when(older_than, "older_than"))
+            )
+        return int(result.rowcount or 0)
 
 
 # -- helpers --------------------------------------------------------------------------

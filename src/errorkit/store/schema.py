@@ -34,6 +34,7 @@ __all__ = [
     "GROUP_STATUSES",
     "TOKEN_ROLES",
     "UTCDateTime",
+    "alert_events",
     "api_tokens",
     "applied_deltas",
     "error_groups",
@@ -224,3 +225,30 @@ request_counts = Table(
 """HTTP requests answered, by time bucket (a minute, or an hour once rolled up), service,
 environment (empty when none), route template and status class: what an error rate is
 measured against."""
+
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("rule", String, nullable=False),
+    Column("scope", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("window_start", UTCDateTime()),
+    Column("claim", String, unique=True),
+    Column("firing_id", BigInteger),
+    Column("channel", String),
+    Column("attempt", Integer),
+    Column("summary", Text),
+    Column("detail", Text),
+    Column("data", JSONData),
+    CheckConstraint("kind IN ('fired', 'resolved', 'delivery', 'test')", name="kind"),
+    Index(None, "rule", "scope", "at"),
+    Index(None, "at"),
+    sqlite_autoincrement=True,
+)
+"""Alerts: each firing and resolution (``claim`` is unique, so with several processes on
+one database only one of them records, and sends, a given firing) and each delivery
+attempt of a notification to a channel."""
