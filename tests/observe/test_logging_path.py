@@ -312,3 +312,35 @@ def test_lines_are_the_same_text_with_either_encoder(encoder: str, fields: dict[
     assert "\n" not in line and "\u2028" not in line
     assert line == json.dumps(event, separators=(",", ":"), default=repr)
     assert json.loads(line) == event
+
+
+@pytest.mark.parametrize("emit", ["structlog", "stdlib", "stdlib-exception"])
+def test_the_formatter_writes_what_processor_formatter_writes(
+    configure_logging: Callable[..., LoggingSetup], monkeypatch: pytest.MonkeyPatch, emit: str
+) -> None:
+    """errorkit's formatter skips parts of structlog's ProcessorFormatter.format; for the same
+    record both write the same line."""
+    monkeypatch.setattr(observe_logging, "_now_iso", lambda: "2026-01-31T12:00:00.000000Z")
+    setup = configure_logging(stream=Lines(), renderer="json")
+    collected = _Collect()
+    logging.getLogger().addHandler(collected)
+    if emit == "structlog":
+        structlog.get_logger("shop").info("order_created", order_id=7, user="Zoë")
+    elif emit == "stdlib":
+        logging.getLogger("lib").warning("paid %s", "order-7", extra={"amount": 3})
+    else:
+        try:
+            raise KeyError("sku")
+        except KeyError:
+            logging.getLogger("lib").exception("lookup failed")
+    logging.getLogger().removeHandler(collected)
+    (record,) = collected.records
+    formatter = setup.handlers[0].formatter
+    assert isinstance(formatter, structlog.stdlib.ProcessorFormatter)
+    fresh = logging.makeLogRecord(
+        {k: v for k, v in record.__dict__.items() if k != "_errorkit_line"}
+    )
+    plain = structlog.stdlib.ProcessorFormatter.format(formatter, fresh)
+    fresh.__dict__.pop("_errorkit_line", None)
+    assert formatter.format(fresh) == plain
+    assert json.loads(plain)["logger"] == ("shop" if emit == "structlog" else "lib")

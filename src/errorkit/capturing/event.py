@@ -14,7 +14,6 @@ import linecache
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from json.encoder import encode_basestring
 from typing import Any
 
 from errorkit import _guard
@@ -24,7 +23,7 @@ from errorkit.context import ErrorContext
 from errorkit.errors import AppError, ErrorType, _new_error_id
 from errorkit.scrubbing import _CACHED_TEXT as _SCRUBBER_CACHES
 from errorkit.scrubbing import Scrubber
-from errorkit.store._clean import c_make_encoder, json_dumps, json_string
+from errorkit.store._clean import json_dumps, json_string
 from errorkit.store.records import EncodedData, ErrorRecord
 
 from .fingerprint import is_in_app
@@ -199,18 +198,11 @@ def _short(value: Any, limit: int = MAX_ID_CHARS) -> str | None:
 
 
 # The payloads' JSON (compact, other objects as their text), with one encoder made once:
-# json.dumps() makes a new one per call. Scrubbed values have no cycles to look for.
-_PAYLOAD_ENCODER = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
-)
-
-
-def _payload_json(value: Any) -> str:
-    if _PAYLOAD_ENCODER is None:  # pragma: no cover - CPython always has the C accelerator
-        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
-    return "".join(_PAYLOAD_ENCODER(value, 0))
+# json.dumps() with options makes a new one per call. Scrubbed values have no cycles to look
+# for.
+_payload_json = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":"), default=str
+).encode
 
 
 class _FrameList(list[dict[str, Any]]):

@@ -376,35 +376,14 @@ def _base_headers(c: Classification) -> dict[str, str]:
     return headers
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """Compact JSON (non-ASCII kept, unknown objects as ``str()``), the same text as
-    ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str)``.
-
-    The standard library builds a new C encoder on every ``dumps``; for the small bodies of
-    error answers that is a third of the cost, so one is built here once and reused. (It
-    skips the circular-reference check: bodies are built from scrubbed, bounded data, and
-    a cycle still fails, with a ``RecursionError``.)"""
-    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    try:
-        fast = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-        probe = {"a": [1, 2.5, None, True, "é\n"], "b": {"c": -0.0}}
-        if "".join(fast(probe, 0)) != encoder.encode(probe):
-            return encoder.encode
-    except Exception:  # noqa: BLE001 - another interpreter's C encoder: use the plain one
-        return encoder.encode
-
-    def encode(body: Any) -> str:
-        if isinstance(body, dict | list):
-            return "".join(fast(body, 0))
-        return encoder.encode(body)
-
-    return encode
-
-
-_to_json = _json_encoder()
+# Compact JSON (non-ASCII kept, unknown objects as ``str()``), the same text as
+# ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str)``, from one
+# encoder made once (``dumps`` with options makes a new one per call). No circular-reference
+# check: bodies are built from scrubbed, bounded data, and a cycle still fails, with a
+# ``RecursionError``.
+_to_json = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":"), default=str
+).encode
 
 
 def _encode_body(body: Any) -> bytes:
@@ -500,7 +479,7 @@ _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what JSON escapes (non-ASCII is
 
 def _escape(value: str) -> str:
     # The text between the quotes of a JSON string, as the body's encoder writes it.
-    return json.encoder.encode_basestring(value)[1:-1]
+    return _to_json(value)[1:-1]
 
 
 _INF = math.inf
@@ -516,7 +495,7 @@ def _value_json(value: Any, scrubber: Scrubber) -> str | None:
     if value is False:
         return "false"
     if isinstance(value, str):
-        return json.encoder.encode_basestring(_cache.text(scrubber, value))
+        return _to_json(_cache.text(scrubber, value))
     if isinstance(value, float):
         if value != value:
             return "NaN"

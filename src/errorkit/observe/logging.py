@@ -68,10 +68,12 @@ _LOGGER_CATEGORY: Final[dict[str, Category]] = {
 _RECORD_CATEGORY_ATTR: Final = "errorkit_category"
 # A record's rendered line, kept on the record with the formatter that rendered it.
 _LINE_ATTR: Final = "_errorkit_line"
+# On a record errorkit's structlog logger made: (the stdlib logger, structlog's method name).
+_OWN_RECORD_ATTR: Final = "_errorkit_structlog"
 # Attributes of a stdlib record that are not ``extra={...}`` fields of the call.
 _RECORD_KEYS: Final[frozenset[str]] = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__
-) | {"message", "asctime", "taskName", _LINE_ATTR, _RECORD_CATEGORY_ATTR}
+) | {"message", "asctime", "taskName", _LINE_ATTR, _OWN_RECORD_ATTR, _RECORD_CATEGORY_ATTR}
 _LEVEL_NAMES: Final[dict[str, str]] = {"warn": "warning", "exception": "error"}
 _METHOD_LEVEL: Final[dict[str, int]] = {
     "debug": logging.DEBUG,
@@ -388,14 +390,6 @@ class _Dispatch:
         return event if chain is None else chain(logger, method, event)
 
 
-_dispatch = _Dispatch()
-_PROCESSORS: Final[list[Processor]] = [
-    structlog.stdlib.filter_by_level,
-    _dispatch,
-    structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-]
-
-
 # --- rendering -------------------------------------------------------------------------------
 
 _UNSCRUBBABLE: Final = "[errorkit: this record could not be scrubbed and was not written]"
@@ -479,18 +473,21 @@ def _render_json(logger: WrappedLogger, method: str, event: EventDict) -> str:
     return _json_line(event)
 
 
-class _Formatter(logging.Formatter):
-    """Turns a stdlib record into errorkit's line.
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's ``ProcessorFormatter``: a structlog record (its event dict already through
+    errorkit's chain) goes straight to the renderer; any other record is first given the
+    same fields by ``foreign``. The record itself is not changed, and its line is rendered
+    once however many handlers (console, category files) share this formatter.
 
-    A structlog record (its event dict already through errorkit's chain) goes straight to
-    the renderer; any other record is first given the same fields by ``foreign``. The
-    record itself is not changed, and its line is rendered once however many handlers
-    (console, category files) share this formatter."""
+    A record errorkit's own structlog logger made (``_to_stdlib``) and a third-party record
+    skip the parts of ``ProcessorFormatter.format`` they do not need: the copy of the record
+    (nothing here changes it) and ``logging.Formatter``'s ``%(message)s`` step; they cost a
+    third of a line. The processors see the event dict ``ProcessorFormatter`` builds, so
+    the line is the same text (a test compares both); any other record (from a structlog
+    configured elsewhere in the process) goes through ``ProcessorFormatter.format``."""
 
     def __init__(self, foreign: _SafeChain, render: _Render) -> None:
-        super().__init__()
-        self._foreign = foreign
-        self._render = render
+        super().__init__(processors=[render], foreign_pre_chain=[foreign])
 
     def format(self, record: logging.LogRecord) -> str:
         attrs = record.__dict__
@@ -499,153 +496,128 @@ class _Formatter(logging.Formatter):
             if cached[1] is None:
                 raise DropEvent
             return cast(str, cached[1])
-        msg = record.msg
-        method = attrs.get("_name")
-        event: EventDict
-        if type(msg) is dict and method is not None:
-            # From a structlog logger (errorkit's or structlog's own wrap_for_formatter).
-            event = msg.copy()
-            logger: WrappedLogger = attrs.get("_logger")
-        else:
-            method = record.levelname.lower()
-            logger = None
-            event = {"event": record.getMessage(), "_record": record, "_from_structlog": False}
-            if record.exc_info:
-                event["exc_info"] = record.exc_info
-            if record.stack_info:
-                event["stack_info"] = record.stack_info
-            try:
-                event = self._foreign(logger, method, event)
-            except DropEvent:
-                attrs[_LINE_ATTR] = (self, None)
-                raise
-        line = self._render(logger, method, event)
+        own = attrs.get(_OWN_RECORD_ATTR)
+        try:
+            if type(record.msg) is not dict:  # not from structlog: a third-party record
+                line = self._format_foreign(record)
+            elif own is not None:
+                line = self._format_own(record, own[0], own[1])
+            else:
+                line = super().format(record)
+        except DropEvent:
+            attrs[_LINE_ATTR] = (self, None)
+            raise
         attrs[_LINE_ATTR] = (self, line)
         return line
+
+    def _format_own(self, record: logging.LogRecord, logger: logging.Logger, method: str) -> str:
+        event: Any = dict(cast(EventDict, record.msg))
+        event["_record"] = record
+        event["_from_structlog"] = True
+        for processor in self.processors:
+            event = processor(logger, method, event)
+        return cast(str, event)
+
+    def _format_foreign(self, record: logging.LogRecord) -> str:
+        # The event dict ProcessorFormatter builds for a record not from structlog (its
+        # message, the record, its exception and stack), through foreign_pre_chain.
+        method = record.levelname.lower()
+        event: Any = {
+            "event": record.getMessage() if self.use_get_message else str(record.msg),
+            "_record": record,
+            "_from_structlog": False,
+        }
+        if self.pass_foreign_args:
+            event["positional_args"] = record.args
+        if record.exc_info:
+            event["exc_info"] = record.exc_info
+        if record.stack_info:
+            event["stack_info"] = record.stack_info
+        for processor in self.foreign_pre_chain or ():
+            event = processor(self.logger, method, event)
+        for processor in self.processors:
+            event = processor(self.logger, method, event)
+        return cast(str, event)
 
 
 # --- the structlog logger ----------------------------------------------------------------------
 
 
-_OFF: Final = 0
-_SHORT: Final = 1
-_STRUCTLOG: Final = 2
+def _to_stdlib(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """The last processor: hand the event dict to its stdlib logger as a record, in the form
+    ``ProcessorFormatter`` reads (``wrap_for_formatter``), with the file, line and function
+    of the logging call (structlog's and errorkit's own frames skipped, whatever class the
+    stdlib logger has). The stdlib logger's filters, ``caplog`` and your own handlers see the
+    record. Nothing is left for structlog to pass on: the event is done."""
+    if not isinstance(logger, logging.Logger):
+        return event  # not a stdlib logger: structlog passes it on as configured
+    try:
+        args, kw = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method, event)
+        level = _METHOD_LEVEL.get(method, logging.INFO)
+        exc_info: Any = None
+        if method == "exception":
+            exc_info = event.get("exc_info") or sys.exc_info()
+        extra = dict(kw.get("extra") or ())
+        extra[_OWN_RECORD_ATTR] = (logger, method)
+        frame = _caller_frame()
+        code = frame.f_code
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            code.co_filename,
+            frame.f_lineno,
+            args[0],
+            (),
+            exc_info,
+            code.co_name,
+            extra,
+        )
+    except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
+        _own_failure("logging.emit", exc)
+        raise DropEvent from None
+    logger.handle(record)
+    raise DropEvent
+
+
+_dispatch = _Dispatch()
+_PROCESSORS: Final[list[Processor]] = [structlog.stdlib.filter_by_level, _dispatch, _to_stdlib]
 
 
 class _BoundLogger(structlog.stdlib.BoundLogger):
-    """structlog's stdlib ``BoundLogger`` on a shorter path while errorkit's setup is in
-    force: the level is checked before any work, errorkit's chain runs once, and the record
-    goes straight to the stdlib logger's handlers (filters, ``caplog`` and your own handlers
-    still see it). The caller's file, line and function are those of the logging call."""
+    """structlog's stdlib ``BoundLogger`` whose logging methods return at once when their
+    level is disabled, before any processor or event dict (structlog's own way,
+    ``filter_by_level``, runs the processor loop first)."""
 
-    def _path(self, level: int) -> int:
-        if (
-            _dispatch.chain is None
-            or self._processors is not _PROCESSORS
-            or type(self._logger) not in _LOGGERS
-        ):
-            return _STRUCTLOG  # not errorkit's setup (any more): structlog's own path
-        return _SHORT if self._logger.isEnabledFor(level) else _OFF
-
-    def _proxy_to_logger(
-        self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any
-    ) -> Any:
-        level = _METHOD_LEVEL.get(method_name)
-        path = _STRUCTLOG if level is None else self._path(level)
-        if path == _SHORT:
-            return self._emit(cast(int, level), method_name, event, event_args, event_kw)
-        if path == _OFF:
-            return None
-        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
-
-    def _emit(
-        self,
-        level: int,
-        method_name: str,
-        event: str | None,
-        event_args: tuple[Any, ...],
-        event_kw: dict[str, Any],
-    ) -> None:
-        logger = self._logger
-        chain = _dispatch.chain
-        if chain is None:  # the setup was closed a moment ago
-            return
+    def log(self, level: int, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        """``log(level, event, ...)``: a disabled level returns before anything is done."""
         try:
-            event_dict: EventDict = self._context.copy()
-            event_dict.update(event_kw)
-            if event is not None:
-                event_dict["event"] = event
-            if event_args:
-                event_dict["positional_args"] = event_args
-            event_dict = chain(logger, method_name, event_dict)
-            exc_info: Any = None
-            if method_name == "exception":
-                exc_info = event_dict.get("exc_info") or sys.exc_info()
-            frame = _caller_frame()
-            code = frame.f_code
-            record = _record_factory()(
-                logger.name,
-                level,
-                code.co_filename,
-                frame.f_lineno,
-                event_dict,
-                (),
-                exc_info,
-                code.co_name,
-                None,
-            )
-            attrs = record.__dict__
-            attrs["_logger"] = logger
-            attrs["_name"] = method_name
-        except DropEvent:
-            return
-        except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
-            _own_failure("logging.emit", exc)
-            return
-        logger.handle(record)
+            if not self.isEnabledFor(level):
+                return None
+        except AttributeError:  # a wrapped logger that is not a stdlib one
+            pass
+        return super().log(level, event, *args, **kw)
 
 
-def _level_method(level: int, method_name: str) -> Callable[..., Any]:
-    """``debug``, ``info``, ...: a disabled level returns before anything else is done."""
-    exception = method_name == "exception"
+def _level_method(level: int, method: str) -> Callable[..., Any]:
+    """``debug``, ``info``, ...: a disabled level returns before anything else is done,
+    then structlog's own method runs."""
+    parent = getattr(structlog.stdlib.BoundLogger, method)
 
     def log_at_level(self: _BoundLogger, event: str | None = None, *args: Any, **kw: Any) -> Any:
-        path = self._path(level)
-        if path == _OFF:
-            return None
-        if exception:
-            kw.setdefault("exc_info", True)
-        if path == _SHORT:
-            return self._emit(level, method_name, event, args, kw)
-        return structlog.stdlib.BoundLogger._proxy_to_logger(self, method_name, event, *args, **kw)
+        try:
+            if not self.isEnabledFor(level):
+                return None
+        except AttributeError:  # a wrapped logger that is not a stdlib one
+            pass
+        return parent(self, event, *args, **kw)
 
     return log_at_level
 
 
-# attribute, level, the method name processors see (structlog's: warn and fatal are aliases)
-for _attribute, _level, _method in (
-    ("debug", logging.DEBUG, "debug"),
-    ("info", logging.INFO, "info"),
-    ("warning", logging.WARNING, "warning"),
-    ("warn", logging.WARNING, "warning"),
-    ("error", logging.ERROR, "error"),
-    ("exception", logging.ERROR, "exception"),
-    ("critical", logging.CRITICAL, "critical"),
-    ("fatal", logging.CRITICAL, "critical"),
-):
+for _method, _level in _METHOD_LEVEL.items():
     _function = _level_method(_level, _method)
-    _function.__name__ = _function.__qualname__ = _attribute
-    setattr(_BoundLogger, _attribute, _function)
-
-# Logger classes the shorter path knows how to feed (others take structlog's own path).
-_LOGGERS: Final = frozenset(
-    {
-        logging.Logger,
-        logging.RootLogger,
-        getattr(structlog.stdlib, "_FixedFindCallerLogger", logging.Logger),
-    }
-)
-_record_factory = logging.getLogRecordFactory
+    _function.__name__ = _function.__qualname__ = _method
+    setattr(_BoundLogger, _method, _function)
 
 
 def _caller_frame() -> FrameType:

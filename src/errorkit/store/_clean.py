@@ -9,18 +9,10 @@ replaced by visible stand-ins instead of losing the batch.
 from __future__ import annotations
 
 import json
-import json.encoder
 import math
-from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring
 from typing import Any
 
 from errorkit.store.records import EncodedData
-
-# The C encoder factory json.dumps() uses (private, absent outside CPython: then json.dumps).
-c_make_encoder: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
 
 __all__ = ["clean_text", "json_dumps", "json_string"]
 
@@ -41,30 +33,17 @@ def clean_text(value: str) -> str:
     return value
 
 
-def _refuse(value: Any) -> Any:
-    message = f"Object of type {type(value).__name__} is not JSON serializable"
-    raise TypeError(message)
-
-
-# One C encoder, made once: json.dumps() builds a new one per call, which costs as much as
-# encoding a small value. No circular-reference markers: a cycle ends in RecursionError,
-# which _safe_dumps answers.
-_ENCODER = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(None, _refuse, encode_basestring, None, ":", ",", False, False, False)
-)
-
-
-def _encode(value: Any) -> str:
-    if _ENCODER is None:  # pragma: no cover - CPython always has the C accelerator
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return "".join(_ENCODER(value, 0))
+# One encoder, made once (json.dumps() with options builds one per call). Compact, non-ASCII
+# kept, NaN refused, an unknown object refused (TypeError). No circular-reference markers: a
+# cycle ends in RecursionError, which _safe_dumps answers.
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
 
 
 def json_string(value: str) -> str:
     """The JSON text of one string, as :func:`json_dumps` writes it (cheaper)."""
-    text: str = encode_basestring(value)
+    text = _encode(value)
     if "\\u0000" in text or not (text.isascii() or _encodable(text)):
         return json_dumps(value)
     return text
