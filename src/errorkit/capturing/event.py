@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from errorkit import _guard
+from errorkit._cache import BoundedCache
 from errorkit.classification import classify
 from errorkit.codes import Severity
 from errorkit.context import ErrorContext
@@ -158,13 +159,11 @@ def _type_path(exc_type: type[BaseException]) -> str:
         module = exc_type.__module__
         qualname = exc_type.__qualname__
         path = qualname if module == "builtins" else f"{module}.{qualname}"
-        if len(_TYPE_PATHS) >= 1024:
-            _TYPE_PATHS.clear()
-        _TYPE_PATHS[exc_type] = path
+        _TYPE_PATHS.put(exc_type, path)
     return path
 
 
-_TYPE_PATHS: dict[type[BaseException], str] = {}
+_TYPE_PATHS: BoundedCache[type[BaseException], str] = BoundedCache(1024)
 
 
 def _text(value: Any) -> str:
@@ -236,10 +235,15 @@ class RecordBuilder:
         self.max_payload_bytes = max_payload_bytes
         self.scrubber = scrubber
         self._payload_scrubber = replace(scrubber, max_string=max(max_payload_bytes, 1))
-        self._lines: dict[tuple[str, int], str] = {}
-        self._cleaned: tuple[dict[str, str], dict[str, str]] = ({}, {})  # as is, one line
+        self._lines: BoundedCache[tuple[str, int], str] = BoundedCache(16_384)
+        self._cleaned: tuple[BoundedCache[str, str], BoundedCache[str, str]] = (
+            BoundedCache(4096),  # as is
+            BoundedCache(4096),  # one line
+        )
         # path (code ids and line numbers) -> its frames, and the code objects (kept alive)
-        self._frames: dict[tuple[int, ...], tuple[_FrameList, tuple[Any, ...]]] = {}
+        self._frames: BoundedCache[tuple[int, ...], tuple[_FrameList, tuple[Any, ...]]] = (
+            BoundedCache(4096)
+        )
 
     def clean(self, text: str, *, single_line: bool = False) -> str:
         """``text`` scrubbed; texts up to 1 KiB are cached, as the same messages, titles and
@@ -251,9 +255,7 @@ class RecordBuilder:
         cleaned = cache.get(text)
         if cleaned is None:
             cleaned = self.scrubber.scrub_text(text, single_line=single_line)
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[text] = cleaned
+            cache.put(text, cleaned)
         return cleaned
 
     # -- the record -----------------------------------------------------------------------
@@ -447,9 +449,7 @@ class RecordBuilder:
         if line is None:
             raw = linecache.getline(filename, lineno).strip()
             line = self.scrubber.scrub_text(raw[:500], single_line=True) if raw else ""
-            if len(self._lines) >= 16_384:
-                self._lines.clear()
-            self._lines[key] = line
+            self._lines.put(key, line)
         return line
 
     def frames(self, exc: BaseException) -> tuple[list[dict[str, Any]], int]:
@@ -475,9 +475,7 @@ class RecordBuilder:
                 tbs.append(tb)
                 tb = tb.tb_next
             cached = (self._build_frames(tbs), tuple(t.tb_frame.f_code for t in tbs))
-            if len(self._frames) >= 4096:
-                self._frames.clear()
-            self._frames[key] = cached
+            self._frames.put(key, cached)
         frames = cached[0]
         return frames, frames.omitted
 

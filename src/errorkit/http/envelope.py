@@ -27,6 +27,7 @@ from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeAlias
 
+from errorkit._cache import BoundedCache
 from errorkit._guard import report_internal_error
 from errorkit.classification import Classification
 from errorkit.codes import catalog
@@ -244,18 +245,16 @@ class _ScrubCache:
 
     def __init__(self) -> None:
         self._scrubber: Scrubber | None = None
-        self._texts: dict[str, str] = {}
+        self._texts: BoundedCache[str, str] = BoundedCache(self.max_entries)
 
     def text(self, scrubber: Scrubber, value: str) -> str:
         if scrubber is not self._scrubber:
-            self._scrubber, self._texts = scrubber, {}
+            self._scrubber, self._texts = scrubber, BoundedCache(self.max_entries)
         if len(value) > self.max_length:
             return scrubber.scrub_text(value, single_line=True)
         cached = self._texts.get(value)
         if cached is None:
-            if len(self._texts) >= self.max_entries:
-                self._texts.clear()
-            cached = self._texts[value] = scrubber.scrub_text(value, single_line=True)
+            cached = self._texts.put(value, scrubber.scrub_text(value, single_line=True))
         return cached
 
 
@@ -515,8 +514,8 @@ class _Templates:
     max_entries = 512
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[Any, ...], _Template] = {}
-        self._seen: dict[tuple[Any, ...], None] = {}
+        self._entries: BoundedCache[tuple[Any, ...], _Template] = BoundedCache(self.max_entries)
+        self._seen: BoundedCache[tuple[Any, ...], None] = BoundedCache(self.max_entries)
 
     def encode(
         self, renderer: Renderer, c: Classification, meta: ErrorMeta
@@ -545,13 +544,9 @@ class _Templates:
         if entry is None or entry.scrubber is not scrubber:
             if key not in self._seen:
                 # Once is not a pattern: a template pays off from the second time on.
-                if len(self._seen) >= self.max_entries:
-                    self._seen.clear()
-                self._seen[key] = None
+                self._seen.put(key, None)
                 return None
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            entry = self._entries[key] = _build(renderer, c, scrubber)
+            entry = self._entries.put(key, _build(renderer, c, scrubber))
         template = entry
         if template.answer is None:
             return None
