@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from errorkit import _guard, _reporting
+from errorkit import _guard, _reporting, hooks
 from errorkit._guard import guard
 from errorkit.classification import classify
 from errorkit.config import Settings, update_settings
@@ -60,7 +60,6 @@ _CAPTURED = "__errorkit_captured__"
 
 _pipeline: Pipeline | None = None
 _disabled = False  # configure(enabled=False) was called
-_listeners: list[Listener] = []
 _early_drops: Counter[str] = Counter()
 _lock = threading.RLock()
 _atexit_registered = False
@@ -174,8 +173,8 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
         flood_per_minute=settings.flood_per_minute,
         slim_per_minute=settings.slim_per_minute,
     )
-    for listener in _listeners:
-        pipeline.add_listener(listener)
+    # One listener that hands each summary to the "capture" hooks of the moment.
+    pipeline.add_listener(hooks._channel("capture").emit)
     return pipeline
 
 
@@ -459,20 +458,11 @@ def stats() -> CaptureStats:
 
 def add_listener(listener: Listener) -> None:
     """Call ``listener(summary)`` on the writer's thread for every stored event and every
-    count of sampled-out occurrences (for metrics such as ``errorkit_errors_total``)."""
-    if not callable(listener):
-        message = f"add_listener() needs a callable(CaptureSummary), not {listener!r}"
-        raise TypeError(message)
-    with _lock:
-        _listeners.append(listener)
-        if _pipeline is not None:
-            _pipeline.add_listener(listener)
+    count of sampled-out occurrences (for metrics such as ``errorkit_errors_total``), in
+    this pipeline and every later one: ``errorkit.hooks.add("capture", listener)``."""
+    hooks.add("capture", listener)
 
 
 def remove_listener(listener: Listener) -> None:
-    """Stop calling ``listener``."""
-    with _lock:
-        with contextlib.suppress(ValueError):
-            _listeners.remove(listener)
-        if _pipeline is not None:
-            _pipeline.remove_listener(listener)
+    """Stop calling ``listener``: ``errorkit.hooks.remove("capture", listener)``."""
+    hooks.remove("capture", listener)

@@ -26,6 +26,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
+from errorkit import hooks
 from errorkit._guard import guard
 from errorkit.context import current_context
 from errorkit.errors import AppError, CircuitOpenError
@@ -79,6 +80,8 @@ a factory given the ``CircuitOpenError`` (``retry_after``, ``details["service"]`
 
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
+
+_breaker_hooks = hooks._channel("breaker")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
 
@@ -737,6 +740,7 @@ class CircuitBreaker:
         for listener in (*self._listeners, *self._shared_listeners):
             with guard("breaker.listener"):
                 listener(self.name, old, new)
+        _breaker_hooks.emit(self.name, old, new)  # errorkit.hooks.add("breaker", ...)
 
     # -- permits --------------------------------------------------------------------------------
 
