@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from errorkit import hooks
 from errorkit._guard import guard
+from errorkit._state import state_of
 from errorkit.errors import error_id_of
 
 __all__ = [
@@ -39,9 +40,6 @@ __all__ = [
     "set_reporter",
     "was_reported",
 ]
-
-_REPORTED_ATTR = "__errorkit_reported__"
-_OBSERVED_ATTR = "__errorkit_observed__"
 
 
 class Reporter(Protocol):
@@ -113,34 +111,33 @@ def handled(error_type: str, seconds: float) -> None:
 
 
 def was_reported(exc: BaseException) -> bool:
-    return bool(getattr(exc, _REPORTED_ATTR, False))
+    state = state_of(exc, create=False)
+    return state is not None and state.reported
 
 
 def notify_observers(exc: BaseException, error_id: str, context: dict[str, Any]) -> None:
-    """Let the observers see ``exc``, once however many paths see it: :func:`report` calls
-    this, and so does a direct ``errorkit.capture(exc)``. Never raises."""
-    if not _observers.hooks or getattr(exc, _OBSERVED_ATTR, False):
+    """Let the ``"report"`` hooks see ``exc``, once however many paths see it: :func:`report`
+    calls this, and so does a direct ``errorkit.capture(exc)``. Never raises."""
+    if not _observers.hooks:
         return
-    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
-        setattr(exc, _OBSERVED_ATTR, True)
-    except (AttributeError, TypeError):  # an exception type that refuses attributes
-        pass
+    state = state_of(exc)
+    if state.observed:
+        return
+    state.observed = True
     _observers.emit(exc, error_id, context)
 
 
 def report(exc: BaseException, **context: Any) -> str:
     """Report ``exc`` once; return its error id. Never raises into the caller."""
     error_id = error_id_of(exc)
-    if getattr(exc, _REPORTED_ATTR, False):
+    state = state_of(exc)
+    if state.reported:
         amend: Amender | None = getattr(_reporter, "amend", None)
         if amend is not None:
             with guard("report.amend"):
                 amend(exc, error_id=error_id, **context)
         return error_id
-    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
-        setattr(exc, _REPORTED_ATTR, True)
-    except (AttributeError, TypeError):  # an exception type that refuses attributes
-        pass
+    state.reported = True
     notify_observers(exc, error_id, context)
     reporter = _reporter
     if reporter is not None:

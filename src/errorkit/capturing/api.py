@@ -18,7 +18,6 @@ never configure errorkit never create a file.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from errorkit import _guard, _reporting, hooks
 from errorkit._guard import guard
+from errorkit._state import state_of
 from errorkit.classification import classify
 from errorkit.config import Settings, update_settings
 from errorkit.errors import AppError, ErrorType, error_id_of
@@ -55,8 +55,6 @@ __all__ = [
 
 #: How long interpreter exit waits for the writer to store what is left (then: spool).
 EXIT_FLUSH_TIMEOUT = 10.0
-
-_CAPTURED = "__errorkit_captured__"
 
 _pipeline: Pipeline | None = None
 _disabled = False  # configure(enabled=False) was called
@@ -250,13 +248,11 @@ def capture(
         return error_id
     # The guard, written out: this is the hot path and a context manager costs a microsecond.
     try:
-        if getattr(exc, _CAPTURED, False):
+        state = state_of(exc)
+        if state.captured:
             pipeline.amend(error_id, context)  # fills what the first capture left empty
             return error_id
-        try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
-            setattr(exc, _CAPTURED, True)
-        except (AttributeError, TypeError):
-            pass
+        state.captured = True
         pipeline.submit(error_id, exc, context, fingerprint=fingerprint)
     except Exception as internal:
         _guard.report_internal_error("capture", internal)
@@ -318,7 +314,8 @@ def _capture_report(exc: BaseException, error_id: str, context: dict[str, Any]) 
     pipeline = _pipeline
     if pipeline is None:
         return
-    if getattr(exc, _CAPTURED, False):
+    state = state_of(exc)
+    if state.captured:
         pipeline.amend(error_id, context)
         return
     status = context.get("status")
@@ -335,8 +332,7 @@ def _capture_report(exc: BaseException, error_id: str, context: dict[str, Any]) 
         if error_type == ErrorType.VALIDATION:
             context["severity"] = "warning"
     context.setdefault("status", status)
-    with contextlib.suppress(AttributeError, TypeError):
-        setattr(exc, _CAPTURED, True)
+    state.captured = True
     pipeline.submit(error_id, exc, context)
 
 
