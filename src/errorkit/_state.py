@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
-__all__ = ["STATE_ATTR", "ErrorState", "state_of"]
+__all__ = ["STATE_ATTR", "ErrorState", "attach", "state_of"]
 
 STATE_ATTR = "__errorkit_state__"
 """The one attribute errorkit sets on an exception that is not its own."""
@@ -73,10 +73,14 @@ def state_of(exc: BaseException, create: bool = True) -> ErrorState | None:
     detached one when its type refuses attributes). ``create=False`` returns None when
     errorkit has not seen ``exc`` yet, and never attaches anything."""
     state = getattr(exc, STATE_ATTR, None)
-    if type(state) is ErrorState:
+    if state.__class__ is ErrorState:
         return state
-    if not create:
-        return None
+    return attach(exc) if create else None
+
+
+def attach(exc: BaseException) -> ErrorState:
+    """A new state for ``exc``, attached to it (detached when its type refuses attributes),
+    replacing any it had. For callers that just found none (:func:`state_of`)."""
     state = ErrorState()
     try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
         setattr(exc, STATE_ATTR, state)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from errorkit._state import state_of
+from errorkit._state import STATE_ATTR, ErrorState, attach
 from errorkit.codes import CatalogError, Category, Severity, catalog, validate_code
 from errorkit.context import current_context
 
@@ -207,11 +207,16 @@ def error_id_of(exc: BaseException) -> str:
     if isinstance(exc, AppError):
         return exc.error_id
     # The id lives in errorkit's one state on the exception (a type that refuses
-    # attributes gets a detached state: a new id per call).
-    state = state_of(exc)
-    error_id = state.error_id
-    if error_id is None:
-        error_id = state.error_id = _new_error_id()
+    # attributes gets a detached state: a new id per call). state_of(), written out: this
+    # runs on every error.
+    state = getattr(exc, STATE_ATTR, None)
+    if state.__class__ is ErrorState:
+        error_id: str | None = state.error_id
+        if error_id is not None:
+            return error_id
+    else:
+        state = attach(exc)
+    error_id = state.error_id = _new_error_id()
     return error_id
 
 
