@@ -19,7 +19,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from errorkit import hooks
 from errorkit._guard import guard
+from errorkit._state import state_of
 from errorkit.errors import error_id_of
 
 __all__ = [
@@ -38,9 +40,6 @@ __all__ = [
     "set_reporter",
     "was_reported",
 ]
-
-_REPORTED_ATTR = "__errorkit_reported__"
-_OBSERVED_ATTR = "__errorkit_observed__"
 
 
 class Reporter(Protocol):
@@ -66,9 +65,9 @@ HandlingObserver = Callable[[str, float], None]
 (classify, report and render the answer)."""
 
 _reporter: Reporter | None = None
-_observers: tuple[Observer, ...] = ()
-_handling_observers: tuple[HandlingObserver, ...] = ()
 _lock = threading.Lock()
+_observers = hooks._channel("report")
+_handling_observers = hooks._channel("handled")
 
 
 def set_reporter(reporter: Reporter | Callable[..., None] | None) -> Reporter | None:
@@ -85,71 +84,60 @@ def get_reporter() -> Reporter | None:
 
 
 def add_observer(observer: Observer) -> None:
-    """Call ``observer`` for every occurrence reported from now on (once per callable)."""
-    global _observers
-    with _lock:
-        if observer not in _observers:
-            _observers = (*_observers, observer)
+    """Call ``observer`` for every occurrence reported from now on (once per callable):
+    ``errorkit.hooks.add("report", observer)``."""
+    hooks.add("report", observer)
 
 
 def remove_observer(observer: Observer) -> None:
-    global _observers
-    with _lock:
-        _observers = tuple(o for o in _observers if o != observer)
+    """``errorkit.hooks.remove("report", observer)``."""
+    hooks.remove("report", observer)
 
 
 def add_handling_observer(observer: HandlingObserver) -> None:
-    """Call ``observer(error_type, seconds)`` for every error an HTTP integration answers."""
-    global _handling_observers
-    with _lock:
-        if observer not in _handling_observers:
-            _handling_observers = (*_handling_observers, observer)
+    """Call ``observer(error_type, seconds)`` for every error an HTTP integration answers:
+    ``errorkit.hooks.add("handled", observer)``."""
+    hooks.add("handled", observer)
 
 
 def remove_handling_observer(observer: HandlingObserver) -> None:
-    global _handling_observers
-    with _lock:
-        _handling_observers = tuple(o for o in _handling_observers if o != observer)
+    """``errorkit.hooks.remove("handled", observer)``."""
+    hooks.remove("handled", observer)
 
 
 def handled(error_type: str, seconds: float) -> None:
     """An HTTP integration finished handling one error in ``seconds``. Never raises."""
-    for observer in _handling_observers:
-        with guard("report.handling_observer"):
-            observer(error_type, seconds)
+    _handling_observers.emit(error_type, seconds)
 
 
 def was_reported(exc: BaseException) -> bool:
-    return bool(getattr(exc, _REPORTED_ATTR, False))
+    state = state_of(exc, create=False)
+    return state is not None and state.reported
 
 
 def notify_observers(exc: BaseException, error_id: str, context: dict[str, Any]) -> None:
-    """Let the observers see ``exc``, once however many paths see it: :func:`report` calls
-    this, and so does a direct ``errorkit.capture(exc)``. Never raises."""
-    if not _observers or getattr(exc, _OBSERVED_ATTR, False):
+    """Let the ``"report"`` hooks see ``exc``, once however many paths see it: :func:`report`
+    calls this, and so does a direct ``errorkit.capture(exc)``. Never raises."""
+    if not _observers.hooks:
         return
-    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
-        setattr(exc, _OBSERVED_ATTR, True)
-    except (AttributeError, TypeError):  # an exception type that refuses attributes
-        pass
-    for observer in _observers:
-        with guard("report.observer"):
-            observer(exc, error_id, context)
+    state = state_of(exc)
+    if state.observed:
+        return
+    state.observed = True
+    _observers.emit(exc, error_id, context)
 
 
 def report(exc: BaseException, **context: Any) -> str:
     """Report ``exc`` once; return its error id. Never raises into the caller."""
     error_id = error_id_of(exc)
-    if getattr(exc, _REPORTED_ATTR, False):
+    state = state_of(exc)
+    if state.reported:
         amend: Amender | None = getattr(_reporter, "amend", None)
         if amend is not None:
             with guard("report.amend"):
                 amend(exc, error_id=error_id, **context)
         return error_id
-    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
-        setattr(exc, _REPORTED_ATTR, True)
-    except (AttributeError, TypeError):  # an exception type that refuses attributes
-        pass
+    state.reported = True
     notify_observers(exc, error_id, context)
     reporter = _reporter
     if reporter is not None:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
+from errorkit._state import STATE_ATTR, ErrorState, attach
 from errorkit.codes import CatalogError, Category, Severity, catalog, validate_code
 from errorkit.context import ErrorContext, current_context
 
@@ -174,7 +175,6 @@ def _plain_message(cls: type[AppError]) -> str:
     return AppError.message
 
 
-_ERROR_ID_ATTR = "__errorkit_error_id__"
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
@@ -210,15 +210,18 @@ def error_id_of(exc: BaseException) -> str:
     that every part of errorkit (answer, store, logs) names the same occurrence."""
     if isinstance(exc, AppError):
         return exc.error_id
-    existing = getattr(exc, _ERROR_ID_ATTR, None)
-    if isinstance(existing, str):
-        return existing
-    new = _new_error_id()
-    try:  # noqa: SIM105 - runs on every error; cheaper than contextlib.suppress
-        setattr(exc, _ERROR_ID_ATTR, new)
-    except (AttributeError, TypeError):  # a type that refuses attributes: a new id per call
-        pass
-    return new
+    # The id lives in errorkit's one state on the exception (a type that refuses
+    # attributes gets a detached state: a new id per call). state_of(), written out: this
+    # runs on every error.
+    state = getattr(exc, STATE_ATTR, None)
+    if state.__class__ is ErrorState:
+        error_id: str | None = state.error_id
+        if error_id is not None:
+            return error_id
+    else:
+        state = attach(exc)
+    error_id = state.error_id = _new_error_id()
+    return error_id
 
 
 def error_class(exc: BaseException) -> str:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from errorkit import _reporting, classification
+from errorkit import _reporting, classification, hooks
 from errorkit.capturing import api as _capture
 from errorkit.capturing import request_counts
 from errorkit.config import Settings, get_settings, reset_settings
-from errorkit.resilience import chaos, clock, fallback, retrying
+from errorkit.resilience import chaos, clock
 from errorkit.resilience.breaker import MemoryBackend
 from errorkit.resilience.registry import BreakerRegistry, default_registry
 from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
@@ -119,14 +119,7 @@ def reset(timeout: float | None = 5.0) -> Runtime:
     _capture._reset(timeout)
     _reporting.set_reporter(None)
     _unhook_observe()
-    for observer in _reporting._observers:
-        _reporting.remove_observer(observer)
-    for handling in _reporting._handling_observers:
-        _reporting.remove_handling_observer(handling)
-    for retry_listener in retrying._listeners:
-        retrying.remove_retry_listener(retry_listener)
-    for fallback_listener in fallback._listeners:
-        fallback.remove_fallback_listener(fallback_listener)
+    hooks.clear()  # observers and listeners of reports, captures, retries, breakers, fallbacks
     for _, mapper in list(classification._user_mappers):
         classification.unregister_mapper(mapper)
     breakers = default_registry()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import errorkit
-from errorkit import _reporting, classification, testing
+from errorkit import _reporting, classification, hooks, testing
 from errorkit.capturing import api
 from errorkit.classification import Classification
 from errorkit.config import get_settings, update_settings
@@ -29,8 +29,6 @@ from errorkit.resilience import (
     chaos,
     circuit_breaker,
     clock,
-    fallback,
-    retrying,
 )
 from errorkit.resilience.breaker import MemoryBackend
 from errorkit.scrubbing import Scrubber, set_default_scrubber
@@ -56,11 +54,7 @@ def view() -> dict[str, Any]:
         "testing_mode": [clock.is_testing(), clock.testing_attempts_cap()],
         "chaos": chaos.chaos_enabled(),
         "reporter": _reporting.get_reporter() is None,
-        "observers": len(_reporting._observers),
-        "handling_observers": len(_reporting._handling_observers),
-        "capture_listeners": len(api._listeners),
-        "retry_listeners": len(retrying._listeners),
-        "fallback_listeners": len(fallback._listeners),
+        "hooks": {event: len(hooks.registered(event)) for event in sorted(hooks.EVENTS)},
         "user_mappers": len(classification._user_mappers),
         "early_drops": dict(api._early_drops),
     }
@@ -107,6 +101,7 @@ def _change_everything(tmp_path: Path) -> None:
     update_settings(code_rule="strict")  # what set_code_rule() does, without its check
     circuit_breaker("upstream", failure_threshold=3)
     add_breaker_listener(lambda name, old, new: None)
+    errorkit.current_runtime().breakers.add_listener(lambda name, old, new: None)
     errorkit.resilience.configure_breakers(backend=_OtherBackend(), clock=ManualClock())
     default_health().add("db", lambda: True)
     default_metrics().instrument()

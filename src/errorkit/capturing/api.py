@@ -18,7 +18,6 @@ never configure errorkit never create a file.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import inspect
 import os
 import signal
@@ -29,8 +28,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from errorkit import _guard, _reporting
+from errorkit import _guard, _reporting, hooks
 from errorkit._guard import guard
+from errorkit._state import state_of
 from errorkit.classification import classify
 from errorkit.config import Settings, update_settings
 from errorkit.errors import AppError, ErrorType, error_id_of
@@ -62,12 +62,9 @@ __all__ = [
 #: How long interpreter exit waits for the writer to store what is left (then: spool).
 EXIT_FLUSH_TIMEOUT = 10.0
 
-_CAPTURED = "__errorkit_captured__"
-
 _pipeline: Pipeline | None = None
 _disabled = False  # configure(enabled=False) was called
 _given_store: BatchWriter | None = None  # configure(store=...): shown by the runtime's repr
-_listeners: list[Listener] = []
 _early_drops: Counter[str] = Counter()
 _lock = threading.RLock()
 _atexit_registered = False
@@ -178,8 +175,8 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
         requests=default_request_counter(),
         **{name: getattr(settings, name) for name in _PIPELINE_SETTINGS},
     )
-    for listener in _listeners:
-        pipeline.add_listener(listener)
+    # One listener that hands each summary to the "capture" hooks of the moment.
+    pipeline.add_listener(hooks._channel("capture").emit)
     return pipeline
 
 
@@ -255,13 +252,11 @@ def capture(
         return error_id
     # The guard, written out: this is the hot path and a context manager costs a microsecond.
     try:
-        if getattr(exc, _CAPTURED, False):
+        state = state_of(exc)
+        if state.captured:
             pipeline.amend(error_id, context)  # fills what the first capture left empty
             return error_id
-        try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
-            setattr(exc, _CAPTURED, True)
-        except (AttributeError, TypeError):
-            pass
+        state.captured = True
         pipeline.submit(error_id, exc, context, fingerprint=fingerprint)
     except Exception as internal:
         _guard.report_internal_error("capture", internal)
@@ -323,7 +318,8 @@ def _capture_report(exc: BaseException, error_id: str, context: dict[str, Any]) 
     pipeline = _pipeline
     if pipeline is None:
         return
-    if getattr(exc, _CAPTURED, False):
+    state = state_of(exc)
+    if state.captured:
         pipeline.amend(error_id, context)
         return
     status = context.get("status")
@@ -340,8 +336,7 @@ def _capture_report(exc: BaseException, error_id: str, context: dict[str, Any]) 
         if error_type == ErrorType.VALIDATION:
             context["severity"] = "warning"
     context.setdefault("status", status)
-    with contextlib.suppress(AttributeError, TypeError):
-        setattr(exc, _CAPTURED, True)
+    state.captured = True
     pipeline.submit(error_id, exc, context)
 
 
@@ -377,10 +372,10 @@ def shutdown(timeout: float | None = 5.0) -> bool:
 
 
 def _reset(timeout: float | None) -> None:
-    """Shut down, forget the listeners and the counts of drops before configure()."""
+    """Shut down and forget the counts of drops before configure() (the listeners are
+    hooks: ``errorkit.hooks.clear()`` forgets them)."""
     shutdown(timeout)
     with _lock:
-        _listeners.clear()
         _early_drops.clear()
 
 
@@ -472,20 +467,11 @@ def stats() -> CaptureStats:
 
 def add_listener(listener: Listener) -> None:
     """Call ``listener(summary)`` on the writer's thread for every stored event and every
-    count of sampled-out occurrences (for metrics such as ``errorkit_errors_total``)."""
-    if not callable(listener):
-        message = f"add_listener() needs a callable(CaptureSummary), not {listener!r}"
-        raise TypeError(message)
-    with _lock:
-        _listeners.append(listener)
-        if _pipeline is not None:
-            _pipeline.add_listener(listener)
+    count of sampled-out occurrences (for metrics such as ``errorkit_errors_total``), in
+    this pipeline and every later one: ``errorkit.hooks.add("capture", listener)``."""
+    hooks.add("capture", listener)
 
 
 def remove_listener(listener: Listener) -> None:
-    """Stop calling ``listener``."""
-    with _lock:
-        with contextlib.suppress(ValueError):
-            _listeners.remove(listener)
-        if _pipeline is not None:
-            _pipeline.remove_listener(listener)
+    """Stop calling ``listener``: ``errorkit.hooks.remove("capture", listener)``."""
+    hooks.remove("capture", listener)

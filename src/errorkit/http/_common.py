@@ -13,6 +13,7 @@ from typing import Any
 
 from errorkit._guard import guard
 from errorkit._reporting import handled, report
+from errorkit._state import state_of
 from errorkit.classification import Classification, classify
 from errorkit.codes import Severity
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
@@ -218,19 +219,14 @@ def detached_state(
     )
 
 
-_ANSWERED_ATTR = "__errorkit_answered__"
-
-
 def mark_answered(exc: BaseException) -> None:
     """Remember that ``exc`` already got its answer (so a later layer does not render it)."""
-    try:
-        setattr(exc, _ANSWERED_ATTR, True)
-    except (AttributeError, TypeError):
-        return
+    state_of(exc).answered = True
 
 
 def was_answered(exc: BaseException) -> bool:
-    return bool(getattr(exc, _ANSWERED_ATTR, False))
+    state = state_of(exc, create=False)
+    return state is not None and state.answered
 
 
 _FALLBACK = Classification(

@@ -26,6 +26,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
+from errorkit import hooks
 from errorkit._guard import guard
 from errorkit.errors import AppError, CircuitOpenError
 from errorkit.resilience._common import (
@@ -83,6 +84,8 @@ _OPEN = CircuitState.OPEN
 
 TransitionListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(name, old_state, new_state)``, called after each transition."""
+
+_breaker_hooks = hooks._channel("breaker")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
 
@@ -728,6 +731,7 @@ class CircuitBreaker:
         for listener in (*self._listeners, *self._shared_listeners):
             with guard("breaker.listener"):
                 listener(self.name, old, new)
+        _breaker_hooks.emit(self.name, old, new)  # errorkit.hooks.add("breaker", ...)
 
     # -- permits --------------------------------------------------------------------------------
 

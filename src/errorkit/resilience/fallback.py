@@ -19,12 +19,11 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
-from errorkit._guard import guard
+from errorkit import hooks
 from errorkit.classification import classify
 from errorkit.errors import ServiceUnavailableError
 from errorkit.resilience._common import (
@@ -74,39 +73,27 @@ class FallbackEvent:
 FallbackListener = Callable[[FallbackEvent], object]
 """``listener(event)``: called each time any fallback answers."""
 
-_listeners: tuple[FallbackListener, ...] = ()
-_listeners_lock = threading.Lock()
+_listeners = hooks._channel("fallback")
 
 
 def add_fallback_listener(listener: FallbackListener) -> None:
     """Call ``listener(FallbackEvent)`` each time a fallback answers, anywhere in the
     process. Subscribing the same callable twice subscribes it once; a listener that raises
-    is counted and never breaks the call."""
-    if not callable(listener):
-        msg = f"add_fallback_listener({listener!r}): pass a callable(FallbackEvent)"
-        raise TypeError(msg)
-    global _listeners
-    with _listeners_lock:
-        if listener not in _listeners:
-            _listeners = (*_listeners, listener)
+    is counted and never breaks the call: ``errorkit.hooks.add("fallback", listener)``."""
+    hooks.add("fallback", listener)
 
 
 def remove_fallback_listener(listener: FallbackListener) -> None:
-    """Unsubscribe ``listener`` (nothing happens if it was not subscribed)."""
-    global _listeners
-    with _listeners_lock:
-        _listeners = tuple(cb for cb in _listeners if cb != listener)
+    """Unsubscribe ``listener`` (nothing happens if it was not subscribed):
+    ``errorkit.hooks.remove("fallback", listener)``."""
+    hooks.remove("fallback", listener)
 
 
 def fallback_used(operation: str, source: str, error: BaseException | None = None) -> None:
-    """Tell the fallback listeners that ``source`` answered for ``operation``. Never raises."""
-    listeners = _listeners
-    if not listeners:
-        return
-    event = FallbackEvent(operation, source, error)
-    for listener in listeners:
-        with guard("fallback.listener"):
-            listener(event)
+    """Tell the ``"fallback"`` hooks that ``source`` answered for ``operation``. Never
+    raises."""
+    if _listeners.hooks:
+        _listeners.emit(FallbackEvent(operation, source, error))
 
 
 class FallbackExhaustedError(ServiceUnavailableError):

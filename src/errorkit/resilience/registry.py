@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
+from errorkit import hooks
 from errorkit.resilience._common import ErrorFilter
 from errorkit.resilience.breaker import (
     BreakerBackend,
@@ -254,12 +255,14 @@ def reset_all_breakers() -> None:
 
 
 def add_breaker_listener(listener: TransitionListener) -> None:
-    """Subscribe ``listener(name, old_state, new_state)`` to every breaker's transitions."""
-    _default.add_listener(listener)
+    """Subscribe ``listener(name, old_state, new_state)`` to every breaker's transitions
+    in this process: ``errorkit.hooks.add("breaker", listener)``."""
+    hooks.add("breaker", listener)
 
 
 def remove_breaker_listener(listener: TransitionListener) -> None:
-    _default.remove_listener(listener)
+    """``errorkit.hooks.remove("breaker", listener)``."""
+    hooks.remove("breaker", listener)
 
 
 def configure_breakers(

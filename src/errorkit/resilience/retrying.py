@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
 
+from errorkit import hooks
 from errorkit._guard import guard
 from errorkit._reporting import report
 from errorkit.classification import classify
@@ -84,34 +84,21 @@ class RetryEvent:
 RetryListener = Callable[[RetryEvent], object]
 """``listener(event)``: called for every retry of every policy, and once when one gives up."""
 
-_listeners: tuple[RetryListener, ...] = ()
-_listeners_lock = threading.Lock()
+_listeners = hooks._channel("retry")
 
 
 def add_retry_listener(listener: RetryListener) -> None:
     """Call ``listener(RetryEvent)`` for every retry of every policy in this process, and
     once with ``exhausted=True`` when a policy gives up. Subscribing the same callable twice
-    subscribes it once; a listener that raises is counted and never breaks the retry."""
-    if not callable(listener):
-        msg = f"add_retry_listener({listener!r}): pass a callable(RetryEvent)"
-        raise TypeError(msg)
-    global _listeners
-    with _listeners_lock:
-        if listener not in _listeners:
-            _listeners = (*_listeners, listener)
+    subscribes it once; a listener that raises is counted and never breaks the retry:
+    ``errorkit.hooks.add("retry", listener)``."""
+    hooks.add("retry", listener)
 
 
 def remove_retry_listener(listener: RetryListener) -> None:
-    """Unsubscribe ``listener`` (nothing happens if it was not subscribed)."""
-    global _listeners
-    with _listeners_lock:
-        _listeners = tuple(cb for cb in _listeners if cb != listener)
-
-
-def _notify(listeners: tuple[RetryListener, ...], event: RetryEvent) -> None:
-    for listener in listeners:
-        with guard("retry.listener"):
-            listener(event)
+    """Unsubscribe ``listener`` (nothing happens if it was not subscribed):
+    ``errorkit.hooks.remove("retry", listener)``."""
+    hooks.remove("retry", listener)
 
 
 def _classified(exc: BaseException) -> tuple[bool, float | None, str, str]:
@@ -461,14 +448,14 @@ class RetryPolicy:
             },
         )
         hook = self._on_retry
-        listeners = _listeners
+        listeners = _listeners.hooks
         if hook is not None or listeners:
             event = RetryEvent(name, attempt, max_attempts, wait, elapsed, exc, code)
             # A hook that is also a process-wide listener is called once, not twice.
             if hook is not None and hook not in listeners:
                 with guard("retry.on_retry"):
                     hook(event)
-            _notify(listeners, event)
+            _listeners.emit(event)
         return wait
 
     def _give_up(
@@ -482,12 +469,12 @@ class RetryPolicy:
         error_type: str,
         reason: str,
     ) -> None:
-        listeners = _listeners
+        listeners = _listeners.hooks
         if listeners:
             event = RetryEvent(
                 name, attempt, max_attempts, 0.0, elapsed, exc, code, exhausted=True, reason=reason
             )
-            _notify(listeners, event)
+            _listeners.emit(event)
         if attempt > 1 or reason != "attempts exhausted":
             logger.error(
                 "giving up on %s after %d attempt(s): %s: %s (%s)",
