@@ -24,7 +24,15 @@ from errorkit.store.engine import create_store_engine
 from errorkit.store.migrate import VERSION_TABLE
 from errorkit.store.schema import metadata
 
-TABLES = {"errors", "error_groups", "applied_deltas", "slim_errors", "api_tokens", VERSION_TABLE}
+TABLES = {
+    "errors",
+    "error_groups",
+    "applied_deltas",
+    "slim_errors",
+    "api_tokens",
+    "users",
+    VERSION_TABLE,
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 

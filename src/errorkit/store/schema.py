@@ -39,6 +39,7 @@ __all__ = [
     "errors",
     "metadata",
     "slim_errors",
+    "users",
 ]
 
 GROUP_STATUSES = ("unresolved", "resolved", "ignored", "regressed")
@@ -201,3 +202,18 @@ api_tokens = Table(
 """The tracker's API tokens: only the SHA-256 of each token is kept (a token is 256 random
 bits, so a plain hash is enough; people's passwords would need a slow KDF), with its role,
 expiry and revocation."""
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_login_at", UTCDateTime()),
+    CheckConstraint("role IN ('read', 'admin')", name="role"),
+    sqlite_autoincrement=True,
+)
+"""The dashboard's people: each password is kept as an argon2id hash (a slow KDF), with
+the person's role (``read`` or ``admin``, as for API tokens)."""
