@@ -284,7 +284,8 @@ def is_loopback(host: str) -> bool:
 def serve(
     store_url: str, host: str, port: int, redis_url: str | None, namespace: str, prefix: str
 ) -> None:
-    """Run the tracker's API on the store (uvicorn), under PREFIX/api/.
+    """Run the tracker on the store (uvicorn): its API under PREFIX/api/, its dashboard
+    at PREFIX/ (log in with a token or a user from `errorkit users add`).
 
     Binding to an address other than loopback is refused until an admin token exists.
     """
@@ -316,7 +317,8 @@ def serve(
 
     breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
     app = create_app(store=store, breakers=breakers, prefix=prefix)
-    click.echo(f"errorkit tracker on http://{host}:{port}{prefix.rstrip('/')}/api/ ({shown})")
+    root = f"http://{host}:{port}{prefix.rstrip('/')}"
+    click.echo(f"errorkit tracker on {root}/api/ ({shown}); dashboard at {root}/")
     if not has_admin:
         click.echo(
             "no admin token yet: make one with `errorkit tokens create --role admin`",
