@@ -146,6 +146,14 @@ def test_token_login_and_revoking_the_token_ends_the_session(board: Board) -> No
         assert client.get("/admin/", follow_redirects=False).status_code == 303
 
 
+def test_removing_a_user_ends_their_session(board: Board) -> None:
+    with board.client() as client:
+        login(client, username="vic", password=PASSWORD)
+        assert client.get("/admin/").status_code == 200
+        UserStore(board.store).remove("vic")
+        assert client.get("/admin/", follow_redirects=False).status_code == 303
+
+
 @pytest.mark.parametrize("which", ["expired", "revoked"])
 def test_refused_tokens_do_not_log_in(board: Board, which: str) -> None:
     with board.client() as client:

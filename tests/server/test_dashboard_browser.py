@@ -207,6 +207,8 @@ def test_usable_on_a_phone(page: Any, served: Served) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     assert page.locator("#find-id").is_visible()
+    assert page.locator("tr.issue td.title a").first.is_visible()
+    assert not page.locator("svg.spark").first.is_visible()  # the wide columns fold away
 
 
 def test_a_missing_chromium_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
