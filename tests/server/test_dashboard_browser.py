@@ -19,7 +19,6 @@ from tests._services import require_chromium
 from tests.server.conftest import Seeded, breakers, seed
 
 from errorkit.capturing import api as capture
-from errorkit.observe.health import HealthRegistry
 from errorkit.resilience.registry import BreakerRegistry
 from errorkit.store import ErrorStore, open_store
 from errorkit.store.users import UserStore
@@ -75,8 +74,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     store = open_store(url)
     UserStore(store).add("ana", PASSWORD, role="admin")
     registry = breakers()
-    health = HealthRegistry(breaker_source=registry.statuses, error_source=None)
-    app = create_app(store=store, breakers=registry, health=health)
+    app = create_app(store=store, breakers=registry)  # the tracker's own health checks
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
@@ -171,6 +169,15 @@ def test_reset_a_breaker(page: Any, served: Served) -> None:
     page.wait_for_selector("tr.breaker[data-name=payments] .badge.closed")
     page.screenshot(path=served.shots / "breakers.png", full_page=True)
     assert str(served.breakers.get("payments").status().state) == "closed"  # type: ignore[union-attr]
+    page.click("nav >> text=Stats")
+    page.wait_for_url(f"{served.base}/stats")
+    assert page.locator("svg.columns").count() == 1
+    assert "7 stored errors" in page.locator("main").inner_text()
+    page.screenshot(path=served.shots / "stats.png", full_page=True)
+    page.click("nav >> text=Health")
+    page.wait_for_url(f"{served.base}/health")
+    assert "store" in page.locator("table").inner_text()
+    page.screenshot(path=served.shots / "health.png", full_page=True)
 
 
 def test_hostile_messages_render_as_text(page: Any, served: Served) -> None:

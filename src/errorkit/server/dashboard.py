@@ -8,9 +8,11 @@ assets ship in the package (no CDN); the only script refreshes the issues list.
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -316,8 +318,6 @@ class _Dashboard:
                     request, None, 401, "Logged out", "Your session is over; log in again."
                 ),
             )
-        import hmac
-
         if not hmac.compare_digest(_one(form, "csrf").encode(), viewer.csrf.encode()):
             log_security_event(
                 "dashboard_csrf_refused",
@@ -411,6 +411,8 @@ class _Dashboard:
                     token = self.tokens.verify(token_text)
                 except TokenRefused as refused:
                     return f"token {refused.reason}"
+                with suppress(StoreError):
+                    self.tokens.touch(token.id)
                 return "token", token.id
             if not name or not password:
                 return "no credentials"
@@ -518,7 +520,8 @@ def mount_dashboard(
         form = _parse_form((await request.body())[:_BODY_MAX])
         viewer = await run_in_threadpool(board.viewer, request)
         response = RedirectResponse(f"{board.base(request)}/login", status_code=303)
-        if viewer is not None and _one(form, "csrf") == viewer.csrf:
+        given = _one(form, "csrf").encode()
+        if viewer is not None and hmac.compare_digest(given, viewer.csrf.encode()):
             response.delete_cookie(COOKIE, path=board.base(request) + "/")
         return response
 
