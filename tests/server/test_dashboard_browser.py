@@ -207,6 +207,34 @@ def test_hostile_messages_render_as_text(page: Any, served: Served) -> None:
     assert page.evaluate("window.__xss === undefined")
 
 
+def test_the_list_refreshes_without_a_reload(page: Any, served: Served) -> None:
+    from datetime import UTC, datetime
+
+    from errorkit.store import ErrorRecord
+
+    log_in(page, served)
+    page.evaluate("window.__same_page = true")
+    assert page.locator("tr.issue").count() == 4
+    served.store.write_batch(
+        [
+            ErrorRecord(
+                error_id="0d7c6a52-7d4e-4c1b-9b7e-2a6f3e1d8c05",
+                timestamp=datetime.now(UTC),
+                error_type="http_error",
+                error_code="HTTP_INTERNAL_ERROR",
+                error_message="arrived while the page was open",
+                severity="error",
+                fingerprint="late-arrival",
+                title="LateError: arrived while the page was open",
+            )
+        ]
+    )
+    page.evaluate("window.errorkitRefresh()")
+    page.wait_for_selector("tr.issue >> text=LateError")
+    assert page.locator("#issue-count").inner_text() == "5"
+    assert page.evaluate("window.__same_page === true")  # no reload happened
+
+
 def test_usable_on_a_phone(page: Any, served: Served) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, served)
