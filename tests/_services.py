@@ -117,5 +117,6 @@ def breaker_namespace(url: str, prefix: str) -> Iterator[str]:
 
 def require_chromium() -> str:
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        missing("Chromium", f"{CHROMIUM} not found; `make test` installs Debian's chromium")
+        why = f"{CHROMIUM} not found; `apt-get install -y chromium` (as .ci/run does)"
+        missing("Chromium", why)
     return CHROMIUM

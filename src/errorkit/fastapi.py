@@ -33,9 +33,10 @@ from errorkit.starlette import (  # noqa: E402
     ErrorkitMiddleware,
     exception_handler,
     install_asgi,
+    mount_admin,
 )
 
-__all__ = ["EndpointConfig", "ErrorkitMiddleware", "exception_handler", "install"]
+__all__ = ["EndpointConfig", "ErrorkitMiddleware", "exception_handler", "install", "mount_admin"]
 
 
 def install(
@@ -48,13 +49,16 @@ def install(
     openapi: bool = True,
     openapi_schema: Mapping[str, Any] | None = None,
     endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
+    admin: bool = False,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
     "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
 
     With ``openapi=True`` the schema documents errorkit's answers; for a renderer of your
     own pass ``openapi_schema`` (the JSON Schema of its body). ``endpoints`` is as in
-    :func:`errorkit.starlette.install`.
+    :func:`errorkit.starlette.install`. ``admin=True`` mounts the tracker (API and
+    dashboard) under ``/admin`` on the app's own store and breakers
+    (:func:`errorkit.starlette.mount_admin`).
     """
     renderer = install_asgi(
         app,
@@ -65,6 +69,8 @@ def install(
         endpoints=endpoints,
         handled=(RequestValidationError,),
     )
+    if admin:
+        mount_admin(app)
     if not openapi:
         return
     name = next((k for k, v in FORMATS.items() if v is renderer), None)

@@ -48,6 +48,7 @@ __all__ = [
     "ErrorkitMiddleware",
     "exception_handler",
     "install",
+    "mount_admin",
 ]
 
 _INSTALLED_ATTR = "_errorkit_renderer"
@@ -176,9 +177,13 @@ def install(
     trust_request_id: bool = True,
     body_limit: int = DEFAULT_BODY_LIMIT,
     endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
+    admin: bool = False,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
     "wrapped" or a renderer callable; None reads ``ERRORKIT_RESPONSE_FORMAT``).
+
+    ``admin=True`` mounts the tracker (its API and dashboard) under ``/admin`` on the
+    app's own store and breakers: see :func:`mount_admin` (extra ``server``).
 
     ``trust_request_id=False`` ignores incoming request ids; ``body_limit`` bounds how much
     of the body the app reads is kept for reports (0 keeps none). ``endpoints`` mounts
@@ -194,3 +199,35 @@ def install(
         body_limit=body_limit,
         endpoints=endpoints,
     )
+    if admin:
+        mount_admin(app)
+
+
+def mount_admin(
+    app: Starlette,
+    path: str = "/admin",
+    *,
+    store_url: str | None = None,
+    breakers: object = None,
+    session_secret: str | bytes | None = None,
+) -> None:
+    """Mount the tracker under ``path`` of ``app``: its API at ``{path}/api/`` and its
+    dashboard at ``{path}/``, both needing a token (``errorkit tokens create``) or a user
+    (``errorkit users add``).
+
+    It reads the store the app captures into (``store_url``, default: the configured
+    ``ERRORKIT_STORE_URL``) and this process's circuit breakers (``breakers`` as in
+    :func:`errorkit.server.create_app`).
+    """
+    require("fastapi", extra="server", feature="the embedded tracker (admin=True)")
+    from errorkit.config import get_settings
+    from errorkit.server import create_app
+
+    path = "/" + path.strip("/")
+    tracker = create_app(
+        store_url or get_settings().store_url,
+        breakers=breakers,
+        prefix="",
+        session_secret=session_secret,
+    )
+    app.mount(path, tracker)

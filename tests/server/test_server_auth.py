@@ -57,11 +57,12 @@ def _call(tracker: Tracker, method: str, url: str, body: Any, headers: dict[str,
 
 
 def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
-    """Nothing escapes the matrix: the only route left out of the schema is the schema."""
+    """Nothing escapes the matrix: the only API route left out of the schema is the schema.
+    (The dashboard's pages beside the API are HTML, covered by the dashboard's tests.)"""
     hidden = [
         route.path
         for route in _api_routes(tracker.client.app.routes)
-        if not route.include_in_schema
+        if not route.include_in_schema and route.path.startswith("/admin/api/")
     ]
     assert hidden == ["/admin/api/openapi.json"]
     routes = _routes(tracker)

@@ -32,6 +32,7 @@ TABLES = {
     "api_tokens",
     "request_counts",
     "alert_events",
+    "users",
     VERSION_TABLE,
 }
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""``errorkit tokens create|list|revoke`` and ``errorkit serve``: the tracker's credentials
-and the tracker itself.
+"""``errorkit tokens create|list|revoke``, ``errorkit users add|list|remove`` and
+``errorkit serve``: the tracker's credentials and the tracker itself.
 
 Exit codes: 0 done, 1 the token asked for is not in the store, 2 bad input (or serving on a
 network address with no admin token), 3 the store is unreachable.
@@ -8,6 +8,7 @@ network address with no admin token), 3 the store is unreachable.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -25,11 +26,12 @@ from errorkit.cli.store_cmds import (
     _Unavailable,
     _when,
 )
-from errorkit.store import ErrorStore, InvalidStoreURL, StoreError
+from errorkit.store import ErrorStore, InvalidQuery, InvalidStoreURL, StoreError
 from errorkit.store.engine import describe_url, normalize_url
 from errorkit.store.tokens import ApiToken, TokenStore
+from errorkit.store.users import UserStore
 
-__all__ = ["register", "serve", "tokens"]
+__all__ = ["register", "serve", "tokens", "users"]
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -37,6 +39,7 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 def register(cli: click.Group) -> None:
     """Add the ``tokens`` group and the ``serve`` command to ``cli``."""
     cli.add_command(tokens)
+    cli.add_command(users)
     cli.add_command(serve)
 
 
@@ -154,6 +157,97 @@ def tokens_revoke(store_url: str, token_id: int) -> None:
     click.echo(f"revoked token {item.id} ({item.name}, role {item.role})")
 
 
+# -- users ------------------------------------------------------------------------------
+
+
+@click.group()
+def users() -> None:
+    """The dashboard's users (who log in at /admin/ with a password): add, list, remove.
+
+    Passwords are stored as argon2id hashes. Role ``read`` sees everything and changes
+    nothing; ``admin`` may resolve, ignore and reset breakers.
+    """
+
+
+def _user_store(store: ErrorStore) -> UserStore:
+    try:
+        return UserStore(store)
+    except MissingExtraError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "read"]),
+    default="read",
+    show_default=True,
+    help="admin: may change things; read: may only look.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
+@_store_option
+def users_add(
+    store_url: str, name: str, role: Literal["admin", "read"], password_stdin: bool
+) -> None:
+    """Add user NAME; asks for the password (twice) unless --password-stdin."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    store = _store(store_url)
+    try:
+        user = _user_store(store).add(name, password, role=role)
+    except InvalidQuery as exc:
+        raise click.BadParameter(str(exc)) from None
+    except StoreError as exc:
+        raise _Unavailable(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"added user {user.name} (role {user.role}); they log in at /admin/login")
+
+
+@users.command("list")
+@_json_option
+@_store_option
+def users_list(store_url: str, as_json: bool) -> None:
+    """Every user with their role and last login; never a password."""
+    with _open(store_url) as store:
+        items = _user_store(store).list()
+    if as_json:
+        _print_json([item.as_dict() for item in items])
+        return
+    if not items:
+        click.echo("no users yet; add one with `errorkit users add NAME --role admin`")
+        return
+    table = Table(title="dashboard users", title_justify="left")
+    for column in ("id", "name", "role", "created", "last login"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.name,
+            item.role,
+            _when(item.created_at),
+            _when(item.last_login_at) or "-",
+        )
+    _console().print(table)
+
+
+@users.command("remove")
+@click.argument("name")
+@_store_option
+def users_remove(store_url: str, name: str) -> None:
+    """Remove user NAME; their open sessions end at their next request."""
+    with _open(store_url) as store:
+        user = _user_store(store).remove(name)
+    click.echo(f"removed user {user.name} (role {user.role})")
+
+
 # -- serve ------------------------------------------------------------------------------
 
 
@@ -190,7 +284,8 @@ def is_loopback(host: str) -> bool:
 def serve(
     store_url: str, host: str, port: int, redis_url: str | None, namespace: str, prefix: str
 ) -> None:
-    """Run the tracker's API on the store (uvicorn), under PREFIX/api/.
+    """Run the tracker on the store (uvicorn): its API under PREFIX/api/, its dashboard
+    at PREFIX/ (log in with a token or a user from `errorkit users add`).
 
     Binding to an address other than loopback is refused until an admin token exists.
     """
@@ -222,7 +317,8 @@ def serve(
 
     breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
     app = create_app(store=store, breakers=breakers, prefix=prefix)
-    click.echo(f"errorkit tracker on http://{host}:{port}{prefix.rstrip('/')}/api/ ({shown})")
+    root = f"http://{host}:{port}{prefix.rstrip('/')}"
+    click.echo(f"errorkit tracker on {root}/api/ ({shown}); dashboard at {root}/")
     if not has_admin:
         click.echo(
             "no admin token yet: make one with `errorkit tokens create --role admin`",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -32,6 +33,7 @@ from errorkit.server.schemas import (
     StoredErrorOut,
     ok,
 )
+from errorkit.server.sessions import LoginLimiter
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -263,6 +265,9 @@ def create_app(
     health: HealthRegistry | None = None,
     prefix: str = "/admin",
     title: str = "errorkit tracker",
+    dashboard: bool = True,
+    session_secret: str | bytes | None = None,
+    login_limiter: LoginLimiter | None = None,
 ) -> FastAPI:
     """The tracker's API as an ASGI app, on the store at ``store_url`` (or ``store``).
 
@@ -270,6 +275,12 @@ def create_app(
     ``BreakerRegistry``, a ``RedisBackend`` or a ``redis://`` URL (state shared by apps).
     ``health`` is the registry the health routes answer from (default: the tracker's own,
     see :func:`tracker_health`). Routes live under ``{prefix}/api/``.
+
+    With ``dashboard`` (the default) the server-rendered dashboard is served under
+    ``{prefix}/``; its session cookies are signed with ``session_secret`` (default:
+    ``ERRORKIT_SESSION_SECRET``, else a random key, so sessions end on restart and each
+    worker process has its own). ``login_limiter`` bounds failed logins (default: 5 per
+    user and address in 15 minutes).
     """
     if (store is None) == (store_url is None):
         if store is None:
@@ -707,6 +718,18 @@ def create_app(
         return app.openapi()
 
     app.include_router(api)
+    if dashboard:
+        from errorkit.server.dashboard import mount_dashboard
+
+        mount_dashboard(
+            app,
+            store=the_store,
+            breakers=source,
+            health=health_registry,
+            prefix=prefix,
+            session_secret=session_secret or os.environ.get("ERRORKIT_SESSION_SECRET") or None,
+            login_limiter=login_limiter,
+        )
     return app
 
 

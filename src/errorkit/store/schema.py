@@ -42,6 +42,7 @@ __all__ = [
     "metadata",
     "request_counts",
     "slim_errors",
+    "users",
 ]
 
 GROUP_STATUSES = ("unresolved", "resolved", "ignored", "regressed")
@@ -252,3 +253,18 @@ alert_events = Table(
 """Alerts: each firing and resolution (``claim`` is unique, so with several processes on
 one database only one of them records, and sends, a given firing) and each delivery
 attempt of a notification to a channel."""
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_login_at", UTCDateTime()),
+    CheckConstraint("role IN ('read', 'admin')", name="role"),
+    sqlite_autoincrement=True,
+)
+"""The dashboard's people: each password is kept as an argon2id hash (a slow KDF), with
+the person's role (``read`` or ``admin``, as for API tokens)."""
