@@ -61,6 +61,10 @@ class Settings:
     flood_per_minute: int = _capture(60)
     slim_per_minute: int = _capture(600)
     code_rule: str = "default"
+    # HTTP integrations: install()'s defaults (an argument given to install() wins).
+    request_id_header: str = "X-Request-ID"
+    trust_request_id: bool = True
+    body_limit: int = 64 * 1024
 
     def __post_init__(self) -> None:
         _check_positive(self, ("queue_size", "batch_size", "max_payload_bytes", "spool_max_bytes"))
@@ -75,6 +79,9 @@ class Settings:
             raise ConfigError(msg)
         if self.code_rule not in ("default", "strict"):
             msg = f"code_rule={self.code_rule!r}: use 'default' or 'strict'"
+            raise ConfigError(msg)
+        if self.body_limit < 0:
+            msg = f"body_limit={self.body_limit!r}: must be a whole number of bytes >= 0"
             raise ConfigError(msg)
         if self.response_format not in ("default", "problem", "wrapped"):
             msg = (

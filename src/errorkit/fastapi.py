@@ -23,10 +23,9 @@ require("fastapi", extra="fastapi", feature="errorkit.fastapi")
 from fastapi import FastAPI  # noqa: E402 - after the extra check on purpose
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 
-from errorkit.http._common import DEFAULT_BODY_LIMIT  # noqa: E402
+from errorkit.http._common import http_options  # noqa: E402
 from errorkit.http.envelope import FORMATS, Renderer  # noqa: E402
 from errorkit.http.openapi import document_errors  # noqa: E402
-from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
 from errorkit.starlette import (  # noqa: E402
     DEFAULT_ENDPOINTS,
     EndpointConfig,
@@ -43,9 +42,9 @@ def install(
     app: FastAPI,
     *,
     format: str | Renderer | None = None,
-    request_id_header: str = REQUEST_ID_HEADER,
-    trust_request_id: bool = True,
-    body_limit: int = DEFAULT_BODY_LIMIT,
+    request_id_header: str | None = None,
+    trust_request_id: bool | None = None,
+    body_limit: int | None = None,
     openapi: bool = True,
     openapi_schema: Mapping[str, Any] | None = None,
     endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
@@ -60,6 +59,9 @@ def install(
     dashboard) under ``/admin`` on the app's own store and breakers
     (:func:`errorkit.starlette.mount_admin`).
     """
+    request_id_header, trust_request_id, body_limit = http_options(
+        request_id_header, trust_request_id, body_limit
+    )
     renderer = install_asgi(
         app,
         format=format,

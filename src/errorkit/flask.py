@@ -30,16 +30,15 @@ from werkzeug.exceptions import HTTPException  # noqa: E402
 
 from errorkit.errors import AppError  # noqa: E402
 from errorkit.http._common import (  # noqa: E402
-    DEFAULT_BODY_LIMIT,
     STATE_KEY,
     RequestState,
     answer_exception,
     detached_state,
+    http_options,
     prepare_install,
 )
 from errorkit.http._wsgi import WSGIMiddleware, environ_header  # noqa: E402
 from errorkit.http.envelope import Renderer  # noqa: E402
-from errorkit.http.request_id import REQUEST_ID_HEADER  # noqa: E402
 from errorkit.observe.endpoints import EndpointConfig, mount_config_flask  # noqa: E402
 
 DEFAULT_ENDPOINTS = EndpointConfig()
@@ -61,9 +60,9 @@ def install(
     app: Flask,
     *,
     format: str | Renderer | None = None,
-    request_id_header: str = REQUEST_ID_HEADER,
-    trust_request_id: bool = True,
-    body_limit: int = DEFAULT_BODY_LIMIT,
+    request_id_header: str | None = None,
+    trust_request_id: bool | None = None,
+    body_limit: int | None = None,
     endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
 ) -> None:
     """Answer every error of ``app`` in errorkit's ``format`` ("default", "problem",
@@ -74,6 +73,9 @@ def install(
     ``/metrics`` and the health endpoints (see :func:`errorkit.starlette.install`); None
     mounts none.
     """
+    request_id_header, trust_request_id, body_limit = http_options(
+        request_id_header, trust_request_id, body_limit
+    )
     renderer = prepare_install(
         format, request_id_header, body_limit, endpoints, installed=_EXTENSION in app.extensions
     )

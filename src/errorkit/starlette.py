@@ -27,12 +27,12 @@ from starlette.responses import Response  # noqa: E402
 from errorkit.errors import AppError  # noqa: E402
 from errorkit.http._asgi import ErrorkitMiddleware, route_template  # noqa: E402
 from errorkit.http._common import (  # noqa: E402
-    DEFAULT_BODY_LIMIT,
     STATE_KEY,
     RequestState,
     answer_exception,
     current_request,
     detached_state,
+    http_options,
     prepare_install,
     was_answered,
 )
@@ -173,9 +173,9 @@ def install(
     app: Starlette,
     *,
     format: str | Renderer | None = None,
-    request_id_header: str = REQUEST_ID_HEADER,
-    trust_request_id: bool = True,
-    body_limit: int = DEFAULT_BODY_LIMIT,
+    request_id_header: str | None = None,
+    trust_request_id: bool | None = None,
+    body_limit: int | None = None,
     endpoints: EndpointConfig | None = DEFAULT_ENDPOINTS,
     admin: bool = False,
 ) -> None:
@@ -191,6 +191,9 @@ def install(
     ``EndpointConfig`` to move them, turn one off (``metrics_path=None``) or require a token,
     or None to mount none.
     """
+    request_id_header, trust_request_id, body_limit = http_options(
+        request_id_header, trust_request_id, body_limit
+    )
     install_asgi(
         app,
         format=format,

@@ -405,3 +405,28 @@ def test_failing_outer_middleware_still_gets_errorkit_answer(
     assert "middleware bug" not in answer.text
     assert len(reports) == 1
     assert reports[0].error_id == answer.json()["error"]["error_id"]
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette", "flask"])
+def test_install_options_come_from_the_settings_unless_given(
+    framework: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """request_id_header, trust_request_id and body_limit default to the settings in force
+    (ERRORKIT_REQUEST_ID_HEADER, ...), as every other errorkit default does."""
+    from errorkit import config
+
+    monkeypatch.setenv("ERRORKIT_REQUEST_ID_HEADER", "X-Trace-Ref")
+    monkeypatch.setenv("ERRORKIT_TRUST_REQUEST_ID", "false")
+    monkeypatch.setattr(config, "_settings", None)
+
+    def request(app: Any, header: str) -> Any:
+        if framework == "flask":
+            return app.test_client().get("/items/2", headers={header: "given-by-client"})
+        from starlette.testclient import TestClient
+
+        return TestClient(app).get("/items/2", headers={header: "given-by-client"})
+
+    answer = request(make_app(framework), "X-Trace-Ref")
+    assert answer.status_code == 404
+    assert "X-Trace-Ref" in answer.headers
+    assert answer.headers["X-Trace-Ref"] != "given-by-client"  # not trusted, by the setting

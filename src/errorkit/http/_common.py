@@ -16,6 +16,7 @@ from errorkit._reporting import handled, report
 from errorkit._state import state_of
 from errorkit.classification import Classification, classify
 from errorkit.codes import Severity
+from errorkit.config import DEFAULT_SETTINGS, get_settings
 from errorkit.context import ErrorContext, current_context, replace_context, reset_context
 from errorkit.errors import AppError, ErrorType, error_class, error_id_of
 from errorkit.http.envelope import EncodedAnswer, ErrorMeta, Renderer, encode_answer, get_renderer
@@ -34,6 +35,7 @@ __all__ = [
     "current_request",
     "detached_state",
     "finish_request",
+    "http_options",
     "mark_answered",
     "prepare_install",
     "report_request",
@@ -41,7 +43,7 @@ __all__ = [
     "was_answered",
 ]
 
-DEFAULT_BODY_LIMIT = 64 * 1024
+DEFAULT_BODY_LIMIT = DEFAULT_SETTINGS.body_limit
 logger = logging.getLogger("errorkit.http")
 """One ERROR line (``errors`` log category) per request answered with a 5xx, naming its error
 id; the error itself is captured, so ``ErrorkitHandler`` does not capture these lines again."""
@@ -92,6 +94,19 @@ class RequestState:
             except ValueError:
                 return data
         return data
+
+
+def http_options(
+    request_id_header: str | None, trust_request_id: bool | None, body_limit: int | None
+) -> tuple[str, bool, int]:
+    """``install()``'s options: each one given, else the setting in force
+    (``ERRORKIT_REQUEST_ID_HEADER``, ``ERRORKIT_TRUST_REQUEST_ID``, ``ERRORKIT_BODY_LIMIT``)."""
+    settings = get_settings()
+    return (
+        settings.request_id_header if request_id_header is None else request_id_header,
+        settings.trust_request_id if trust_request_id is None else trust_request_id,
+        settings.body_limit if body_limit is None else body_limit,
+    )
 
 
 def check_options(request_id_header: str, body_limit: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from errorkit.config import DEFAULT_SETTINGS
 from errorkit.errors import random_hex
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "parse_traceparent",
 ]
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = DEFAULT_SETTINGS.request_id_header
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 TRACEPARENT_HEADER = "traceparent"
 
