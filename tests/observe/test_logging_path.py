@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -434,3 +435,50 @@ def test_the_short_path_writes_what_structlog_path_writes(
     first, second = stream.getvalue().splitlines()
     assert first == second
     assert json.loads(first)["user"] == "Zoë"
+
+
+class _CountingLock:
+    """A handler lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.inner = threading.RLock()
+        self.taken = 0
+
+    def acquire(self, *args: Any) -> bool:
+        self.taken += 1
+        return self.inner.acquire(*args)
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Flushes(Lines):
+    """A stream that counts its flushes."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_a_line_takes_the_console_lock_once_and_is_flushed(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """The console handler writes and flushes each line under the one lock ``handle()``
+    takes (``StreamHandler.flush`` would take it a second time)."""
+    stream = _Flushes()
+    setup = configure_logging(stream=stream, renderer="json")
+    lock = _CountingLock()
+    setup.handlers[0].lock = lock  # type: ignore[assignment]
+    structlog.get_logger("shop").info("order_created")
+    logging.getLogger("lib").info("paid")
+    assert lock.taken == 2
+    assert stream.flushes == 2
+    assert [r["event"] for r in stream.records()] == ["order_created", "paid"]

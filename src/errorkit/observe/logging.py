@@ -101,10 +101,22 @@ _GENERATED_KEYS: Final[frozenset[str]] = frozenset({"timestamp", "level", "logge
 def add_errorkit_context(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """Add the request, correlation, session and trace ids of :mod:`errorkit.context`."""
     ctx = current_context()
-    for name in _CONTEXT_FIELDS:
-        value = getattr(ctx, name)
-        if value is not None and name not in event:
-            event[name] = value
+    # The fields of _CONTEXT_FIELDS, in its order, written out: this runs for every line.
+    value: str | None = ctx.request_id
+    if value is not None and "request_id" not in event:
+        event["request_id"] = value
+    value = ctx.correlation_id
+    if value is not None and "correlation_id" not in event:
+        event["correlation_id"] = value
+    value = ctx.session_id
+    if value is not None and "session_id" not in event:
+        event["session_id"] = value
+    value = ctx.trace_id
+    if value is not None and "trace_id" not in event:
+        event["trace_id"] = value
+    value = ctx.span_id
+    if value is not None and "span_id" not in event:
+        event["span_id"] = value
     if ctx.trace_id is None and "trace_id" not in event and "opentelemetry.trace" in sys.modules:
         from errorkit.observe.tracing import current_trace_ids
 
@@ -197,10 +209,21 @@ def add_errorkit_fields(logger: WrappedLogger, method: str, event: EventDict) ->
     merge_contextvars(logger, method, event)
     event["level"] = _LEVEL_NAMES.get(method, method)
     record = event.get("_record")
-    event["logger"] = record.name if record is not None else getattr(logger, "name", None)
+    if record is not None:
+        name = record.name
+        category = record_category(record)
+    else:
+        name = getattr(logger, "name", None)
+        category = _category_for(
+            event.get("category"), name, _METHOD_LEVEL.get(method, logging.INFO)
+        )
+    event["logger"] = name
     event["timestamp"] = _now_iso()
     add_errorkit_context(logger, method, event)
-    add_category(logger, method, event)
+    # add_category's work, from what was read above (the context does not change it)
+    if record is not None:
+        event.pop(_RECORD_CATEGORY_ATTR, None)  # copied by ExtraAdder from the filter's cache
+    event["category"] = category
     if event.get("exc_info"):
         resolve_exc_info(logger, method, event)
     return event
@@ -217,6 +240,7 @@ def add_record_fields(logger: WrappedLogger, method: str, event: EventDict) -> E
     return add_errorkit_fields(logger, method, event)
 
 
+# errorkit's own fields (_GENERATED_KEYS) and the event: scrub_event writes them first.
 _FIRST_KEYS: Final = ("timestamp", "level", "event", "logger", "category")
 
 # Log lines repeat the same short strings (event names, ids of one request, logger names,
@@ -293,11 +317,10 @@ def scrub_event(
     caches = _caches_for(s)
     texts = caches.texts
     keys = caches.keys
-    out: dict[str, Any] = {}
-    for key in _FIRST_KEYS:
-        if key in event:
-            value = event[key]
-            out[key] = value if key in _GENERATED_KEYS else _scrub_value(s, caches, value)
+    # The usual fields first (errorkit's own as they are, the event scrubbed in place).
+    out: dict[str, Any] = {key: event[key] for key in _FIRST_KEYS if key in event}
+    if "event" in out:
+        out["event"] = _scrub_value(s, caches, out["event"])
     replacement = s.replacement
     # The loop below is _scrub_value with the cache lookups inlined: it runs per field of
     # every line.
@@ -449,6 +472,11 @@ class _Render:
             except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
                 event.pop("exc_info", None)
                 _own_failure("logging.exception", exc)
+        return self.line(logger, method, event)
+
+    def line(self, logger: WrappedLogger, method: str, event: EventDict) -> str:
+        """The scrubbed, rendered line of an event dict with no exception (left to
+        ``__call__``) and no ``_record``; the event dict is not changed."""
         try:
             clean = scrub_event(event, self._scrubber)
         except Exception as exc:  # noqa: BLE001 - never render what was not scrubbed
@@ -518,7 +546,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         if "exc_info" not in msg and len(processors) == 1 and processors[0] is render:
             # The renderer (scrubbing, then JSON or console) leaves an event dict without an
             # exception as it is, and ignores ``_record``: the record's own dict is enough.
-            return render(logger, method, msg)
+            return render.line(logger, method, msg)
         event: Any = dict(msg)
         event["_record"] = record
         event["_from_structlog"] = True
@@ -628,8 +656,7 @@ def _log(
     chain = _dispatch.chain
     if chain is None:  # the setup was closed a moment ago
         return
-    event_dict: EventDict = context.copy()  # type: ignore[attr-defined]
-    event_dict.update(kw)
+    event_dict: EventDict = {**context, **kw}
     if args:
         event_dict["positional_args"] = args
     if event is not None:
@@ -658,16 +685,20 @@ class _BoundLogger(structlog.stdlib.BoundLogger):
     level is disabled, before any processor or event dict (structlog's own way,
     ``filter_by_level``, runs the processor loop first).
 
-    A logger structlog made with errorkit's processors around a stdlib logger (what its
-    public constructor is given says so) logs in one step while a setup is in force
-    (:func:`_log`): the same event dict, the same chain and the same record as structlog's
-    path through those processors, without that path's layers and its ``DropEvent``. Any
-    other logger of this class takes structlog's own path."""
+    A logger structlog made with errorkit's processors around a stdlib logger, with a
+    ``dict`` context (what its public constructor is given says so), logs in one step while
+    a setup is in force (:func:`_log`): the same event dict, the same chain and the same
+    record as structlog's path through those processors, without that path's layers and its
+    ``DropEvent``. Any other logger of this class takes structlog's own path."""
 
     def __init__(self, logger: WrappedLogger, processors: Iterable[Processor], context: Any):
         super().__init__(logger, processors, context)
         # The stdlib logger and the context when this is one of errorkit's loggers.
-        ours = processors is _PROCESSORS and isinstance(logger, logging.Logger)
+        ours = (
+            processors is _PROCESSORS
+            and isinstance(logger, logging.Logger)
+            and type(context) is dict
+        )
         self._errorkit_stdlib: logging.Logger | None = logger if ours else None
         self._errorkit_context: Mapping[str, Any] = context
 
@@ -756,6 +787,22 @@ class _SafeHandlerMixin(logging.Handler):
 
 class SafeStreamHandler(_SafeHandlerMixin, logging.StreamHandler):  # type: ignore[type-arg]
     """A StreamHandler that never raises or prints when writing fails."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """``StreamHandler.emit`` and its ``flush()`` in one step: ``handle()`` already
+        holds the lock ``flush()`` would take again."""
+        try:
+            msg = self.format(record)
+            stream = self.stream
+            stream.write(msg + self.terminator)
+            if stream and hasattr(stream, "flush"):
+                stream.flush()
+        except DropEvent:
+            return
+        except RecursionError:  # as StreamHandler.emit: see issue 36272 of CPython
+            raise
+        except Exception:  # noqa: BLE001 - counted by handleError, never raised
+            self.handleError(record)
 
 
 class SafeRotatingFileHandler(_SafeHandlerMixin, logging.handlers.RotatingFileHandler):
