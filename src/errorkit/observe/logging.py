@@ -314,7 +314,9 @@ def scrub_event(
     """A scrubbed copy of an event dict whose every key and value fits on one log line (the
     usual fields first, so lines read alike)."""
     s = scrubber or default_scrubber()
-    caches = _caches_for(s)
+    caches = _caches
+    if caches.owner is not s:
+        caches = _caches_for(s)
     texts = caches.texts
     keys = caches.keys
     # The usual fields first (errorkit's own as they are, the event scrubbed in place).
@@ -530,7 +532,16 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
             if type(record.msg) is not dict:  # not from structlog: a third-party record
                 line = self._format_foreign(record)
             elif own is not None:
-                line = self._format_own(record, own[0], own[1])
+                msg = record.msg
+                render = self._errorkit_render
+                processors = self.processors
+                if "exc_info" not in msg and len(processors) == 1 and processors[0] is render:
+                    # The renderer (scrubbing, then JSON or console) leaves an event dict
+                    # without an exception as it is, and ignores ``_record``: the record's
+                    # own dict is enough.
+                    line = render.line(own[0], own[1], msg)
+                else:
+                    line = self._format_own(record, own[0], own[1])
             else:
                 line = super().format(record)
         except DropEvent:
@@ -540,14 +551,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         return line
 
     def _format_own(self, record: logging.LogRecord, logger: logging.Logger, method: str) -> str:
-        msg = cast(EventDict, record.msg)
-        render = self._errorkit_render
-        processors = self.processors
-        if "exc_info" not in msg and len(processors) == 1 and processors[0] is render:
-            # The renderer (scrubbing, then JSON or console) leaves an event dict without an
-            # exception as it is, and ignores ``_record``: the record's own dict is enough.
-            return render.line(logger, method, msg)
-        event: Any = dict(msg)
+        event: Any = dict(cast(EventDict, record.msg))
         event["_record"] = record
         event["_from_structlog"] = True
         for processor in self.processors:
