@@ -322,7 +322,9 @@ def scrub_event(
     # The usual fields first (errorkit's own as they are, the event scrubbed in place).
     out: dict[str, Any] = {key: event[key] for key in _FIRST_KEYS if key in event}
     if "event" in out:
-        out["event"] = _scrub_value(s, caches, out["event"])
+        value = out["event"]
+        clean = texts.get(value) if type(value) is str else None
+        out["event"] = clean if clean is not None else _scrub_value(s, caches, value)
     replacement = s.replacement
     # The loop below is _scrub_value with the cache lookups inlined: it runs per field of
     # every line.
@@ -594,6 +596,7 @@ def _to_stdlib(logger: WrappedLogger, method: str, event: EventDict) -> EventDic
 
 
 _STANDARD_MAKE_RECORD: Final = logging.Logger.makeRecord
+_wrap_for_formatter: Final = structlog.stdlib.ProcessorFormatter.wrap_for_formatter
 
 
 def _hand_over(
@@ -606,7 +609,7 @@ def _hand_over(
     record. The record is made by the record factory, as ``Logger.makeRecord`` makes it
     (a logger class with a ``makeRecord`` of its own gets it called)."""
     try:
-        args, kw = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method, event)
+        args, kw = _wrap_for_formatter(logger, method, event)
         exc_info: Any = None
         if method == "exception":
             exc_info = event.get("exc_info") or sys.exc_info()
