@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,3 +347,146 @@ def test_the_formatter_writes_what_processor_formatter_writes(
     fresh.__dict__.pop("_errorkit_line", None)
     assert formatter.format(fresh) == plain
     assert json.loads(plain)["logger"] == ("shop" if emit == "structlog" else "lib")
+
+
+class _Stacks(logging.Handler):
+    """Records the modules of the frames between the logging call and the handler."""
+
+    def __init__(self, caller: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.caller = caller
+        self.modules: list[list[str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        modules = []
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != self.caller:
+            modules.append(str(frame.f_globals.get("__name__")))
+            frame = frame.f_back  # type: ignore[assignment]
+        self.modules.append(modules)
+
+
+def test_a_structlog_call_goes_to_the_handlers_in_one_step(json_lines: Lines) -> None:
+    """Under errorkit's setup a structlog call reaches the stdlib handlers without passing
+    through structlog's processor loop (its layers cost a third of a line)."""
+    stacks = _Stacks("test_a_structlog_call_goes_to_the_handlers_in_one_step")
+    logging.getLogger().addHandler(stacks)
+    try:
+        structlog.get_logger("shop").info("order_created", order_id=7)
+        structlog.get_logger("shop").bind(user="u1").warning("low_stock", sku="A1")
+    finally:
+        logging.getLogger().removeHandler(stacks)
+    assert len(stacks.modules) == 2
+    for modules in stacks.modules:
+        assert [m for m in modules if m.startswith("structlog")] == []
+    assert [r["event"] for r in json_lines.records()] == ["order_created", "low_stock"]
+
+
+def test_a_structlog_call_raises_nothing_on_its_way(json_lines: Lines) -> None:
+    """No exception is raised and caught inside a structlog call (structlog's path ends
+    each event with ``DropEvent``, which costs about a microsecond); the end of a loop in
+    ``merge_contextvars`` does not count."""
+    log = structlog.get_logger("shop")
+    log.info("warm_up")
+    raised: list[str] = []
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        module = str(frame.f_globals.get("__name__"))
+        if (
+            event == "exception"
+            and module.startswith(("errorkit", "structlog", "logging"))
+            and not issubclass(arg[0], StopIteration)
+        ):
+            raised.append(f"{module}.{frame.f_code.co_name}: {arg[0].__name__}")
+        return trace
+
+    gc.disable()  # no finalizer of other code runs inside the traced call
+    sys.settrace(trace)
+    try:
+        log.info("order_created", order_id=7)
+    finally:
+        sys.settrace(None)
+        gc.enable()
+    assert raised == []
+    assert json_lines.records()[-1]["event"] == "order_created"
+
+
+@pytest.mark.parametrize("emit", ["info", "exception", "positional", "log"])
+def test_the_short_path_writes_what_structlog_path_writes(
+    configure_logging: Callable[..., LoggingSetup], monkeypatch: pytest.MonkeyPatch, emit: str
+) -> None:
+    """A structlog call on errorkit's one-step path writes the line structlog's own path
+    through the same processors writes."""
+    monkeypatch.setattr(observe_logging, "_now_iso", lambda: "2026-01-31T12:00:00.000000Z")
+    stream = Lines()
+    configure_logging(stream=stream, renderer="json", level="DEBUG")
+    structlog.contextvars.bind_contextvars(tenant="t1")
+    fast = structlog.get_logger("shop").bind(user="Zoë")
+    slow = structlog.stdlib.BoundLogger(
+        logging.getLogger("shop"), observe_logging._PROCESSORS, {"user": "Zoë"}
+    )
+    try:
+        raise KeyError("sku")  # one exception (one error id) for both lines
+    except KeyError:
+        try:
+            for log in (fast, slow):
+                if emit == "info":
+                    log.info("order_created", order_id=7, note="card 4111 1111 1111 1111")
+                elif emit == "positional":
+                    log.info("paid %s", "order-7", amount=3)
+                elif emit == "log":
+                    log.log(logging.WARNING, "low_stock", sku="A1")
+                else:
+                    log.exception("lookup_failed", sku="A1")
+        finally:
+            structlog.contextvars.unbind_contextvars("tenant")
+    first, second = stream.getvalue().splitlines()
+    assert first == second
+    assert json.loads(first)["user"] == "Zoë"
+
+
+class _CountingLock:
+    """A handler lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self.inner = threading.RLock()
+        self.taken = 0
+
+    def acquire(self, *args: Any) -> bool:
+        self.taken += 1
+        return self.inner.acquire(*args)
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Flushes(Lines):
+    """A stream that counts its flushes."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_a_line_takes_the_console_lock_once_and_is_flushed(
+    configure_logging: Callable[..., LoggingSetup],
+) -> None:
+    """The console handler writes and flushes each line under the one lock ``handle()``
+    takes (``StreamHandler.flush`` would take it a second time)."""
+    stream = _Flushes()
+    setup = configure_logging(stream=stream, renderer="json")
+    lock = _CountingLock()
+    setup.handlers[0].lock = lock  # type: ignore[assignment]
+    structlog.get_logger("shop").info("order_created")
+    logging.getLogger("lib").info("paid")
+    assert lock.taken == 2
+    assert stream.flushes == 2
+    assert [r["event"] for r in stream.records()] == ["order_created", "paid"]

@@ -101,10 +101,22 @@ _GENERATED_KEYS: Final[frozenset[str]] = frozenset({"timestamp", "level", "logge
 def add_errorkit_context(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """Add the request, correlation, session and trace ids of :mod:`errorkit.context`."""
     ctx = current_context()
-    for name in _CONTEXT_FIELDS:
-        value = getattr(ctx, name)
-        if value is not None and name not in event:
-            event[name] = value
+    # The fields of _CONTEXT_FIELDS, in its order, written out: this runs for every line.
+    value: str | None = ctx.request_id
+    if value is not None and "request_id" not in event:
+        event["request_id"] = value
+    value = ctx.correlation_id
+    if value is not None and "correlation_id" not in event:
+        event["correlation_id"] = value
+    value = ctx.session_id
+    if value is not None and "session_id" not in event:
+        event["session_id"] = value
+    value = ctx.trace_id
+    if value is not None and "trace_id" not in event:
+        event["trace_id"] = value
+    value = ctx.span_id
+    if value is not None and "span_id" not in event:
+        event["span_id"] = value
     if ctx.trace_id is None and "trace_id" not in event and "opentelemetry.trace" in sys.modules:
         from errorkit.observe.tracing import current_trace_ids
 
@@ -197,10 +209,21 @@ def add_errorkit_fields(logger: WrappedLogger, method: str, event: EventDict) ->
     merge_contextvars(logger, method, event)
     event["level"] = _LEVEL_NAMES.get(method, method)
     record = event.get("_record")
-    event["logger"] = record.name if record is not None else getattr(logger, "name", None)
+    if record is not None:
+        name = record.name
+        category = record_category(record)
+    else:
+        name = getattr(logger, "name", None)
+        category = _category_for(
+            event.get("category"), name, _METHOD_LEVEL.get(method, logging.INFO)
+        )
+    event["logger"] = name
     event["timestamp"] = _now_iso()
     add_errorkit_context(logger, method, event)
-    add_category(logger, method, event)
+    # add_category's work, from what was read above (the context does not change it)
+    if record is not None:
+        event.pop(_RECORD_CATEGORY_ATTR, None)  # copied by ExtraAdder from the filter's cache
+    event["category"] = category
     if event.get("exc_info"):
         resolve_exc_info(logger, method, event)
     return event
@@ -217,6 +240,7 @@ def add_record_fields(logger: WrappedLogger, method: str, event: EventDict) -> E
     return add_errorkit_fields(logger, method, event)
 
 
+# errorkit's own fields (_GENERATED_KEYS) and the event: scrub_event writes them first.
 _FIRST_KEYS: Final = ("timestamp", "level", "event", "logger", "category")
 
 # Log lines repeat the same short strings (event names, ids of one request, logger names,
@@ -290,14 +314,17 @@ def scrub_event(
     """A scrubbed copy of an event dict whose every key and value fits on one log line (the
     usual fields first, so lines read alike)."""
     s = scrubber or default_scrubber()
-    caches = _caches_for(s)
+    caches = _caches
+    if caches.owner is not s:
+        caches = _caches_for(s)
     texts = caches.texts
     keys = caches.keys
-    out: dict[str, Any] = {}
-    for key in _FIRST_KEYS:
-        if key in event:
-            value = event[key]
-            out[key] = value if key in _GENERATED_KEYS else _scrub_value(s, caches, value)
+    # The usual fields first (errorkit's own as they are, the event scrubbed in place).
+    out: dict[str, Any] = {key: event[key] for key in _FIRST_KEYS if key in event}
+    if "event" in out:
+        value = out["event"]
+        clean = texts.get(value) if type(value) is str else None
+        out["event"] = clean if clean is not None else _scrub_value(s, caches, value)
     replacement = s.replacement
     # The loop below is _scrub_value with the cache lookups inlined: it runs per field of
     # every line.
@@ -449,6 +476,11 @@ class _Render:
             except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
                 event.pop("exc_info", None)
                 _own_failure("logging.exception", exc)
+        return self.line(logger, method, event)
+
+    def line(self, logger: WrappedLogger, method: str, event: EventDict) -> str:
+        """The scrubbed, rendered line of an event dict with no exception (left to
+        ``__call__``) and no ``_record``; the event dict is not changed."""
         try:
             clean = scrub_event(event, self._scrubber)
         except Exception as exc:  # noqa: BLE001 - never render what was not scrubbed
@@ -488,6 +520,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
 
     def __init__(self, foreign: _SafeChain, render: _Render) -> None:
         super().__init__(processors=[render], foreign_pre_chain=[foreign])
+        self._errorkit_render = render
 
     def format(self, record: logging.LogRecord) -> str:
         attrs = record.__dict__
@@ -501,7 +534,16 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
             if type(record.msg) is not dict:  # not from structlog: a third-party record
                 line = self._format_foreign(record)
             elif own is not None:
-                line = self._format_own(record, own[0], own[1])
+                msg = record.msg
+                render = self._errorkit_render
+                processors = self.processors
+                if "exc_info" not in msg and len(processors) == 1 and processors[0] is render:
+                    # The renderer (scrubbing, then JSON or console) leaves an event dict
+                    # without an exception as it is, and ignores ``_record``: the record's
+                    # own dict is enough.
+                    line = render.line(own[0], own[1], msg)
+                else:
+                    line = self._format_own(record, own[0], own[1])
             else:
                 line = super().format(record)
         except DropEvent:
@@ -544,52 +586,136 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
 
 
 def _to_stdlib(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """The last processor: hand the event dict to its stdlib logger as a record, in the form
+    """The last processor of structlog's own path (a logger held across ``close()``, or a
+    call :class:`_BoundLogger` does not shorten): hand the event dict to its stdlib logger
+    as a record (:func:`_hand_over`). Nothing is left for structlog to pass on."""
+    if not isinstance(logger, logging.Logger):
+        return event  # not a stdlib logger: structlog passes it on as configured
+    _hand_over(logger, method, _METHOD_LEVEL.get(method, logging.INFO), event)
+    raise DropEvent
+
+
+_STANDARD_MAKE_RECORD: Final = logging.Logger.makeRecord
+_wrap_for_formatter: Final = structlog.stdlib.ProcessorFormatter.wrap_for_formatter
+
+
+def _hand_over(
+    logger: logging.Logger, method: str, level: int, event: EventDict, depth: int = 2
+) -> None:
+    """Give the event dict to its stdlib logger as a record, in the form
     ``ProcessorFormatter`` reads (``wrap_for_formatter``), with the file, line and function
     of the logging call (structlog's and errorkit's own frames skipped, whatever class the
     stdlib logger has). The stdlib logger's filters, ``caplog`` and your own handlers see the
-    record. Nothing is left for structlog to pass on: the event is done."""
-    if not isinstance(logger, logging.Logger):
-        return event  # not a stdlib logger: structlog passes it on as configured
+    record. The record is made by the record factory, as ``Logger.makeRecord`` makes it
+    (a logger class with a ``makeRecord`` of its own gets it called)."""
     try:
-        args, kw = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method, event)
-        level = _METHOD_LEVEL.get(method, logging.INFO)
+        args, kw = _wrap_for_formatter(logger, method, event)
         exc_info: Any = None
         if method == "exception":
             exc_info = event.get("exc_info") or sys.exc_info()
-        extra = dict(kw.get("extra") or ())
+        extra: dict[str, Any] = kw["extra"]
         extra[_OWN_RECORD_ATTR] = (logger, method)
-        frame = _caller_frame()
+        frame = _caller_frame(depth)
         code = frame.f_code
-        record = logger.makeRecord(
-            logger.name,
-            level,
-            code.co_filename,
-            frame.f_lineno,
-            args[0],
-            (),
-            exc_info,
-            code.co_name,
-            extra,
-        )
+        if type(logger).makeRecord is _STANDARD_MAKE_RECORD:
+            record = logging.getLogRecordFactory()(
+                logger.name,
+                level,
+                code.co_filename,
+                frame.f_lineno,
+                args[0],
+                (),
+                exc_info,
+                code.co_name,
+                None,
+            )
+            record.__dict__.update(extra)
+        else:
+            record = logger.makeRecord(
+                logger.name,
+                level,
+                code.co_filename,
+                frame.f_lineno,
+                args[0],
+                (),
+                exc_info,
+                code.co_name,
+                extra,
+            )
     except Exception as exc:  # noqa: BLE001 - logging must never raise into the app
         _own_failure("logging.emit", exc)
-        raise DropEvent from None
+        return
     logger.handle(record)
-    raise DropEvent
+
+
+def _log(
+    logger: logging.Logger,
+    method: str,
+    level: int,
+    context: Mapping[str, Any],
+    event: str | None,
+    args: tuple[Any, ...],
+    kw: dict[str, Any],
+) -> None:
+    """What structlog's path does with errorkit's processors, in one step: the event dict
+    structlog builds (the context, the keywords, ``positional_args``, ``event``), errorkit's
+    chain, the record. The level was checked by the caller."""
+    chain = _dispatch.chain
+    if chain is None:  # the setup was closed a moment ago
+        return
+    event_dict: EventDict = {**context, **kw}
+    if args:
+        event_dict["positional_args"] = args
+    if event is not None:
+        event_dict["event"] = event
+    try:
+        event_dict = chain(logger, method, event_dict)
+    except DropEvent:
+        return
+    _hand_over(logger, method, level, event_dict, 4)
 
 
 _dispatch = _Dispatch()
 _PROCESSORS: Final[list[Processor]] = [structlog.stdlib.filter_by_level, _dispatch, _to_stdlib]
+# The level names structlog's ``log(level, ...)`` uses for the standard levels.
+_LEVEL_METHOD: Final[dict[int, str]] = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
 
 
 class _BoundLogger(structlog.stdlib.BoundLogger):
     """structlog's stdlib ``BoundLogger`` whose logging methods return at once when their
     level is disabled, before any processor or event dict (structlog's own way,
-    ``filter_by_level``, runs the processor loop first)."""
+    ``filter_by_level``, runs the processor loop first).
+
+    A logger structlog made with errorkit's processors around a stdlib logger, with a
+    ``dict`` context (what its public constructor is given says so), logs in one step while
+    a setup is in force (:func:`_log`): the same event dict, the same chain and the same
+    record as structlog's path through those processors, without that path's layers and its
+    ``DropEvent``. Any other logger of this class takes structlog's own path."""
+
+    def __init__(self, logger: WrappedLogger, processors: Iterable[Processor], context: Any):
+        super().__init__(logger, processors, context)
+        # The stdlib logger and the context when this is one of errorkit's loggers.
+        ours = (
+            processors is _PROCESSORS
+            and isinstance(logger, logging.Logger)
+            and type(context) is dict
+        )
+        self._errorkit_stdlib: logging.Logger | None = logger if ours else None
+        self._errorkit_context: Mapping[str, Any] = context
 
     def log(self, level: int, event: str | None = None, *args: Any, **kw: Any) -> Any:
         """``log(level, event, ...)``: a disabled level returns before anything is done."""
+        own = self._errorkit_stdlib
+        if own is not None and _dispatch.chain is not None and level in _LEVEL_METHOD:
+            if own.isEnabledFor(level):
+                _log(own, _LEVEL_METHOD[level], level, self._errorkit_context, event, args, kw)
+            return None
         try:
             if not self.isEnabledFor(level):
                 return None
@@ -598,12 +724,22 @@ class _BoundLogger(structlog.stdlib.BoundLogger):
         return super().log(level, event, *args, **kw)
 
 
-def _level_method(level: int, method: str) -> Callable[..., Any]:
-    """``debug``, ``info``, ...: a disabled level returns before anything else is done,
-    then structlog's own method runs."""
-    parent = getattr(structlog.stdlib.BoundLogger, method)
+def _level_method(attribute: str, level: int) -> Callable[..., Any]:
+    """``debug``, ``info``, ...: a disabled level returns before anything else is done; an
+    enabled one logs in one step (errorkit's loggers) or takes structlog's own method."""
+    parent = getattr(structlog.stdlib.BoundLogger, attribute)
+    # The method name processors see (structlog's: warn and fatal are aliases).
+    method = {"warn": "warning", "fatal": "critical"}.get(attribute, attribute)
+    exception = method == "exception"
 
     def log_at_level(self: _BoundLogger, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        own = self._errorkit_stdlib
+        if own is not None and _dispatch.chain is not None:
+            if own.isEnabledFor(level):
+                if exception:
+                    kw.setdefault("exc_info", True)
+                _log(own, method, level, self._errorkit_context, event, args, kw)
+            return None
         try:
             if not self.isEnabledFor(level):
                 return None
@@ -615,14 +751,18 @@ def _level_method(level: int, method: str) -> Callable[..., Any]:
 
 
 for _method, _level in _METHOD_LEVEL.items():
-    _function = _level_method(_level, _method)
+    _function = _level_method(_method, _level)
     _function.__name__ = _function.__qualname__ = _method
     setattr(_BoundLogger, _method, _function)
 
 
-def _caller_frame() -> FrameType:
-    """The frame of the logging call: the first one outside this module and structlog."""
-    frame = sys._getframe(1)
+def _caller_frame(depth: int = 2) -> FrameType:
+    """The frame of the logging call: the first one outside this module and structlog, from
+    ``depth`` frames up (the callers of ``_caller_frame`` known to be errorkit's skipped)."""
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # a shallower stack than expected
+        frame = sys._getframe(1)
     while frame.f_back is not None:
         module = frame.f_globals.get("__name__", "")
         if module != __name__ and not module.startswith("structlog"):
@@ -654,6 +794,22 @@ class _SafeHandlerMixin(logging.Handler):
 
 class SafeStreamHandler(_SafeHandlerMixin, logging.StreamHandler):  # type: ignore[type-arg]
     """A StreamHandler that never raises or prints when writing fails."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """``StreamHandler.emit`` and its ``flush()`` in one step: ``handle()`` already
+        holds the lock ``flush()`` would take again."""
+        try:
+            msg = self.format(record)
+            stream = self.stream
+            stream.write(msg + self.terminator)
+            if stream and hasattr(stream, "flush"):
+                stream.flush()
+        except DropEvent:
+            return
+        except RecursionError:  # as StreamHandler.emit: see issue 36272 of CPython
+            raise
+        except Exception:  # noqa: BLE001 - counted by handleError, never raised
+            self.handleError(record)
 
 
 class SafeRotatingFileHandler(_SafeHandlerMixin, logging.handlers.RotatingFileHandler):
