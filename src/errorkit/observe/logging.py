@@ -30,6 +30,7 @@ from structlog.exceptions import DropEvent
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from errorkit._cache import BoundedCache
 from errorkit._guard import guard, report_internal_error
 from errorkit.config import ConfigError, get_settings
 from errorkit.context import current_context
@@ -258,9 +259,9 @@ class _Caches:
 
     def __init__(self, owner: Scrubber) -> None:
         self.owner = owner
-        self.texts: dict[str, str] = {}
+        self.texts: BoundedCache[str, str] = BoundedCache(_CACHE_ITEMS)
         # key -> (the name it is written under, whether its value is hidden)
-        self.keys: dict[str, tuple[str, bool]] = {}
+        self.keys: BoundedCache[str, tuple[str, bool]] = BoundedCache(_CACHE_ITEMS)
 
     def text(self, text: str) -> str:
         if len(text) > _CACHE_MAX_CHARS:
@@ -268,9 +269,7 @@ class _Caches:
         texts = self.texts
         cached = texts.get(text)
         if cached is None:
-            if len(texts) >= _CACHE_ITEMS:
-                texts.clear()
-            cached = texts[text] = self.owner.scrub_text(text, single_line=True)
+            cached = texts.put(text, self.owner.scrub_text(text, single_line=True))
         return cached
 
     def key(self, key: object) -> tuple[str, bool]:
@@ -279,9 +278,7 @@ class _Caches:
         keys = self.keys
         verdict = keys.get(key)
         if verdict is None:
-            if len(keys) >= _CACHE_ITEMS:
-                keys.clear()
-            verdict = keys[key] = self._judge(key)
+            verdict = keys.put(key, self._judge(key))
         return verdict
 
     def _judge(self, key: object) -> tuple[str, bool]:
