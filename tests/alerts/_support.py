@@ -109,4 +109,4 @@ class CountingStore(ErrorStore):
 
 
 def counts(total: int, failed: int) -> RequestCounts:
-    return RequestCounts(total, 0, failed, failed / total if total else 0.0)
+    return RequestCounts(total, 0, failed)

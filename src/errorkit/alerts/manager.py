@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from errorkit.alerts.channels import Channel, DeliveryFailed, LogChannel, Notification
 from errorkit.alerts.rules import Rule
@@ -24,6 +24,7 @@ from errorkit.resilience import CircuitBreaker, CircuitState, RetryPolicy
 from errorkit.resilience import add_breaker_listener as _add_breaker_listener
 from errorkit.resilience import remove_breaker_listener as _remove_breaker_listener
 from errorkit.store.alerting import AlertClaim, AlertEvent
+from errorkit.store.models import RequestCounts
 from errorkit.store.repository import ErrorStore
 
 __all__ = ["AlertManager", "Delivery", "Firing", "RequestCounts", "request_counts"]
@@ -31,15 +32,6 @@ __all__ = ["AlertManager", "Delivery", "Firing", "RequestCounts", "request_count
 logger = logging.getLogger("errorkit.alerts")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class RequestCounts(NamedTuple):
-    """Requests in a window: total, 4xx, 5xx, and the share that failed (0 to 1)."""
-
-    total: int
-    client_errors: int
-    server_errors: int
-    failure_rate: float
 
 
 class _CountsSource(Protocol):
@@ -68,12 +60,9 @@ def request_counts(
     if method is None:
         return None
     counts = method(since, until, service=service, environment=environment, endpoint=endpoint)
-    return RequestCounts(
-        int(counts.total),
-        int(counts.client_errors),
-        int(counts.server_errors),
-        float(counts.failure_rate),
-    )
+    if isinstance(counts, RequestCounts):
+        return counts
+    return RequestCounts(int(counts.total), int(counts.client_errors), int(counts.server_errors))
 
 
 @dataclass(frozen=True, slots=True)
