@@ -187,3 +187,15 @@ def test_without_a_file_rules_are_kept_in_memory(tmp_path: Path) -> None:
         assert [rule["name"] for rule in listed] == ["new"]
     assert list(tmp_path.glob("*.toml")) == []
     store.close()
+
+
+def test_the_api_example_in_alerts_md_runs(capsys: Any) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    section = doc.split("## Tracker API", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    expected = [line.split("# ", 1)[1].strip() for line in block.splitlines() if "  # " in line]
+    exec(compile(block, "docs/alerts.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == expected
+    assert expected[0] == "201 ['DISK_FULL']"
