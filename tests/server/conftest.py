@@ -141,6 +141,21 @@ def breakers() -> BreakerRegistry:
     return registry
 
 
+#: The alert configuration the tracker fixture serves (rewritten by the alert routes).
+ALERTS_TOML = """\
+[[channels]]
+name = "ops-log"
+type = "log"
+
+[[rules]]
+name = "api-repeats"
+kind = "repeat"
+count = 3
+window = "10m"
+scope = { service = "api" }
+"""
+
+
 @dataclass
 class Tracker:
     client: Any
@@ -171,7 +186,9 @@ def tracker(store_url: str, tmp_path: Path) -> Iterator[Tracker]:
     tokens = make_tokens(store)
     registry = breakers()
     health = HealthRegistry(breaker_source=registry.statuses, error_source=None)
-    app = create_app(store=store, breakers=registry, health=health)
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text(ALERTS_TOML, encoding="utf-8")
+    app = create_app(store=store, breakers=registry, health=health, alerts_config=alerts)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Tracker(client, store, seeded, tokens, registry)
     store.close()

@@ -43,11 +43,15 @@ def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, A
         "group_id": str(group.id),
         "error_id": tracker.seeded.boom_ids[0],
         "name": "payments",
+        "rule": "api-repeats",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     bodies: dict[str, dict[str, Any]] = {
         "/admin/api/groups/bulk": {"ids": [group.id]},
         "/admin/api/retention/cleanup": {"older_than": "3650d", "dry_run": True},
+        "/admin/api/alerts/rules": {"name": "matrix-new", "kind": "new_group"},
+        "/admin/api/alerts/rules/{rule}": {"kind": "critical", "window": "5m"},
+        "/admin/api/alerts/test": {"channel": "ops-log"},
     }
     return url, bodies.get(path, {} if method in STATE_CHANGING else None)
 
@@ -68,6 +72,7 @@ def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
     routes = _routes(tracker)
     assert len(routes) >= 20
     assert ("post", "/admin/api/breakers/reset-all") in routes
+    assert ("delete", "/admin/api/alerts/rules/{rule}") in routes
 
 
 CREDENTIALS = ["none", "read", "admin", "expired", "revoked", "expired_admin", "garbage", "basic"]

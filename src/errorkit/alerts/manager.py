@@ -224,15 +224,22 @@ class AlertManager:
             return []
         results: list[Firing] = []
         current = {finding.scope: finding for finding in findings}
+        # One read of the rule's open firings: a finding still inside its cooldown (or
+        # already sent) is decided here, without the locked write transaction per finding
+        # that claim_alert costs. What might fire is still decided under the lock.
+        open_firings = self._active(rule.name)
+        open_now = {event.scope: event for event in open_firings}
         for finding in findings:
-            event = self.store.claim_alert(
-                rule.name, finding.scope, self._decide_fire(rule, finding, now)
-            )
+            decide = self._decide_fire(rule, finding, now)
+            last = open_now.get(finding.scope)
+            if last is not None and decide(last) is None:
+                continue
+            event = self.store.claim_alert(rule.name, finding.scope, decide)
             if event is not None:
                 results.append(self._deliver(rule, event, finding, "firing"))
         if rule.is_event:
             return results
-        for active in self._active(rule.name):
+        for active in open_firings:
             if active.scope in current:
                 continue
             if rule.kind == "breaker" and active.scope not in self._closed_breakers():

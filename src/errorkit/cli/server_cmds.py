@@ -281,13 +281,31 @@ def is_loopback(host: str) -> bool:
     help="The breakers' Redis namespace (as the apps' RedisBackend uses).",
 )
 @click.option("--prefix", default="/admin", show_default=True, help="Path the API lives under.")
+@click.option(
+    "--alerts",
+    "alerts_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    envvar="ERRORKIT_ALERTS_CONFIG",
+    help=(
+        "Alert rules and channels (TOML): evaluated against the store on a thread of their "
+        "own every `interval`, and edited through PREFIX/api/alerts/rules (written back here)."
+    ),
+)
 def serve(
-    store_url: str, host: str, port: int, redis_url: str | None, namespace: str, prefix: str
+    store_url: str,
+    host: str,
+    port: int,
+    redis_url: str | None,
+    namespace: str,
+    prefix: str,
+    alerts_path: str | None,
 ) -> None:
     """Run the tracker on the store (uvicorn): its API under PREFIX/api/, its dashboard
     at PREFIX/ (log in with a token or a user from `errorkit users add`).
 
     Binding to an address other than loopback is refused until an admin token exists.
+    With --alerts FILE the alert rules in FILE are evaluated from startup to shutdown.
     """
     try:
         require("uvicorn", extra="server", feature="errorkit serve")
@@ -313,12 +331,25 @@ def serve(
         raise click.UsageError(message)
     import uvicorn
 
+    from errorkit.alerts import AlertConfigError
     from errorkit.server import RedisBreakers, create_app
+    from errorkit.server.alerts_api import run_alerts
 
     breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
-    app = create_app(store=store, breakers=breakers, prefix=prefix)
+    try:
+        app = create_app(store=store, breakers=breakers, prefix=prefix, alerts_config=alerts_path)
+    except AlertConfigError as exc:
+        store.close()
+        raise click.BadParameter(str(exc), param_hint="--alerts") from None
     root = f"http://{host}:{port}{prefix.rstrip('/')}"
     click.echo(f"errorkit tracker on {root}/api/ ({shown}); dashboard at {root}/")
+    if alerts_path is not None:
+        manager = run_alerts(app, store)
+        interval = app.state.errorkit_alerts.config.interval.total_seconds()
+        click.echo(
+            f"alerts: {len(manager.rules)} rule(s) from {alerts_path}, evaluated every "
+            f"{interval:g}s"
+        )
     if not has_admin:
         click.echo(
             "no admin token yet: make one with `errorkit tokens create --role admin`",

@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -22,6 +23,7 @@ from errorkit.errors import (
     NotFoundError,
 )
 from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
+from errorkit.server import alerts_api
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
 from errorkit.server.schemas import (
@@ -268,13 +270,16 @@ def create_app(
     dashboard: bool = True,
     session_secret: str | bytes | None = None,
     login_limiter: LoginLimiter | None = None,
+    alerts_config: str | Path | None = None,
 ) -> FastAPI:
     """The tracker's API as an ASGI app, on the store at ``store_url`` (or ``store``).
 
     ``breakers`` is where breakers are read and reset: None for this process's registry, a
     ``BreakerRegistry``, a ``RedisBackend`` or a ``redis://`` URL (state shared by apps).
     ``health`` is the registry the health routes answer from (default: the tracker's own,
-    see :func:`tracker_health`). Routes live under ``{prefix}/api/``.
+    see :func:`tracker_health`). ``alerts_config`` is the TOML file the alert rules are
+    read from and written back to (default: kept in memory). Routes live under
+    ``{prefix}/api/``.
 
     With ``dashboard`` (the default) the server-rendered dashboard is served under
     ``{prefix}/``; its session cookies are signed with ``session_secret`` (default:
@@ -718,6 +723,7 @@ def create_app(
         return app.openapi()
 
     app.include_router(api)
+    alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
 

@@ -282,9 +282,22 @@ def claim(
 
 
 def events_query(
-    *, rule: str | None, kinds: Sequence[str] | None, since: datetime | None, limit: int
+    *,
+    rule: str | None,
+    kinds: Sequence[str] | None,
+    since: datetime | None,
+    limit: int,
+    before: tuple[datetime, int] | None = None,
 ) -> Any:
     conditions: list[ColumnElement[bool]] = []
+    if before is not None:
+        at, event_id = before
+        conditions.append(
+            or_(
+                alert_events.c.at < at,
+                (alert_events.c.at == at) & (alert_events.c.id < event_id),
+            )
+        )
     if rule is not None:
         conditions.append(alert_events.c.rule == rule)
     if kinds:

@@ -957,14 +957,17 @@ class ErrorStore:
         kinds: Sequence[alerting.AlertEventKind] | None = None,
         since: datetime | None = None,
         limit: int = 50,
+        before: tuple[datetime, int] | None = None,
     ) -> Sequence[alerting.AlertEvent]:
-        """Alert firings, resolutions and delivery attempts, newest first."""
+        """Alert firings, resolutions and delivery attempts, newest first; with
+        ``before`` (an event's ``at`` and ``id``), only those after it in that order."""
         _check_page(limit, 0)
         query = alerting.events_query(
             rule=rule,
             kinds=kinds,
             since=None if since is None else _when(since, "since"),
             limit=limit,
+            before=None if before is None else (_when(before[0], "before"), int(before[1])),
         )
         with self._read() as connection:
             return [alerting.alert_event(row) for row in connection.execute(query)]

@@ -160,6 +160,7 @@ error_groups = Table(
     CheckConstraint("count >= 0", name="count"),
     Index(None, "status", "last_seen"),
     Index(None, "last_seen"),
+    Index(None, "first_seen"),
 )
 
 applied_deltas = Table(
@@ -222,6 +223,8 @@ request_counts = Table(
     ),
     CheckConstraint("granularity IN ('minute', 'hour')", name="granularity"),
     CheckConstraint("count >= 0", name="count"),
+    # Covers the sums an error-rate or error-budget rule scoped to a service asks for.
+    Index(None, "service", "bucket_start", "status_class", "count"),
 )
 """HTTP requests answered, by time bucket (a minute, or an hour once rolled up), service,
 environment (empty when none), route template and status class: what an error rate is
