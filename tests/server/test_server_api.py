@@ -365,3 +365,24 @@ def test_mounted_inside_another_app(tracker: Tracker) -> None:
     assert answer.status_code == 200
     assert answer.json()["total"] == 3
     assert client.get("/ops/admin/api/groups").status_code == 401
+
+
+def test_groups_sorted_by_trend_page_by_cursor(tracker: Tracker) -> None:
+    """Every seeded occurrence is in the last 24 h and none before: trend equals count."""
+    by_trend = tracker.get("/groups", params={"sort": "trend"}).json()["items"]
+    assert [g["count"] for g in by_trend] == [3, 2, 1]
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, object] = {"limit": 1, "sort": "trend", "since": "1d"}
+        if cursor:
+            params["cursor"] = cursor
+        page = tracker.get("/groups", params=params).json()
+        seen.extend(g["id"] for g in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [g["id"] for g in by_trend]
+    other = tracker.get("/groups", params={"sort": "trend", "limit": 1}).json()["next_cursor"]
+    refused = tracker.get("/groups", params={"sort": "count", "cursor": other})
+    assert refused.status_code == 400

@@ -50,7 +50,7 @@ from errorkit.store.tokens import TokenStore
 __all__ = ["create_app", "tracker_health"]
 
 GroupStatusName = Literal["unresolved", "resolved", "ignored", "regressed"]
-SortName = Literal["last_seen", "first_seen", "count"]
+SortName = Literal["last_seen", "first_seen", "count", "trend"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -353,7 +353,8 @@ def create_app(
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """Groups matching every given filter, ``sort``-ed, one page; pass ``next_cursor``
-        as ``cursor`` for the next page."""
+        as ``cursor`` for the next page. ``sort=trend`` ranks by occurrences in the window
+        (``since`` to ``until``, or the last 24 h) minus those in the window before it."""
         filters = GroupFilter(
             status=status,
             type=type,

@@ -80,6 +80,7 @@ from errorkit.store.schema import (
 __all__ = [
     "MAX_LIMIT",
     "MINUTE_BUCKETS_KEPT",
+    "TREND_WINDOW",
     "ErrorFilters",
     "ErrorStore",
     "ExportFormat",
@@ -97,10 +98,13 @@ MAX_LIMIT = 10_000
 MINUTE_BUCKETS_KEPT = timedelta(days=1)
 
 ExportFormat = Literal["jsonl", "csv"]
-GroupSort = Literal["last_seen", "count", "first_seen"]
+GroupSort = Literal["last_seen", "count", "first_seen", "trend"]
+
+#: The window ``sort="trend"`` compares with the one before it when no ``since`` is given.
+TREND_WINDOW = timedelta(hours=24)
 
 _WRITE_ATTEMPTS = 3
-_GROUP_SORTS = ("last_seen", "count", "first_seen")
+_GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -716,6 +720,11 @@ class ErrorStore:
         ``since``, first seen before ``until``); ``release`` and ``endpoint`` keep groups
         with a stored occurrence of that release or endpoint. Page with ``offset`` or pass
         the previous page's ``next_cursor`` as ``cursor`` (same filters and sort).
+
+        ``sort="trend"`` orders by the stored occurrences in the window ``[since, until)``
+        minus those in the window of the same length just before it (without ``since``:
+        the :data:`TREND_WINDOW` ending at ``until``, or now). A cursor keeps the window
+        of the page it came from, so paging never skips or repeats a group.
         """
         _check_page(limit, offset)
         if sort not in _GROUP_SORTS:
@@ -735,16 +744,32 @@ class ErrorStore:
             since=since,
             until=until,
         )
-        column = error_groups.c[sort]
+        if cursor is not None and offset:
+            message = "pass either cursor or offset, not both"
+            raise InvalidQuery(message)
+        decoded = None if cursor is None else _decode_group_cursor(cursor, sort)
+        columns: list[ColumnElement[Any]] = [error_groups.c[name] for name in GROUP_FIELDS]
+        window: tuple[datetime, datetime] | None = None
+        column: ColumnElement[Any]
+        if sort == "trend":
+            window = decoded[2] if decoded is not None else None
+            if window is None:
+                end = datetime.now(UTC) if until is None else _when(until, "until")
+                window = (end - TREND_WINDOW if since is None else _when(since, "since"), end)
+            start, anchor = window
+            if start >= anchor:
+                message = "sort=trend needs since before until"
+                raise InvalidQuery(message)
+            column = _trend(start, anchor)
+            columns.append(column.label("trend"))
+        else:
+            column = error_groups.c[sort]
         order = (
             (column.desc(), error_groups.c.id.desc()) if descending else (column, error_groups.c.id)
         )
-        query = select(*(error_groups.c[name] for name in GROUP_FIELDS)).where(*conditions)
-        if cursor is not None:
-            if offset:
-                message = "pass either cursor or offset, not both"
-                raise InvalidQuery(message)
-            after_value, after_id = _decode_group_cursor(cursor, sort)
+        query = select(*columns).where(*conditions)
+        if decoded is not None:
+            after_value, after_id, _ = decoded
             if descending:
                 after = or_(
                     column < after_value,
@@ -767,7 +792,11 @@ class ErrorStore:
                     ).scalar_one()
                 )
         items = tuple(_group(row) for row in rows[:limit])
-        next_cursor = _encode_group_cursor(items[-1], sort) if len(rows) > limit else None
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            value = last.trend if sort == "trend" else getattr(items[-1], sort)
+            next_cursor = _encode_group_cursor(sort, value, items[-1].id, window)
         return Page(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
     def group(self, key: str | int) -> ErrorGroup | None:
@@ -1176,8 +1205,24 @@ def _stored(row: Row[Any]) -> StoredError:
     return StoredError(**values)
 
 
+def _trend(start: datetime, end: datetime) -> ColumnElement[Any]:
+    """Occurrences stored in ``[start, end)`` minus those in the window as long just
+    before it, for the group of the enclosing query."""
+    before = start - (end - start)
+    timestamp = errors.c.timestamp
+    return (
+        select(func.coalesce(func.sum(case((timestamp >= start, 1), else_=-1)), 0))
+        .where(
+            errors.c.fingerprint == error_groups.c.fingerprint,
+            timestamp >= before,
+            timestamp < end,
+        )
+        .scalar_subquery()
+    )
+
+
 def _group(row: Row[Any]) -> ErrorGroup:
-    values = row._asdict()
+    values = {name: value for name, value in row._asdict().items() if name in GROUP_FIELDS}
     values["count"] = int(values["count"])
     return ErrorGroup(**values)
 
@@ -1238,21 +1283,38 @@ def _group_conditions(
     return conditions
 
 
-def _encode_group_cursor(group: ErrorGroup, sort: str) -> str:
-    value = getattr(group, sort)
-    shown = value.isoformat() if isinstance(value, datetime) else str(value)
-    raw = f"{sort}|{shown}|{group.id}".encode()
+def _encode_group_cursor(
+    sort: str, value: datetime | int, ident: int, window: tuple[datetime, datetime] | None
+) -> str:
+    shown = value.isoformat() if isinstance(value, datetime) else str(int(value))
+    parts = [sort, shown, str(ident)]
+    if window is not None:
+        parts.extend(moment.isoformat() for moment in window)
+    raw = "|".join(parts).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_group_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
+def _decode_group_cursor(
+    cursor: str, sort: str
+) -> tuple[datetime | int, int, tuple[datetime, datetime] | None]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        made_for, value, ident = raw.split("|")
+        made_for, value, ident, *rest = raw.split("|")
         after: datetime | int = (
-            int(value) if made_for == "count" else _when(datetime.fromisoformat(value), "cursor")
+            int(value)
+            if made_for in ("count", "trend")
+            else _when(datetime.fromisoformat(value), "cursor")
         )
         after_id = int(ident)
+        window = None
+        if made_for == "trend":
+            start, end = rest
+            window = (
+                _when(datetime.fromisoformat(start), "cursor"),
+                _when(datetime.fromisoformat(end), "cursor"),
+            )
+        elif rest:
+            raise ValueError(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
@@ -1262,7 +1324,7 @@ def _decode_group_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
             "keep the sort or start without a cursor"
         )
         raise InvalidQuery(message)
-    return after, after_id
+    return after, after_id, window
 
 
 def _encode_cursor(item: StoredError) -> str:
