@@ -30,6 +30,7 @@ from errorkit.server.schemas import (
     Group,
     GroupDetail,
     GroupPage,
+    StatsAnswer,
     StoredErrorOut,
     ok,
 )
@@ -568,12 +569,19 @@ def create_app(
 
     # -- stats, export, retention -----------------------------------------------------
 
-    @api.get("/stats", tags=["stats"], summary="Counts by type, severity, code, endpoint, ...")
+    @api.get(
+        "/stats",
+        tags=["stats"],
+        summary="Counts by type, severity, code, endpoint, ...",
+        response_model=None,
+        responses=ok(StatsAnswer),
+    )
     def stats(
         _: Reader,
         since: Annotated[str | None, Query(description="24h, 7d or an ISO time")] = None,
         until: str | None = None,
         bucket: Literal["hour", "day"] = "hour",
+        top: Annotated[int, Query(ge=1, le=100, description="How many groups each list")] = 10,
         type: str | None = None,
         severity: str | None = None,
         code: str | None = None,
@@ -584,7 +592,10 @@ def create_app(
         q: str | None = None,
     ) -> dict[str, Any]:
         """Stored errors in the window (narrowed by the error filters) counted by type,
-        severity, code, endpoint and service, and a time series in hour or day buckets."""
+        severity, code, endpoint and service, and a time series in hour or day buckets;
+        the ``top`` groups by occurrences in the window, groups first seen in it (new) and
+        regressed groups last seen in it; the requests answered and the error rate (5xx
+        share), null until request counts are stored."""
         given = {
             "error_type": type,
             "severity": severity,
@@ -597,7 +608,7 @@ def create_app(
         }
         narrowing = cast(StatsFilters, {k: v for k, v in given.items() if v is not None})
         found = the_store.stats(
-            _moment(since, "since"), _moment(until, "until"), bucket=bucket, **narrowing
+            _moment(since, "since"), _moment(until, "until"), bucket=bucket, top=top, **narrowing
         )
         return found.as_dict()
 

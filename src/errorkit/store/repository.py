@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, Self, TypedDict, Unpack
+from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -104,6 +104,7 @@ GroupSort = Literal["last_seen", "count", "first_seen", "trend"]
 TREND_WINDOW = timedelta(hours=24)
 
 _WRITE_ATTEMPTS = 3
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -590,12 +591,24 @@ class ErrorStore:
         until: datetime | None = None,
         *,
         bucket: Bucket = "hour",
+        top: int = 10,
         **filters: Unpack[StatsFilters],
     ) -> Stats:
         """Counts of stored errors by type, severity, code, endpoint, service and time
-        bucket; ``filters`` (as for :meth:`list`) narrow what is counted."""
+        bucket; ``filters`` (as for :meth:`list`) narrow what is counted.
+
+        Also the ``top`` groups by stored occurrences in the window, up to ``top`` groups
+        first seen in it (new) and marked regressed and last seen in it (both narrowed by
+        the filters a group carries: type, severity, code, service, environment,
+        fingerprint, text), and the window's request counts with the error rate (5xx
+        share) when the store holds request counts for it (narrowed by service and
+        environment only).
+        """
         if bucket not in ("hour", "day"):
             message = f"bucket must be 'hour' or 'day', got {bucket!r}"
+            raise InvalidQuery(message)
+        if not 1 <= top <= MAX_LIMIT:
+            message = f"top must be between 1 and {MAX_LIMIT}, got {top}"
             raise InvalidQuery(message)
         window: ErrorFilters = {**filters, "since": since, "until": until}
         conditions = _error_conditions(window)
@@ -617,6 +630,19 @@ class ErrorStore:
             slot = self._bucket(bucket).label("slot")
             query = select(slot, func.count()).where(*conditions).group_by(slot).order_by(slot)
             buckets = tuple((_bucket_time(key), int(n)) for key, n in connection.execute(query))
+            top_groups = self._top_groups(connection, conditions, top)
+            new, regressed = self._new_and_regressed(connection, since, until, filters, top)
+        start = _EPOCH if since is None else _when(since, "since")
+        end = datetime.now(UTC) if until is None else _when(until, "until")
+        requests = None
+        if start < end:
+            counted = self.request_counts(
+                start,
+                end,
+                service=filters.get("service"),
+                environment=filters.get("environment"),
+            )
+            requests = counted if counted.total else None
         return Stats(
             total=int(total),
             unresolved=int(unresolved),
@@ -629,7 +655,79 @@ class ErrorStore:
             bucket=bucket,
             since=None if since is None else _when(since, "since"),
             until=None if until is None else _when(until, "until"),
+            top_groups=top_groups,
+            new_groups=new,
+            regressed_groups=regressed,
+            requests=requests,
         )
+
+    @staticmethod
+    def _top_groups(
+        connection: Connection, conditions: Sequence[ColumnElement[bool]], top: int
+    ) -> tuple[tuple[ErrorGroup, int], ...]:
+        occurrences = func.count().label("occurrences")
+        counted = (
+            select(errors.c.fingerprint, occurrences)
+            .where(*conditions)
+            .group_by(errors.c.fingerprint)
+            .order_by(occurrences.desc(), errors.c.fingerprint)
+            .limit(top)
+            .subquery()
+        )
+        columns: list[ColumnElement[Any]] = [error_groups.c[name] for name in GROUP_FIELDS]
+        columns.append(counted.c.occurrences)
+        query = (
+            select(*columns)
+            .join(counted, counted.c.fingerprint == error_groups.c.fingerprint)
+            .order_by(counted.c.occurrences.desc(), error_groups.c.fingerprint)
+        )
+        return tuple((_group(row), int(row.occurrences)) for row in connection.execute(query))
+
+    @staticmethod
+    def _new_and_regressed(
+        connection: Connection,
+        since: datetime | None,
+        until: datetime | None,
+        filters: StatsFilters,
+        top: int,
+    ) -> tuple[tuple[ErrorGroup, ...], tuple[ErrorGroup, ...]]:
+        narrowing = _group_conditions(
+            status=None,
+            exact={
+                name: cast("str | None", filters.get(name))
+                for name in (
+                    "error_type",
+                    "severity",
+                    "error_code",
+                    "service",
+                    "environment",
+                    "fingerprint",
+                )
+            },
+            occurrence={},
+            search=filters.get("search"),
+            since=None,
+            until=None,
+        )
+        columns = [error_groups.c[name] for name in GROUP_FIELDS]
+        found: list[tuple[ErrorGroup, ...]] = []
+        for column, extra in (
+            (error_groups.c.first_seen, []),
+            (error_groups.c.last_seen, [error_groups.c.status == "regressed"]),
+        ):
+            inside = list(extra)
+            if since is not None:
+                inside.append(column >= _when(since, "since"))
+            if until is not None:
+                inside.append(column < _when(until, "until"))
+            query = (
+                select(*columns)
+                .where(*narrowing, *inside)
+                .order_by(column.desc(), error_groups.c.id.desc())
+                .limit(top)
+            )
+            found.append(tuple(_group(row) for row in connection.execute(query)))
+        return found[0], found[1]
 
     def _bucket(self, bucket: Bucket) -> ColumnElement[Any]:
         # The unit is one of two fixed words, rendered literally so that PostgreSQL
