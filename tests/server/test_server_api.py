@@ -365,3 +365,60 @@ def test_mounted_inside_another_app(tracker: Tracker) -> None:
     assert answer.status_code == 200
     assert answer.json()["total"] == 3
     assert client.get("/ops/admin/api/groups").status_code == 401
+
+
+def test_groups_sorted_by_trend_page_by_cursor(tracker: Tracker) -> None:
+    """Every seeded occurrence is in the last 24 h and none before: trend equals count."""
+    by_trend = tracker.get("/groups", params={"sort": "trend"}).json()["items"]
+    assert [g["count"] for g in by_trend] == [3, 2, 1]
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, object] = {"limit": 1, "sort": "trend", "since": "1d"}
+        if cursor:
+            params["cursor"] = cursor
+        page = tracker.get("/groups", params=params).json()
+        seen.extend(g["id"] for g in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [g["id"] for g in by_trend]
+    other = tracker.get("/groups", params={"sort": "trend", "limit": 1}).json()["next_cursor"]
+    refused = tracker.get("/groups", params={"sort": "count", "cursor": other})
+    assert refused.status_code == 400
+
+
+def test_stats_top_new_regressed_groups_and_error_rate(tracker: Tracker) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from errorkit.server.schemas import StatsAnswer
+    from errorkit.store import RequestCountRow
+
+    stats = tracker.get("/stats", params={"since": "1d"}).json()
+    StatsAnswer.model_validate(stats)
+    assert [(g["title"].split(":")[0], g["occurrences"]) for g in stats["top_groups"]] == [
+        ("Boom", 3),
+        ("DbDown", 2),
+        ("KeyError", 1),
+    ]
+    assert len(stats["new_groups"]) == 3
+    assert stats["regressed_groups"] == []
+    nobody = tracker.get("/stats", params={"since": "1d", "service": "shop"}).json()
+    assert nobody["requests"] is None
+    assert nobody["error_rate"] is None
+    assert len(tracker.get("/stats", params={"top": 1}).json()["top_groups"]) == 1
+    assert tracker.get("/stats", params={"top": 0}).status_code in (400, 422)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    tracker.store.write_request_counts(
+        [
+            RequestCountRow(hour, "shop", "/cart", "2xx", 9, "hour", "prod"),
+            RequestCountRow(hour, "shop", "/cart", "5xx", 1, "hour", "prod"),
+        ]
+    )
+    stats = tracker.get("/stats", params={"since": "1d", "service": "shop"}).json()
+    StatsAnswer.model_validate(stats)
+    assert stats["requests"]["total"] == 10
+    assert stats["error_rate"] == 0.1
+    schema = tracker.get("/openapi.json").json()
+    ok = schema["paths"]["/admin/api/stats"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/StatsAnswer")

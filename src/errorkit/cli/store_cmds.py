@@ -548,51 +548,70 @@ def groups() -> None:
     help="Only groups in this status (repeatable).",
 )
 @click.option("--type", "error_type", metavar="TYPE", help="Only this error_type.")
-@click.option("--search", metavar="TEXT", help="Text in title, fingerprint or code.")
+@click.option("--severity", metavar="LEVEL", help="Only this severity.")
+@click.option("--code", "error_code", metavar="CODE", help="Only this error_code.")
+@click.option("--release", metavar="VERSION", help="Only groups with an error of this release.")
+@click.option("--endpoint", metavar="PATH", help="Only groups with an error at this endpoint.")
+@click.option("--search", metavar="TEXT", help="Text in title, fingerprint, code or type.")
 @click.option("--service", metavar="NAME", help="Only this service.")
 @click.option("--environment", metavar="NAME", help="Only this environment.")
 @click.option(
+    "--since",
+    metavar="WHEN",
+    callback=_as_moment,
+    help="Only groups seen from this time on (24h = the last day).",
+)
+@click.option(
+    "--until", metavar="WHEN", callback=_as_moment, help="Only groups first seen before this."
+)
+@click.option(
     "--sort",
-    type=click.Choice(["last_seen", "count", "first_seen"]),
+    type=click.Choice(["last_seen", "count", "first_seen", "trend"]),
     default="last_seen",
     show_default=True,
+    help="trend: occurrences from --since to --until (or the last 24 h) minus the window before.",
 )
 @click.option("--asc", is_flag=True, help="Ascending instead of descending.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--cursor", metavar="CURSOR", help="Continue after a page (its next_cursor).")
 @_json_option
 @_store_option
 def groups_list(
     store_url: str,
     statuses: tuple[str, ...],
-    error_type: str | None,
-    search: str | None,
-    service: str | None,
-    environment: str | None,
     sort: str,
     asc: bool,
     limit: int,
     offset: int,
+    cursor: str | None,
     as_json: bool,
+    **filters: Any,
 ) -> None:
-    """Groups with their exact occurrence counts."""
+    """Groups with their exact occurrence counts (the tracker API's filters and sorts)."""
     with _open(store_url) as store:
         page = store.groups(
             status=list(statuses) or None,  # type: ignore[arg-type]
-            error_type=error_type,
-            search=search,
-            service=service,
-            environment=environment,
             sort=sort,  # type: ignore[arg-type]
             descending=not asc,
             limit=limit,
             offset=offset,
+            cursor=cursor,
+            **filters,
         )
     if as_json:
-        _print_json({"items": [group.as_dict() for group in page.items], "total": page.total})
+        _print_json(
+            {
+                "items": [group.as_dict() for group in page.items],
+                "total": page.total,
+                "next_cursor": page.next_cursor,
+            }
+        )
         return
     shown = f"{offset + 1}-{offset + len(page)}" if page.items else "none"
     _console().print(_groups_table(page.items, f"groups {shown} of {page.total}"))
+    if page.next_cursor is not None:
+        _console().print(f"next page: --cursor {page.next_cursor}")
 
 
 @groups.command("show")

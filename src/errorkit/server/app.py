@@ -32,6 +32,7 @@ from errorkit.server.schemas import (
     Group,
     GroupDetail,
     GroupPage,
+    StatsAnswer,
     StoredErrorOut,
     ok,
 )
@@ -52,7 +53,7 @@ from errorkit.store.tokens import TokenStore
 __all__ = ["create_app", "tracker_health"]
 
 GroupStatusName = Literal["unresolved", "resolved", "ignored", "regressed"]
-SortName = Literal["last_seen", "first_seen", "count"]
+SortName = Literal["last_seen", "first_seen", "count", "trend"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -358,7 +359,8 @@ def create_app(
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """Groups matching every given filter, ``sort``-ed, one page; pass ``next_cursor``
-        as ``cursor`` for the next page."""
+        as ``cursor`` for the next page. ``sort=trend`` ranks by occurrences in the window
+        (``since`` to ``until``, or the last 24 h) minus those in the window before it."""
         filters = GroupFilter(
             status=status,
             type=type,
@@ -572,12 +574,19 @@ def create_app(
 
     # -- stats, export, retention -----------------------------------------------------
 
-    @api.get("/stats", tags=["stats"], summary="Counts by type, severity, code, endpoint, ...")
+    @api.get(
+        "/stats",
+        tags=["stats"],
+        summary="Counts by type, severity, code, endpoint, ...",
+        response_model=None,
+        responses=ok(StatsAnswer),
+    )
     def stats(
         _: Reader,
         since: Annotated[str | None, Query(description="24h, 7d or an ISO time")] = None,
         until: str | None = None,
         bucket: Literal["hour", "day"] = "hour",
+        top: Annotated[int, Query(ge=1, le=100, description="How many groups each list")] = 10,
         type: str | None = None,
         severity: str | None = None,
         code: str | None = None,
@@ -588,7 +597,10 @@ def create_app(
         q: str | None = None,
     ) -> dict[str, Any]:
         """Stored errors in the window (narrowed by the error filters) counted by type,
-        severity, code, endpoint and service, and a time series in hour or day buckets."""
+        severity, code, endpoint and service, and a time series in hour or day buckets;
+        the ``top`` groups by occurrences in the window, groups first seen in it (new) and
+        regressed groups last seen in it; the requests answered and the error rate (5xx
+        share), null until request counts are stored."""
         given = {
             "error_type": type,
             "severity": severity,
@@ -601,7 +613,7 @@ def create_app(
         }
         narrowing = cast(StatsFilters, {k: v for k, v in given.items() if v is not None})
         found = the_store.stats(
-            _moment(since, "since"), _moment(until, "until"), bucket=bucket, **narrowing
+            _moment(since, "since"), _moment(until, "until"), bucket=bucket, top=top, **narrowing
         )
         return found.as_dict()
 

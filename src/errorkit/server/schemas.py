@@ -14,7 +14,18 @@ from pydantic import BaseModel, create_model
 
 from errorkit.store.models import ErrorGroup, StoredError
 
-__all__ = ["ErrorAnswer", "ErrorPage", "Group", "GroupDetail", "GroupPage", "StoredErrorOut", "ok"]
+__all__ = [
+    "ErrorAnswer",
+    "ErrorPage",
+    "Group",
+    "GroupDetail",
+    "GroupPage",
+    "Requests",
+    "StatsAnswer",
+    "StoredErrorOut",
+    "TopGroup",
+    "ok",
+]
 
 
 def _model(cls: type, name: str, doc: str) -> type[BaseModel]:
@@ -27,6 +38,12 @@ def _model(cls: type, name: str, doc: str) -> type[BaseModel]:
 
 Group = _model(ErrorGroup, "Group", "One group (issue): occurrences sharing a fingerprint.")
 StoredErrorOut = _model(StoredError, "StoredError", "One stored occurrence.")
+TopGroup: type[BaseModel] = create_model(
+    "TopGroup",
+    __base__=Group,
+    __doc__="A group and its stored occurrences in the stats window (``occurrences``).",
+    occurrences=(int, ...),
+)
 
 
 class GroupPage(BaseModel):
@@ -62,6 +79,38 @@ class ErrorAnswer(BaseModel):
     kind: Literal["error", "slim"]
     error: dict[str, Any]
     group: Group | None  # type: ignore[valid-type]
+
+
+class Requests(BaseModel):
+    """HTTP requests answered in the window: all, 4xx, 5xx, and the 5xx share."""
+
+    total: int
+    client_errors: int
+    server_errors: int
+    failure_rate: float
+
+
+class StatsAnswer(BaseModel):
+    """Stored errors in a window counted by type, severity, code, endpoint and service,
+    per ``bucket``; the top groups, new and regressed groups; the requests answered and
+    the error rate (5xx share), both null when the store holds no request counts."""
+
+    total: int
+    unresolved: int
+    by_type: dict[str, int]
+    by_severity: dict[str, int]
+    by_code: dict[str, int]
+    by_endpoint: dict[str, int]
+    by_service: dict[str, int]
+    buckets: list[tuple[str, int]]
+    bucket: Literal["hour", "day"]
+    since: str | None
+    until: str | None
+    top_groups: list[TopGroup]  # type: ignore[valid-type]
+    new_groups: list[Group]  # type: ignore[valid-type]
+    regressed_groups: list[Group]  # type: ignore[valid-type]
+    requests: Requests | None
+    error_rate: float | None
 
 
 def ok(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:

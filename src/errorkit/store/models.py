@@ -163,9 +163,24 @@ class Stats:
     since: datetime | None
     until: datetime | None
     by_service: dict[str, int] = field(default_factory=dict)
+    #: The groups with the most stored occurrences in the window, with that number.
+    top_groups: tuple[tuple[ErrorGroup, int], ...] = ()
+    #: Groups first seen in the window, newest first.
+    new_groups: tuple[ErrorGroup, ...] = ()
+    #: Groups marked ``regressed`` and last seen in the window, most recent first.
+    regressed_groups: tuple[ErrorGroup, ...] = ()
+    #: HTTP requests answered in the window; None when no request counts are stored.
+    requests: RequestCounts | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        """The share of requests in the window answered with a server error (5xx), the
+        rate an ``error_rate`` alert watches; None without request counts."""
+        return None if self.requests is None else self.requests.failure_rate
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields, datetimes as ISO 8601 text."""
+        requests = self.requests
         return {
             "total": self.total,
             "unresolved": self.unresolved,
@@ -178,6 +193,18 @@ class Stats:
             "bucket": self.bucket,
             "since": None if self.since is None else self.since.isoformat(),
             "until": None if self.until is None else self.until.isoformat(),
+            "top_groups": [{**group.as_dict(), "occurrences": n} for group, n in self.top_groups],
+            "new_groups": [group.as_dict() for group in self.new_groups],
+            "regressed_groups": [group.as_dict() for group in self.regressed_groups],
+            "requests": None
+            if requests is None
+            else {
+                "total": requests.total,
+                "client_errors": requests.client_errors,
+                "server_errors": requests.server_errors,
+                "failure_rate": requests.failure_rate,
+            },
+            "error_rate": self.error_rate,
         }
 
 

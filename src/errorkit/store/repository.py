@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, Self, TypedDict, Unpack
+from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -80,6 +80,7 @@ from errorkit.store.schema import (
 __all__ = [
     "MAX_LIMIT",
     "MINUTE_BUCKETS_KEPT",
+    "TREND_WINDOW",
     "ErrorFilters",
     "ErrorStore",
     "ExportFormat",
@@ -97,10 +98,14 @@ MAX_LIMIT = 10_000
 MINUTE_BUCKETS_KEPT = timedelta(days=1)
 
 ExportFormat = Literal["jsonl", "csv"]
-GroupSort = Literal["last_seen", "count", "first_seen"]
+GroupSort = Literal["last_seen", "count", "first_seen", "trend"]
+
+#: The window ``sort="trend"`` compares with the one before it when no ``since`` is given.
+TREND_WINDOW = timedelta(hours=24)
 
 _WRITE_ATTEMPTS = 3
-_GROUP_SORTS = ("last_seen", "count", "first_seen")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -586,12 +591,24 @@ class ErrorStore:
         until: datetime | None = None,
         *,
         bucket: Bucket = "hour",
+        top: int = 10,
         **filters: Unpack[StatsFilters],
     ) -> Stats:
         """Counts of stored errors by type, severity, code, endpoint, service and time
-        bucket; ``filters`` (as for :meth:`list`) narrow what is counted."""
+        bucket; ``filters`` (as for :meth:`list`) narrow what is counted.
+
+        Also the ``top`` groups by stored occurrences in the window, up to ``top`` groups
+        first seen in it (new) and marked regressed and last seen in it (both narrowed by
+        the filters a group carries: type, severity, code, service, environment,
+        fingerprint, text), and the window's request counts with the error rate (5xx
+        share) when the store holds request counts for it (narrowed by service and
+        environment only).
+        """
         if bucket not in ("hour", "day"):
             message = f"bucket must be 'hour' or 'day', got {bucket!r}"
+            raise InvalidQuery(message)
+        if not 1 <= top <= MAX_LIMIT:
+            message = f"top must be between 1 and {MAX_LIMIT}, got {top}"
             raise InvalidQuery(message)
         window: ErrorFilters = {**filters, "since": since, "until": until}
         conditions = _error_conditions(window)
@@ -613,6 +630,19 @@ class ErrorStore:
             slot = self._bucket(bucket).label("slot")
             query = select(slot, func.count()).where(*conditions).group_by(slot).order_by(slot)
             buckets = tuple((_bucket_time(key), int(n)) for key, n in connection.execute(query))
+            top_groups = self._top_groups(connection, conditions, top)
+            new, regressed = self._new_and_regressed(connection, since, until, filters, top)
+        start = _EPOCH if since is None else _when(since, "since")
+        end = datetime.now(UTC) if until is None else _when(until, "until")
+        requests = None
+        if start < end:
+            counted = self.request_counts(
+                start,
+                end,
+                service=filters.get("service"),
+                environment=filters.get("environment"),
+            )
+            requests = counted if counted.total else None
         return Stats(
             total=int(total),
             unresolved=int(unresolved),
@@ -625,7 +655,79 @@ class ErrorStore:
             bucket=bucket,
             since=None if since is None else _when(since, "since"),
             until=None if until is None else _when(until, "until"),
+            top_groups=top_groups,
+            new_groups=new,
+            regressed_groups=regressed,
+            requests=requests,
         )
+
+    @staticmethod
+    def _top_groups(
+        connection: Connection, conditions: Sequence[ColumnElement[bool]], top: int
+    ) -> tuple[tuple[ErrorGroup, int], ...]:
+        occurrences = func.count().label("occurrences")
+        counted = (
+            select(errors.c.fingerprint, occurrences)
+            .where(*conditions)
+            .group_by(errors.c.fingerprint)
+            .order_by(occurrences.desc(), errors.c.fingerprint)
+            .limit(top)
+            .subquery()
+        )
+        columns: list[ColumnElement[Any]] = [error_groups.c[name] for name in GROUP_FIELDS]
+        columns.append(counted.c.occurrences)
+        query = (
+            select(*columns)
+            .join(counted, counted.c.fingerprint == error_groups.c.fingerprint)
+            .order_by(counted.c.occurrences.desc(), error_groups.c.fingerprint)
+        )
+        return tuple((_group(row), int(row.occurrences)) for row in connection.execute(query))
+
+    @staticmethod
+    def _new_and_regressed(
+        connection: Connection,
+        since: datetime | None,
+        until: datetime | None,
+        filters: StatsFilters,
+        top: int,
+    ) -> tuple[tuple[ErrorGroup, ...], tuple[ErrorGroup, ...]]:
+        narrowing = _group_conditions(
+            status=None,
+            exact={
+                name: cast("str | None", filters.get(name))
+                for name in (
+                    "error_type",
+                    "severity",
+                    "error_code",
+                    "service",
+                    "environment",
+                    "fingerprint",
+                )
+            },
+            occurrence={},
+            search=filters.get("search"),
+            since=None,
+            until=None,
+        )
+        columns = [error_groups.c[name] for name in GROUP_FIELDS]
+        found: list[tuple[ErrorGroup, ...]] = []
+        for column, extra in (
+            (error_groups.c.first_seen, []),
+            (error_groups.c.last_seen, [error_groups.c.status == "regressed"]),
+        ):
+            inside = list(extra)
+            if since is not None:
+                inside.append(column >= _when(since, "since"))
+            if until is not None:
+                inside.append(column < _when(until, "until"))
+            query = (
+                select(*columns)
+                .where(*narrowing, *inside)
+                .order_by(column.desc(), error_groups.c.id.desc())
+                .limit(top)
+            )
+            found.append(tuple(_group(row) for row in connection.execute(query)))
+        return found[0], found[1]
 
     def _bucket(self, bucket: Bucket) -> ColumnElement[Any]:
         # The unit is one of two fixed words, rendered literally so that PostgreSQL
@@ -716,6 +818,11 @@ class ErrorStore:
         ``since``, first seen before ``until``); ``release`` and ``endpoint`` keep groups
         with a stored occurrence of that release or endpoint. Page with ``offset`` or pass
         the previous page's ``next_cursor`` as ``cursor`` (same filters and sort).
+
+        ``sort="trend"`` orders by the stored occurrences in the window ``[since, until)``
+        minus those in the window of the same length just before it (without ``since``:
+        the :data:`TREND_WINDOW` ending at ``until``, or now). A cursor keeps the window
+        of the page it came from, so paging never skips or repeats a group.
         """
         _check_page(limit, offset)
         if sort not in _GROUP_SORTS:
@@ -735,16 +842,32 @@ class ErrorStore:
             since=since,
             until=until,
         )
-        column = error_groups.c[sort]
+        if cursor is not None and offset:
+            message = "pass either cursor or offset, not both"
+            raise InvalidQuery(message)
+        decoded = None if cursor is None else _decode_group_cursor(cursor, sort)
+        columns: list[ColumnElement[Any]] = [error_groups.c[name] for name in GROUP_FIELDS]
+        window: tuple[datetime, datetime] | None = None
+        column: ColumnElement[Any]
+        if sort == "trend":
+            window = decoded[2] if decoded is not None else None
+            if window is None:
+                end = datetime.now(UTC) if until is None else _when(until, "until")
+                window = (end - TREND_WINDOW if since is None else _when(since, "since"), end)
+            start, anchor = window
+            if start >= anchor:
+                message = "sort=trend needs since before until"
+                raise InvalidQuery(message)
+            column = _trend(start, anchor)
+            columns.append(column.label("trend"))
+        else:
+            column = error_groups.c[sort]
         order = (
             (column.desc(), error_groups.c.id.desc()) if descending else (column, error_groups.c.id)
         )
-        query = select(*(error_groups.c[name] for name in GROUP_FIELDS)).where(*conditions)
-        if cursor is not None:
-            if offset:
-                message = "pass either cursor or offset, not both"
-                raise InvalidQuery(message)
-            after_value, after_id = _decode_group_cursor(cursor, sort)
+        query = select(*columns).where(*conditions)
+        if decoded is not None:
+            after_value, after_id, _ = decoded
             if descending:
                 after = or_(
                     column < after_value,
@@ -767,7 +890,11 @@ class ErrorStore:
                     ).scalar_one()
                 )
         items = tuple(_group(row) for row in rows[:limit])
-        next_cursor = _encode_group_cursor(items[-1], sort) if len(rows) > limit else None
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            value = last.trend if sort == "trend" else getattr(items[-1], sort)
+            next_cursor = _encode_group_cursor(sort, value, items[-1].id, window)
         return Page(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
     def group(self, key: str | int) -> ErrorGroup | None:
@@ -1179,8 +1306,24 @@ def _stored(row: Row[Any]) -> StoredError:
     return StoredError(**values)
 
 
+def _trend(start: datetime, end: datetime) -> ColumnElement[Any]:
+    """Occurrences stored in ``[start, end)`` minus those in the window as long just
+    before it, for the group of the enclosing query."""
+    before = start - (end - start)
+    timestamp = errors.c.timestamp
+    return (
+        select(func.coalesce(func.sum(case((timestamp >= start, 1), else_=-1)), 0))
+        .where(
+            errors.c.fingerprint == error_groups.c.fingerprint,
+            timestamp >= before,
+            timestamp < end,
+        )
+        .scalar_subquery()
+    )
+
+
 def _group(row: Row[Any]) -> ErrorGroup:
-    values = row._asdict()
+    values = {name: value for name, value in row._asdict().items() if name in GROUP_FIELDS}
     values["count"] = int(values["count"])
     return ErrorGroup(**values)
 
@@ -1241,21 +1384,38 @@ def _group_conditions(
     return conditions
 
 
-def _encode_group_cursor(group: ErrorGroup, sort: str) -> str:
-    value = getattr(group, sort)
-    shown = value.isoformat() if isinstance(value, datetime) else str(value)
-    raw = f"{sort}|{shown}|{group.id}".encode()
+def _encode_group_cursor(
+    sort: str, value: datetime | int, ident: int, window: tuple[datetime, datetime] | None
+) -> str:
+    shown = value.isoformat() if isinstance(value, datetime) else str(int(value))
+    parts = [sort, shown, str(ident)]
+    if window is not None:
+        parts.extend(moment.isoformat() for moment in window)
+    raw = "|".join(parts).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_group_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
+def _decode_group_cursor(
+    cursor: str, sort: str
+) -> tuple[datetime | int, int, tuple[datetime, datetime] | None]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        made_for, value, ident = raw.split("|")
+        made_for, value, ident, *rest = raw.split("|")
         after: datetime | int = (
-            int(value) if made_for == "count" else _when(datetime.fromisoformat(value), "cursor")
+            int(value)
+            if made_for in ("count", "trend")
+            else _when(datetime.fromisoformat(value), "cursor")
         )
         after_id = int(ident)
+        window = None
+        if made_for == "trend":
+            start, end = rest
+            window = (
+                _when(datetime.fromisoformat(start), "cursor"),
+                _when(datetime.fromisoformat(end), "cursor"),
+            )
+        elif rest:
+            raise ValueError(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
@@ -1265,7 +1425,7 @@ def _decode_group_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
             "keep the sort or start without a cursor"
         )
         raise InvalidQuery(message)
-    return after, after_id
+    return after, after_id, window
 
 
 def _encode_cursor(item: StoredError) -> str:
