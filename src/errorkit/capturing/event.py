@@ -563,9 +563,11 @@ def _format_one(item: dict[str, Any], indent: str) -> str:
         head = frames.text  # made once per code path
     else:
         head = _frame_lines(frames, item.get("frames_omitted", 0), indent)
-    lines: list[str] = []
     message = item["message"]
-    lines.append(f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}")
+    line = f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}"
+    if "members" not in item and not item.get("members_omitted"):
+        return f"{head}{line}\n"  # the common case: one copy of the frames' text
+    lines = [line]
     for number, member in enumerate(item.get("members", ()), start=1):
         lines.append(f"{indent}+---------------- {number} ----------------")
         lines.append(_format_one(member, indent + "| "))
@@ -575,39 +577,53 @@ def _format_one(item: dict[str, Any], indent: str) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def _item_json(item: dict[str, Any]) -> str:
-    """One exception of the chain as JSON, its frames' text reused (as json_dumps writes it)."""
+def _item_parts(item: dict[str, Any], out: list[str]) -> None:
+    """Append one exception of the chain as JSON parts to ``out``, its frames' text reused
+    (as json_dumps writes it)."""
     frames = item["frames"]
     if type(frames) is not _FrameList or "members" in item:
-        return json_dumps(item)
-    parts = [
+        out.append(json_dumps(item))
+        return
+    out += (
         '{"type":',
-        json_string(item["type"]),
+        _type_json(item["type"]),
         ',"message":',
         json_string(item["message"]),
         ',"frames":',
         frames.json,
-    ]
+    )
     for key in ("frames_omitted", "code", "relation"):
         if key in item:
-            parts += (',"', key, '":', json_dumps(item[key]))
-    parts.append("}")
-    return "".join(parts)
+            out += (',"', key, '":', json_dumps(item[key]))
+    out.append("}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_json(path: str) -> str:
+    return json_string(path)
 
 
 def _encode(data: dict[str, Any]) -> EncodedData:
-    """``data`` with its JSON text, made from parts serialised once where possible."""
-    parts = []
+    """``data`` with its JSON text, made from parts serialised once where possible and
+    joined once (the frames' text is the bulk of it: it is copied once, not per level)."""
+    out = ["{"]
     for key, value in data.items():
+        if len(out) > 1:
+            out.append(",")
+        out += (_KEY_JSON.get(key) or json_string(key), ":")
         if key == "exceptions":
-            text = "[" + ",".join([_item_json(item) for item in value]) + "]"
+            out.append("[")
+            for index, item in enumerate(value):
+                if index:
+                    out.append(",")
+                _item_parts(item, out)
+            out.append("]")
         elif key == "classification":
-            text = _classification_json(value["category"], value["retriable"])
+            out.append(_classification_json(value["category"], value["retriable"]))
         else:
-            text = json_dumps(value)
-        name = _KEY_JSON.get(key) or json_string(key)
-        parts.append(f"{name}:{text}")
-    return EncodedData(data, "{" + ",".join(parts) + "}")
+            out.append(json_dumps(value))
+    out.append("}")
+    return EncodedData(data, "".join(out))
 
 
 _KEY_JSON = {
@@ -635,6 +651,8 @@ def _classification_json(category: str, retriable: bool) -> str:
 def _join_chain(chain: list[dict[str, Any]]) -> str:
     """Python's own traceback layout: the oldest cause first, the raised error last, with the
     right separator between each pair."""
+    if len(chain) == 1:
+        return _format_one(chain[0], "")
     blocks = [_format_one(item, "") for item in reversed(chain)]
     relations = [item.get("relation") for item in reversed(chain)]
     out = [blocks[0]]
