@@ -192,7 +192,7 @@ def _cap_bytes(text: str, limit: int) -> str:
 def _short(value: Any, limit: int = MAX_ID_CHARS) -> str | None:
     if value is None:
         return None
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     return text if len(text) <= limit else text[:limit]
 
 
@@ -335,12 +335,14 @@ class RecordBuilder:
             or ctx.correlation_id
             or (app_error.correlation_id if app_error else None)
         )
-        tags = dict(ctx.tags)
+        context_tags = ctx.tags
+        tags = dict(context_tags) if context_tags else {}  # dict() of an empty proxy: 0.8 us
         passed_tags = get("tags")
         if passed_tags is not None and isinstance(passed_tags, Mapping):
             tags.update({_text(k): _text(v) for k, v in passed_tags.items()})
         context = ctx.as_dict()
-        context.pop("tags", None)
+        if context_tags:
+            del context["tags"]
         if context:
             data["context"] = scrub.scrub(context, single_line=True)
         if tags:
@@ -386,11 +388,13 @@ class RecordBuilder:
             stack,
             exception_type,
             _status(status),
-            _short(get("session_id") or ctx.session_id),
-            _short(request_id),
-            _short(correlation_id),
-            _short(get("trace_id") or ctx.trace_id),
-            _short(get("user_id") or ctx.user_id),
+            None
+            if (session_id := get("session_id") or ctx.session_id) is None
+            else _short(session_id),
+            None if request_id is None else _short(request_id),
+            None if correlation_id is None else _short(correlation_id),
+            None if (trace_id := get("trace_id") or ctx.trace_id) is None else _short(trace_id),
+            None if (user_id := get("user_id") or ctx.user_id) is None else _short(user_id),
             _short(self.clean(_text(endpoint), single_line=True)) if endpoint else None,
             _short(get("method") or ctx.method, 16),
             self.clean(_text(user_agent)[:MAX_USER_AGENT], single_line=True)
