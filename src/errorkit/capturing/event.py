@@ -192,7 +192,7 @@ def _cap_bytes(text: str, limit: int) -> str:
 def _short(value: Any, limit: int = MAX_ID_CHARS) -> str | None:
     if value is None:
         return None
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     return text if len(text) <= limit else text[:limit]
 
 
@@ -335,12 +335,14 @@ class RecordBuilder:
             or ctx.correlation_id
             or (app_error.correlation_id if app_error else None)
         )
-        tags = dict(ctx.tags)
+        context_tags = ctx.tags
+        tags = dict(context_tags) if context_tags else {}  # dict() of an empty proxy: 0.8 us
         passed_tags = get("tags")
         if passed_tags is not None and isinstance(passed_tags, Mapping):
             tags.update({_text(k): _text(v) for k, v in passed_tags.items()})
         context = ctx.as_dict()
-        context.pop("tags", None)
+        if context_tags:
+            del context["tags"]
         if context:
             data["context"] = scrub.scrub(context, single_line=True)
         if tags:
@@ -386,11 +388,13 @@ class RecordBuilder:
             stack,
             exception_type,
             _status(status),
-            _short(get("session_id") or ctx.session_id),
-            _short(request_id),
-            _short(correlation_id),
-            _short(get("trace_id") or ctx.trace_id),
-            _short(get("user_id") or ctx.user_id),
+            None
+            if (session_id := get("session_id") or ctx.session_id) is None
+            else _short(session_id),
+            None if request_id is None else _short(request_id),
+            None if correlation_id is None else _short(correlation_id),
+            None if (trace_id := get("trace_id") or ctx.trace_id) is None else _short(trace_id),
+            None if (user_id := get("user_id") or ctx.user_id) is None else _short(user_id),
             _short(self.clean(_text(endpoint), single_line=True)) if endpoint else None,
             _short(get("method") or ctx.method, 16),
             self.clean(_text(user_agent)[:MAX_USER_AGENT], single_line=True)
@@ -563,9 +567,11 @@ def _format_one(item: dict[str, Any], indent: str) -> str:
         head = frames.text  # made once per code path
     else:
         head = _frame_lines(frames, item.get("frames_omitted", 0), indent)
-    lines: list[str] = []
     message = item["message"]
-    lines.append(f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}")
+    line = f"{indent}{item['type']}: {message}" if message else f"{indent}{item['type']}"
+    if "members" not in item and not item.get("members_omitted"):
+        return f"{head}{line}\n"  # the common case: one copy of the frames' text
+    lines = [line]
     for number, member in enumerate(item.get("members", ()), start=1):
         lines.append(f"{indent}+---------------- {number} ----------------")
         lines.append(_format_one(member, indent + "| "))
@@ -575,39 +581,53 @@ def _format_one(item: dict[str, Any], indent: str) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def _item_json(item: dict[str, Any]) -> str:
-    """One exception of the chain as JSON, its frames' text reused (as json_dumps writes it)."""
+def _item_parts(item: dict[str, Any], out: list[str]) -> None:
+    """Append one exception of the chain as JSON parts to ``out``, its frames' text reused
+    (as json_dumps writes it)."""
     frames = item["frames"]
     if type(frames) is not _FrameList or "members" in item:
-        return json_dumps(item)
-    parts = [
+        out.append(json_dumps(item))
+        return
+    out += (
         '{"type":',
-        json_string(item["type"]),
+        _type_json(item["type"]),
         ',"message":',
         json_string(item["message"]),
         ',"frames":',
         frames.json,
-    ]
+    )
     for key in ("frames_omitted", "code", "relation"):
         if key in item:
-            parts += (',"', key, '":', json_dumps(item[key]))
-    parts.append("}")
-    return "".join(parts)
+            out += (',"', key, '":', json_dumps(item[key]))
+    out.append("}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_json(path: str) -> str:
+    return json_string(path)
 
 
 def _encode(data: dict[str, Any]) -> EncodedData:
-    """``data`` with its JSON text, made from parts serialised once where possible."""
-    parts = []
+    """``data`` with its JSON text, made from parts serialised once where possible and
+    joined once (the frames' text is the bulk of it: it is copied once, not per level)."""
+    out = ["{"]
     for key, value in data.items():
+        if len(out) > 1:
+            out.append(",")
+        out += (_KEY_JSON.get(key) or json_string(key), ":")
         if key == "exceptions":
-            text = "[" + ",".join([_item_json(item) for item in value]) + "]"
+            out.append("[")
+            for index, item in enumerate(value):
+                if index:
+                    out.append(",")
+                _item_parts(item, out)
+            out.append("]")
         elif key == "classification":
-            text = _classification_json(value["category"], value["retriable"])
+            out.append(_classification_json(value["category"], value["retriable"]))
         else:
-            text = json_dumps(value)
-        name = _KEY_JSON.get(key) or json_string(key)
-        parts.append(f"{name}:{text}")
-    return EncodedData(data, "{" + ",".join(parts) + "}")
+            out.append(json_dumps(value))
+    out.append("}")
+    return EncodedData(data, "".join(out))
 
 
 _KEY_JSON = {
@@ -635,6 +655,8 @@ def _classification_json(category: str, retriable: bool) -> str:
 def _join_chain(chain: list[dict[str, Any]]) -> str:
     """Python's own traceback layout: the oldest cause first, the raised error last, with the
     right separator between each pair."""
+    if len(chain) == 1:
+        return _format_one(chain[0], "")
     blocks = [_format_one(item, "") for item in reversed(chain)]
     relations = [item.get("relation") for item in reversed(chain)]
     out = [blocks[0]]
