@@ -1,9 +1,15 @@
 """``python -m examples.demo``: start the demo service and print curl lines for each kind
 of error answer, for the breaker in front of the flaky upstream, for the health and metrics
 endpoints, and the CLI lines that show what was captured into the store (a SQLite file,
-``.errorkit/demo.db`` by default). ``--check`` (or ``ERRORKIT_DEMO_CHECK=1``) runs every
-line itself against the live server, then checks that each 5xx answer's error id is in the
-store and that ``/metrics`` counted it, and exits 0 only if all of it holds."""
+``.errorkit/demo.db`` by default). Beside it the tracker (``errorkit.server``) runs on the
+same store, on another port of 127.0.0.1; a bounded traffic generator sends a few hundred
+requests (successes, 4xx and 5xx) so that its dashboard has something to show, and the
+dashboard's address and an admin token to log in with are printed.
+
+``--check`` (or ``ERRORKIT_DEMO_CHECK=1``) runs every line itself against the live server,
+then checks that each 5xx answer's error id is in the store and that ``/metrics`` counted
+it, runs the traffic, and checks the tracker: the token logs in, the generated errors are
+listed as groups and the dashboard's login page loads. It exits 0 only if all of it holds."""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import errorkit
 from errorkit.capturing import current_store, shutdown
 from errorkit.cli import cli
 from errorkit.observe import default_health
+from errorkit.server import create_app as create_tracker
 
 from .app import BREAKER_SECONDS, create_app
 
@@ -363,8 +370,11 @@ def bind(preferred: int | None) -> socket.socket:
     raise SystemExit(msg)
 
 
-def start(sock: socket.socket, log_level: str) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(create_app(), log_level=log_level)
+def start(
+    sock: socket.socket, log_level: str, app: Any = None
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Serve ``app`` (default: the demo service) on ``sock`` from a daemon thread."""
+    config = uvicorn.Config(app if app is not None else create_app(), log_level=log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -502,6 +512,123 @@ def check(base: str, store_url: str) -> bool:
     return check_captured(base, store_url, error_ids) and ok
 
 
+# The traffic generator's round: one request per line, over the demo's own routes, every
+# answer fast (no retries with back-off, no timeouts, the breaker walk-through left alone).
+TRAFFIC: tuple[tuple[str, str, Any, int], ...] = (
+    ("GET", "/v1/models", None, 200),
+    ("POST", "/v1/chat/completions", {"model": "demo-echo", "messages": HI}, 200),
+    ("GET", "/items/42", None, 404),
+    ("GET", "/nope", None, 404),
+    ("POST", "/items", {"name": "", "price": -1}, 422),
+    ("POST", "/items", {"name": "teapot", "price": 3}, 409),
+    ("GET", "/limited", None, 429),
+    ("POST", "/v1/chat/completions", {"model": "gpt-nope", "messages": HI}, 404),
+    ("GET", "/crash", None, 500),
+    ("GET", "/problem/items/42", None, 404),
+)
+TRAFFIC_ROUNDS = 30  # 300 requests, then the generator stops by itself
+
+
+def generate_traffic(base: str, rounds: int = TRAFFIC_ROUNDS) -> dict[int, int]:
+    """Send ``rounds`` rounds of :data:`TRAFFIC` to ``base``; how many answers had each
+    status. Stops early, quietly, when the service goes away (Ctrl-C)."""
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=base, timeout=30, limits=limits) as client:
+        for n in range(rounds):
+            for method, path, body, _ in TRAFFIC:
+                try:
+                    r = client.request(
+                        method, path, json=body, headers={"X-Request-ID": f"traffic-{n}"}
+                    )
+                except httpx.HTTPError:
+                    return statuses
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    return statuses
+
+
+def _summary(statuses: dict[int, int]) -> str:
+    return ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
+
+
+def create_token(store_url: str) -> str:
+    """An admin API token for the tracker, made with ``errorkit tokens create``."""
+    result = CliRunner().invoke(
+        cli,
+        ["tokens", "create", "--role", "admin", "--name", "demo", "--json", "--store", store_url],
+    )
+    if result.exit_code != 0:
+        msg = f"errorkit tokens create failed: {result.output}"
+        raise SystemExit(msg)
+    return str(json.loads(result.stdout)["token"])
+
+
+def print_tracker(tracker: str, token: str) -> None:
+    print("# The tracker on the same store: the captured errors, grouped, with their breakers")
+    print(f"Dashboard: {tracker}/admin/   (log in with the token below)")
+    print(f"Token:     {token}")
+    print(f"curl -s {tracker}/admin/api/groups -H 'Authorization: Bearer {token}'\n")
+
+
+def check_tracker(tracker: str, token: str, statuses: dict[int, int]) -> bool:
+    """The tracker answers, the token logs in, the traffic's errors are listed as groups
+    and the dashboard's login page loads."""
+    ok = True
+
+    def report(passed: bool, title: str, detail: str = "") -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'PASS' if passed else 'FAIL'}  {title}")
+        if detail:
+            print(f"      {detail}")
+
+    expected = sum(1 for *_, status in TRAFFIC for _ in range(TRAFFIC_ROUNDS))
+    got = sum(statuses.values())
+    mismatched = {s: c for s, c in statuses.items() if s not in {status for *_, status in TRAFFIC}}
+    report(
+        got == expected and not mismatched,
+        f"traffic: {got} requests sent, the documented statuses only",
+        _summary(statuses),
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=tracker, timeout=30) as client:
+        live = client.get("/admin/api/health/live")
+        report(
+            live.status_code == 200,
+            "the tracker answers",
+            f"GET /admin/api/health/live -> {live.status_code}",
+        )
+        me = client.get("/admin/api/auth/me", headers=auth)
+        report(
+            me.status_code == 200,
+            "the token logs in",
+            f"GET /admin/api/auth/me -> {me.status_code}",
+        )
+        anonymous = client.get("/admin/api/groups")
+        report(
+            anonymous.status_code == 401,
+            "without the token the groups are refused",
+            f"GET /admin/api/groups -> {anonymous.status_code}",
+        )
+        groups = client.get("/admin/api/groups", headers=auth, params={"limit": 200})
+        items = groups.json().get("items", []) if groups.status_code == 200 else []
+        crashes = statuses.get(500, 0)
+        crash_groups = [g for g in items if g["title"].startswith("RuntimeError")]
+        listed = bool(crash_groups) and max(g["count"] for g in crash_groups) >= crashes > 0
+        report(
+            listed,
+            f"the generated errors are listed as groups ({crashes} x /crash counted)",
+            "; ".join(f"{g['count']} x {g['error_type']}: {g['title']}" for g in items[:5]),
+        )
+        login = client.get("/admin/login")
+        report(
+            login.status_code == 200 and 'name="token"' in login.text,
+            "the dashboard's login page loads",
+            f"GET /admin/login -> {login.status_code}",
+        )
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
     parser.add_argument(
@@ -522,11 +649,31 @@ def main(argv: list[str] | None = None) -> int:
     configure_capture(args.store)
     sock = bind(args.port)
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server, thread = start(sock, "critical" if args.check else "warning")
+    log_level = "critical" if args.check else "warning"
+    server, thread = start(sock, log_level)
+    tracker_sock = bind(0)
+    tracker = f"http://127.0.0.1:{tracker_sock.getsockname()[1]}"
+    tracker_server, tracker_thread = start(tracker_sock, log_level, create_tracker(args.store))
     try:
+        token = create_token(args.store)
         if args.check:
-            return 0 if check(base, args.store) else 1
+            answers = check(base, args.store)
+            statuses = generate_traffic(base)
+            errorkit.flush(30)
+            print(f"\n# The tracker on {tracker}/admin/")
+            return 0 if check_tracker(tracker, token, statuses) and answers else 1
         print_lines(base, args.store)
+        print_tracker(tracker, token)
+
+        def traffic() -> None:
+            statuses = generate_traffic(base)
+            print(f"traffic generator done: {_summary(statuses)}", flush=True)
+
+        threading.Thread(target=traffic, name="demo-traffic", daemon=True).start()
+        print(
+            f"A traffic generator sends {TRAFFIC_ROUNDS * len(TRAFFIC)} requests, then stops.",
+            flush=True,
+        )
         print("Ctrl-C stops the demo.", flush=True)
         while thread.is_alive():
             thread.join(timeout=0.5)
@@ -535,8 +682,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         server.should_exit = True
+        tracker_server.should_exit = True
         thread.join(timeout=10)
+        tracker_thread.join(timeout=10)
         sock.close()
+        tracker_sock.close()
         shutdown(10)
 
 

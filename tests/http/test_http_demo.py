@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,10 +36,20 @@ def test_demo_check_mode_passes(tmp_path: Path) -> None:
     assert "FAIL" not in result.stdout
     assert result.stdout.count("PASS  errorkit errors show") >= 5
     assert "PASS  /metrics counts the captured errors" in result.stdout
+    for line in (
+        "PASS  traffic: 300 requests sent",
+        "PASS  the tracker answers",
+        "PASS  the token logs in",
+        "PASS  without the token the groups are refused",
+        "PASS  the generated errors are listed as groups",
+        "PASS  the dashboard's login page loads",
+    ):
+        assert line in result.stdout
 
 
 def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
-    """Without --check the demo prints its curl and CLI lines and stops cleanly on Ctrl-C."""
+    """Without --check the demo prints its curl and CLI lines, the tracker's dashboard
+    address and a login token, and stops cleanly on Ctrl-C."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "examples.demo", "--port", "0"],
         cwd=ROOT,
@@ -60,6 +71,8 @@ def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
         assert "errors list --store" in output
         assert "/metrics" in output
         assert "/demo/breakers" in output
+        assert re.search(r"^Dashboard: http://127\.0\.0\.1:\d+/admin/", output, re.M)
+        assert re.search(r"^Token: +ekt_\S+$", output, re.M)
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0

@@ -620,10 +620,14 @@ class ErrorStore:
             by: dict[str, dict[str, int]] = {}
             for name in ("error_type", "severity", "error_code", "endpoint", "service"):
                 column = errors.c[name]
+                # On SQLite, grouping by the bare column lets the planner walk the whole
+                # (column, timestamp) index to skip a sort; grouping by an expression of
+                # it keeps it on the time range (the covering timestamp_facets index).
+                key = column.concat(literal_column("''")) if self.dialect == "sqlite" else column
                 query = (
                     select(column, func.count())
                     .where(column.is_not(None), *conditions)
-                    .group_by(column)
+                    .group_by(key)
                     .order_by(func.count().desc(), column)
                 )
                 by[name] = {key: int(n) for key, n in connection.execute(query)}
@@ -737,8 +741,11 @@ class ErrorStore:
                 literal_column(f"'{bucket}'"),
                 func.timezone(literal_column("'UTC'"), errors.c.timestamp),
             )
-        pattern = "%Y-%m-%d %H:00:00" if bucket == "hour" else "%Y-%m-%d 00:00:00"
-        return func.strftime(literal_column(f"'{pattern}'"), errors.c.timestamp)
+        # SQLite keeps times as fixed-width text, 'YYYY-MM-DD HH:MM:SS.ffffff': cutting it
+        # gives the bucket, several times faster than strftime over many rows.
+        width, rest = (13, ":00:00") if bucket == "hour" else (10, " 00:00:00")
+        cut = func.substr(errors.c.timestamp, literal_column("1"), literal_column(str(width)))
+        return cut.concat(literal_column(f"'{rest}'"))
 
     def export(
         self,

@@ -134,6 +134,18 @@ errors = Table(
     Index(None, "session_id"),
     Index(None, "request_id"),
     Index(None, "resolved", "timestamp"),
+    # Covers the stats counts over a time range (by type, severity, code, endpoint,
+    # service, resolved): an index-only range scan instead of one row read per error.
+    Index(
+        "ix_errors_timestamp_facets",
+        "timestamp",
+        "error_type",
+        "severity",
+        "error_code",
+        "endpoint",
+        "service",
+        "resolved",
+    ),
     sqlite_autoincrement=True,
 )
 
