@@ -133,6 +133,15 @@ class AlertRules:
         for manager in self._managers:
             _apply(manager, config)
 
+    def send_test(self, store: ErrorStore, channel: str | None = None) -> list[Any]:
+        """Send a test notification to ``channel`` (or every channel, or the log when there
+        is none), one attempt each; a channel not configured is a NotFoundError."""
+        manager = self._config.manager(store, attempts=1)
+        try:
+            return list(manager.send_test(channel))
+        except KeyError as exc:
+            raise NotFoundError(str(exc.args[0])) from None
+
     def manager(self, store: ErrorStore, **options: Any) -> AlertManager:
         """An :class:`AlertManager` on ``store`` that follows every change made here."""
         manager = self._config.manager(store, **options)
@@ -242,11 +251,7 @@ def mount(
         channel = None if body is None else body.get("channel")
         if channel is not None and not isinstance(channel, str):
             raise InvalidInputError("channel is the name of a channel", field="channel")
-        manager = book.config.manager(store, attempts=1)
-        try:
-            deliveries = manager.send_test(channel)
-        except KeyError as exc:
-            raise NotFoundError(str(exc.args[0])) from None
+        deliveries = book.send_test(store, channel)
         return {
             "ok": all(d.ok for d in deliveries),
             "deliveries": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from errorkit._extras import require
+from errorkit.errors import AppError
 from errorkit.observe.health import HealthRegistry
 from errorkit.server.auth import log_security_event
 from errorkit.server.breakers import BreakerSource
@@ -698,6 +700,93 @@ def mount_dashboard(
         if await run_in_threadpool(board.breakers.reset, name) is None:
             return board.message(request, viewer, 404, "Not found", f"No breaker named {name!r}.")
         return RedirectResponse(f"{board.base(request)}/breakers", status_code=303)
+
+    @router.get("/groups/{fingerprint}")
+    def group_link(request: Request, fingerprint: str) -> Response:
+        # Alert notifications link to {base_url}/groups/{fingerprint}: a fingerprint never
+        # changes, so the link stays good; it opens the issue page of that group.
+        viewer = board.viewer(request)
+        if viewer is None:
+            return board.to_login(request)
+        group = board.store.group(fingerprint)
+        if group is None:
+            return board.message(request, viewer, 404, "Not found", "No such issue.")
+        return RedirectResponse(f"{board.base(request)}/issues/{group.id}", status_code=303)
+
+    def alerts_view(
+        request: Request,
+        viewer: Viewer,
+        status_code: int = 200,
+        problem: str | None = None,
+        snippet: str = "",
+        note: str | None = None,
+    ) -> Response:
+        book = getattr(board.app.state, "errorkit_alerts", None)
+        rules = [] if book is None else book.rules()
+        channels = [] if book is None else [(c.name, c.type) for c in book.config.channels]
+        history = [event.as_dict() for event in board.store.alert_events(limit=20)]
+        return board.page(
+            request,
+            "alerts.html",
+            viewer,
+            status_code=status_code,
+            rules=rules,
+            channels=channels,
+            history=history,
+            problem=problem,
+            snippet=snippet,
+            note=note,
+        )
+
+    @router.get("/alerts")
+    def alerts_page(request: Request) -> Response:
+        viewer = board.viewer(request)
+        if viewer is None:
+            return board.to_login(request)
+        return alerts_view(request, viewer)
+
+    @router.post("/alerts/rules")
+    async def alerts_add(request: Request) -> Response:
+        viewer, form, refused = await board.change(request)
+        if refused is not None or viewer is None:
+            return refused or Response(status_code=401)
+        snippet = _one(form, "rule")
+        book = board.app.state.errorkit_alerts
+        try:
+            rule = tomllib.loads(snippet)
+        except tomllib.TOMLDecodeError as exc:
+            problem = f"the rule is not valid TOML: {exc}"
+            return alerts_view(request, viewer, 400, problem, snippet)
+        try:
+            await run_in_threadpool(lambda: book.put(rule, replace=False))
+        except AppError as exc:
+            return alerts_view(request, viewer, 400, exc.message, snippet)
+        return RedirectResponse(f"{board.base(request)}/alerts", status_code=303)
+
+    @router.post("/alerts/rules/{name}/delete")
+    async def alerts_delete(request: Request, name: str) -> Response:
+        viewer, _form, refused = await board.change(request)
+        if refused is not None or viewer is None:
+            return refused or Response(status_code=401)
+        try:
+            await run_in_threadpool(board.app.state.errorkit_alerts.delete, name)
+        except AppError as exc:
+            return board.message(request, viewer, 404, "Not found", exc.message)
+        return RedirectResponse(f"{board.base(request)}/alerts", status_code=303)
+
+    @router.post("/alerts/test")
+    async def alerts_test(request: Request) -> Response:
+        viewer, form, refused = await board.change(request)
+        if refused is not None or viewer is None:
+            return refused or Response(status_code=401)
+        channel = _one(form, "channel") or None
+        book = board.app.state.errorkit_alerts
+        try:
+            sent = await run_in_threadpool(book.send_test, board.store, channel)
+        except AppError as exc:
+            return board.message(request, viewer, 404, "Not found", exc.message)
+        note = "; ".join(f"{d.channel}: {'sent' if d.ok else d.detail}" for d in sent)
+        return alerts_view(request, viewer, note=f"Test sent ({note}).")
 
     @router.get("/health")
     async def health_page(request: Request) -> Response:
