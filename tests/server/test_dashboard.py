@@ -93,7 +93,8 @@ def boom_group(board: Board) -> int:
 
 def test_pages_need_a_session(board: Board) -> None:
     with board.client() as client:
-        for path in ("/admin/", "/admin/stats", "/admin/breakers", "/admin/health", "/admin/find"):
+        pages = ("/admin/", "/admin/stats", "/admin/breakers", "/admin/health", "/admin/find")
+        for path in (*pages, "/admin/alerts"):
             answer = client.get(path, follow_redirects=False)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/admin/login?next=")

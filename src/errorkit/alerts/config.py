@@ -2,7 +2,7 @@
 
 .. code-block:: toml
 
-    base_url = "https://errors.example.com"   # links to the group pages
+    base_url = "https://errors.example.com/admin"   # the dashboard: links to its group pages
     interval = "30s"                          # how often AlertManager.start evaluates
 
     [[channels]]
