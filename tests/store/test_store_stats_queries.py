@@ -148,3 +148,34 @@ def test_stats_counts_on_sqlite_scan_the_window_of_the_covering_index(
             assert "COVERING INDEX ix_errors_timestamp_facets (timestamp>?)" in detail, detail
     finally:
         raw.close()
+
+
+def test_stats_top_groups_on_sqlite_scan_the_window_not_every_error(
+    store: ErrorStore, backend: str, make_record: RecordFactory
+) -> None:
+    """The top groups count is a range scan of the window on the timestamp index, not a
+    walk over the whole (fingerprint, timestamp) index, every stored error."""
+    if backend != "sqlite":
+        pytest.skip("the query plan checked here is SQLite's")
+    store.write_batch(_records(make_record)[:20])
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "errors.fingerprint" in statement.partition("GROUP BY")[2]:
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    try:
+        store.stats(T0 + timedelta(hours=1))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", keep)
+    assert len(statements) == 1
+    statement, parameters = statements[0]
+    raw = store.engine.raw_connection()
+    try:
+        plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+    finally:
+        raw.close()
+    detail = " ".join(str(row[-1]) for row in plan)
+    assert "(timestamp>?)" in detail, detail
+    assert "ix_errors_fingerprint_timestamp" not in detail, detail
