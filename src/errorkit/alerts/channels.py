@@ -7,6 +7,7 @@ retry and a circuit breaker per channel, and records every attempt.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import json
@@ -135,7 +136,7 @@ def check_address(value: object, where: str) -> str:
     return value
 
 
-class Channel:
+class Channel(abc.ABC):
     """A destination for notifications; subclasses implement :meth:`send`."""
 
     type: ClassVar[str] = ""
@@ -146,8 +147,10 @@ class Channel:
             raise AlertConfigError(message)
         self.name = name
 
+    @abc.abstractmethod
     def send(self, notification: Notification) -> None:
-        raise NotImplementedError
+        """Deliver ``notification`` once; raise :class:`DeliveryFailed` when it did not arrive
+        (the manager retries it through errorkit's retry and the channel's breaker)."""
 
     def describe(self) -> str:
         return self.type
