@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import click
 from rich.table import Table
@@ -113,7 +114,7 @@ def tokens_create(
     )
 
 
-def _tokens_table(items: list[ApiToken]) -> Table:
+def _tokens_table(items: Sequence[ApiToken]) -> Table:
     table = Table(title="API tokens", title_justify="left")
     for column in ("id", "name", "role", "state", "starts with", "created", "expires", "used"):
         table.add_column(column, overflow="fold")
@@ -131,6 +132,18 @@ def _tokens_table(items: list[ApiToken]) -> Table:
     return table
 
 
+def _print_items(
+    items: Sequence[Any], as_json: bool, empty: str, table: Callable[[Sequence[Any]], Table]
+) -> None:
+    """A list command's output: JSON records, the ``empty`` hint, or the table."""
+    if as_json:
+        _print_json([item.as_dict() for item in items])
+    elif not items:
+        click.echo(empty)
+    else:
+        _console().print(table(items))
+
+
 @tokens.command("list")
 @_json_option
 @_store_option
@@ -138,13 +151,12 @@ def tokens_list(store_url: str, as_json: bool) -> None:
     """Every token with its role and state (active, expired, revoked); never the token."""
     with _open(store_url) as store:
         items = TokenStore(store).list()
-    if as_json:
-        _print_json([item.as_dict() for item in items])
-        return
-    if not items:
-        click.echo("no API tokens yet; make one with `errorkit tokens create --role admin`")
-        return
-    _console().print(_tokens_table(items))
+    _print_items(
+        items,
+        as_json,
+        "no API tokens yet; make one with `errorkit tokens create --role admin`",
+        _tokens_table,
+    )
 
 
 @tokens.command("revoke")
@@ -218,12 +230,15 @@ def users_list(store_url: str, as_json: bool) -> None:
     """Every user with their role and last login; never a password."""
     with _open(store_url) as store:
         items = _user_store(store).list()
-    if as_json:
-        _print_json([item.as_dict() for item in items])
-        return
-    if not items:
-        click.echo("no users yet; add one with `errorkit users add NAME --role admin`")
-        return
+    _print_items(
+        items,
+        as_json,
+        "no users yet; add one with `errorkit users add NAME --role admin`",
+        _users_table,
+    )
+
+
+def _users_table(items: Sequence[Any]) -> Table:
     table = Table(title="dashboard users", title_justify="left")
     for column in ("id", "name", "role", "created", "last login"):
         table.add_column(column, overflow="fold")
@@ -235,7 +250,7 @@ def users_list(store_url: str, as_json: bool) -> None:
             _when(item.created_at),
             _when(item.last_login_at) or "-",
         )
-    _console().print(table)
+    return table
 
 
 @users.command("remove")
