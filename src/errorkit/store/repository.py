@@ -115,23 +115,6 @@ class TextSink(Protocol):
     def write(self, text: str, /) -> object: ...
 
 
-class ErrorFilters(TypedDict, total=False):
-    """Filters shared by :meth:`ErrorStore.list`, ``count`` and ``export``; None means any."""
-
-    error_type: str | None
-    severity: str | None
-    error_code: str | None
-    resolved: bool | None
-    fingerprint: str | None
-    session_id: str | None
-    request_id: str | None
-    service: str | None
-    environment: str | None
-    since: datetime | None
-    until: datetime | None
-    search: str | None
-
-
 class StatsFilters(TypedDict, total=False):
     """What narrows :meth:`ErrorStore.stats` besides its time window: the filters of
     :class:`ErrorFilters` but ``since`` and ``until``."""
@@ -146,6 +129,13 @@ class StatsFilters(TypedDict, total=False):
     service: str | None
     environment: str | None
     search: str | None
+
+
+class ErrorFilters(StatsFilters, total=False):
+    """Filters shared by :meth:`ErrorStore.list`, ``count`` and ``export``; None means any."""
+
+    since: datetime | None
+    until: datetime | None
 
 
 _FILTER_NAMES = frozenset(ErrorFilters.__annotations__)
