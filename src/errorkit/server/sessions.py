@@ -1,22 +1,21 @@
 """The dashboard's sessions: a signed cookie, CSRF tokens and failed-login limiting.
 
 The cookie holds who logged in (an API token's id or a user's id), the session's CSRF token
-and when it ends, signed with HMAC-SHA256; the credential itself is checked again on every
-request, so a revoked token or a removed user loses the dashboard at once.
+and when it ends, signed with itsdangerous (HMAC-SHA256); the credential itself is checked
+again on every request, so a revoked token or a removed user loses the dashboard at once.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from itsdangerous import BadSignature, Signer, URLSafeSerializer
 
 __all__ = ["LoginLimiter", "Session", "SessionSigner", "Viewer"]
 
@@ -51,17 +50,10 @@ class Viewer:
         return self.role == "admin"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class SessionSigner:
     """Signs and checks session cookies with ``secret`` (random per app when not given:
-    sessions then end when the tracker restarts, and each worker has its own)."""
+    sessions then end when the tracker restarts, and each worker has its own). The signing is
+    itsdangerous' (HMAC-SHA256 over the cookie's JSON, with its own salt per use)."""
 
     def __init__(self, secret: str | bytes | None = None) -> None:
         if secret is None:
@@ -73,30 +65,25 @@ class SessionSigner:
         if len(key) < 16:
             message = "the session secret needs at least 16 bytes"
             raise ValueError(message)
-        self._key = hashlib.sha256(b"errorkit-session\0" + key).digest()
-
-    def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+        options: dict[str, Any] = {"signer_kwargs": {"digest_method": hashlib.sha256}}
+        self._sessions = URLSafeSerializer(key, salt="errorkit-session", **options)
+        self._nonces = Signer(key, salt="errorkit-login", digest_method=hashlib.sha256)
 
     def sign(self, kind: Literal["token", "user"], ident: int) -> tuple[str, Session]:
         session = Session(
             kind, ident, secrets.token_urlsafe(24), int(time.time()) + SESSION_SECONDS
         )
         payload = {"k": kind, "i": ident, "c": session.csrf, "e": session.expires}
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
-        return f"{body}.{self._mac(body)}", session
+        return str(self._sessions.dumps(payload)), session
 
     def read(self, cookie: str | None) -> Session | None:
         """The session in ``cookie``, or None when it is missing, forged or over."""
-        if not cookie or cookie.count(".") != 1:
-            return None
-        body, mac = cookie.split(".")
-        if not hmac.compare_digest(self._mac(body), mac):
+        if not cookie:
             return None
         try:
-            payload: dict[str, Any] = json.loads(_unb64(body))
+            payload: dict[str, Any] = self._sessions.loads(cookie)
             session = Session(payload["k"], int(payload["i"]), str(payload["c"]), int(payload["e"]))
-        except (ValueError, KeyError, TypeError):
+        except (BadSignature, ValueError, KeyError, TypeError):
             return None
         if session.kind not in ("token", "user") or session.expires <= time.time():
             return None
@@ -105,12 +92,12 @@ class SessionSigner:
     def login_nonce(self) -> tuple[str, str]:
         """A CSRF value for the login form: (cookie value, form value)."""
         nonce = secrets.token_urlsafe(24)
-        return nonce, self._mac(nonce)
+        return nonce, self._nonces.get_signature(nonce).decode("ascii")
 
     def check_login_nonce(self, cookie: str | None, form: str | None) -> bool:
         if not cookie or not form:
             return False
-        return hmac.compare_digest(self._mac(cookie), form)
+        return self._nonces.verify_signature(cookie, form)
 
 
 class LoginLimiter:
