@@ -10,7 +10,6 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 from errorkit.classification import Classification, classify
 from errorkit.errors import cause_chain
-from errorkit.errors import error_class as error_class  # where the resilience modules take it
 from errorkit.scrubbing import default_scrubber
 
 ErrorTypes: TypeAlias = type[BaseException] | tuple[type[BaseException], ...]

@@ -24,8 +24,8 @@ from typing import Any, Generic, TypeVar
 
 from errorkit._reporting import report
 from errorkit.classification import classify
-from errorkit.errors import error_id_of
-from errorkit.resilience._common import check_count, error_class, operation_name
+from errorkit.errors import error_class, error_id_of
+from errorkit.resilience._common import check_count, operation_name
 
 __all__ = [
     "BatchError",

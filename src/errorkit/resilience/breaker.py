@@ -28,12 +28,11 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from errorkit import hooks
 from errorkit._guard import guard
-from errorkit.errors import AppError, CircuitOpenError
+from errorkit.errors import AppError, CircuitOpenError, error_class
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,
     check_seconds,
-    error_class,
     error_matcher,
     operation_name,
     safe_message,

@@ -25,10 +25,9 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar
 
 from errorkit import hooks
 from errorkit.classification import classify
-from errorkit.errors import ServiceUnavailableError
+from errorkit.errors import ServiceUnavailableError, error_class
 from errorkit.resilience._common import (
     ErrorFilter,
-    error_class,
     error_matcher,
     is_async_callable,
     reject_generators,

@@ -28,11 +28,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from errorkit._reporting import report
 from errorkit.classification import classify
-from errorkit.errors import CircuitOpenError
+from errorkit.errors import CircuitOpenError, error_class
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,
-    error_class,
     error_matcher,
     is_async_callable,
     operation_name,

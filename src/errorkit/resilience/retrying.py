@@ -25,11 +25,11 @@ from errorkit import hooks
 from errorkit._guard import guard
 from errorkit._reporting import report
 from errorkit.classification import classify
+from errorkit.errors import error_class
 from errorkit.resilience._common import (
     ErrorFilter,
     check_count,
     check_seconds,
-    error_class,
     is_async_callable,
     is_error_types,
     never_sent,

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from errorkit.classification import classify
 from errorkit.codes import Category, Severity
-from errorkit.errors import DatabaseError, DatabaseUnavailableError
-from errorkit.resilience._common import error_class
+from errorkit.errors import DatabaseError, DatabaseUnavailableError, error_class
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
