@@ -52,6 +52,7 @@ class Settings:
     scrub_patterns: tuple[str, ...] = ()
     capture_enabled: bool = _capture(True)
     capture_4xx: bool = _capture(False)
+    capture_uncaught: bool = _capture(True)
     queue_size: int = _capture(10_000)
     batch_size: int = _capture(500)
     flush_interval: float = _capture(0.5)

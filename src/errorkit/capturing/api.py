@@ -37,6 +37,7 @@ from errorkit.errors import AppError, ErrorType, error_id_of
 from errorkit.errors import _new_error_id as _new_id
 from errorkit.scrubbing import Scrubber, default_scrubber, set_default_scrubber
 
+from . import uncaught
 from .event import normalize_severity
 from .pipeline import BatchWriter, CaptureStats, Listener, Pipeline
 from .request_counts import default_request_counter
@@ -89,6 +90,7 @@ def configure(
     environment: str | None = None,
     release: str | None = None,
     capture_4xx: bool | None = None,
+    capture_uncaught: bool | None = None,
     enabled: bool | None = None,
     queue_size: int | None = None,
     batch_size: int | None = None,
@@ -142,6 +144,10 @@ def configure(
     _disabled = not settings.capture_enabled
     _given_store = store
     _install(pipeline)
+    if pipeline is not None and settings.capture_uncaught:
+        uncaught.install()
+    else:
+        uncaught.uninstall()
     from errorkit.runtime import current_runtime
 
     return current_runtime()
@@ -375,6 +381,7 @@ def _reset(timeout: float | None) -> None:
     """Shut down and forget the counts of drops before configure() (the listeners are
     hooks: ``errorkit.hooks.clear()`` forgets them)."""
     shutdown(timeout)
+    uncaught.uninstall()
     with _lock:
         _early_drops.clear()
 
