@@ -21,7 +21,14 @@ from errorkit.alerts.channels import (
     channel_from_dict,
     sign,
 )
-from errorkit.alerts.config import AlertConfig, dump_toml, load_config, parse_config
+from errorkit.alerts.config import (
+    AlertConfig,
+    dump_toml,
+    load_config,
+    parse_config,
+    update_toml,
+    write_config,
+)
 from errorkit.alerts.manager import AlertManager, Delivery, Firing, RequestCounts, request_counts
 from errorkit.alerts.rules import (
     RULE_KINDS,
@@ -63,4 +70,6 @@ __all__ = [
     "rule_from_dict",
     "rule_to_dict",
     "sign",
+    "update_toml",
+    "write_config",
 ]

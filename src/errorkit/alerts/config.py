@@ -24,6 +24,9 @@ Every unknown key, negative window, malformed URL or address is refused with an
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,12 +34,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import AoT, Comment, Table, Whitespace
+
 from errorkit.alerts.channels import Channel, channel_from_dict, check_url
 from errorkit.alerts.manager import AlertManager
 from errorkit.alerts.rules import AlertConfigError, Rule, parse_duration, rule_from_dict
 from errorkit.store.repository import ErrorStore
 
-__all__ = ["AlertConfig", "dump_toml", "load_config", "parse_config"]
+__all__ = [
+    "AlertConfig",
+    "dump_toml",
+    "load_config",
+    "parse_config",
+    "update_toml",
+    "write_config",
+]
 
 _TOP = frozenset({"base_url", "interval", "rules", "channels"})
 
@@ -113,37 +127,161 @@ def load_config(path: str | Path) -> AlertConfig:
 
 
 # -- writing ----------------------------------------------------------------------------
+#
+# tomlkit edits the document as written: a rule or channel that did not change keeps its
+# table byte for byte, comments included (decision 0017).
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    message = f"cannot write {type(value).__name__} {value!r} as TOML"
-    raise TypeError(message)
+def update_toml(text: str, data: Mapping[str, Any]) -> str:
+    """``text`` (a configuration document, or "") changed to hold ``data``, keeping what did
+    not change as it was written.
 
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _value(key)
+    Top-level values are set or removed; ``[[channels]]`` and ``[[rules]]`` tables are
+    matched by ``name``: an unchanged one is left as it is, comments and all; a changed one
+    is rewritten where it stands; a removed one goes with the comment written just above
+    it; a new one is appended."""
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        message = f"the configuration is not valid TOML: {exc}"
+        raise AlertConfigError(message) from None
+    for key in [k for k in document if k not in ("rules", "channels") and k not in data]:
+        del document[key]
+    for key, value in data.items():
+        if key in ("rules", "channels"):
+            continue
+        if document.get(key) != value:
+            document[key] = _item(value)
+    for key in ("channels", "rules"):
+        _merge_tables(document, key, list(data.get(key, ())))
+    return tomlkit.dumps(document)
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
     """Write a configuration document (top-level values, then arrays of tables)."""
-    lines: list[str] = []
-    for key, value in data.items():
-        if key not in ("rules", "channels"):
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key in ("channels", "rules"):
-        for table in data.get(key, []):
-            lines.append("")
-            lines.append(f"[[{key}]]")
-            lines.extend(f"{_key(k)} = {_value(v)}" for k, v in table.items())
-    return "\n".join(lines).lstrip("\n") + "\n"
+    return update_toml("", data)
+
+
+def write_config(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Check ``data`` and write it to ``path`` (keeping what did not change as it was
+    written, see :func:`update_toml`), atomically: a reader sees the old file or the new
+    one, never half of it. Raises AlertConfigError for a configuration it would refuse."""
+    location = Path(path)
+    parse_config(data, source=str(location))
+    old = location.read_text(encoding="utf-8") if location.exists() else ""
+    _write_atomically(location, update_toml(old, data))
+
+
+def _merge_tables(document: Any, key: str, wanted: list[Mapping[str, Any]]) -> None:
+    tables = document.get(key)
+    if not isinstance(tables, AoT):
+        if key in document:
+            del document[key]
+        if not wanted:
+            return
+        tables = tomlkit.aot()
+        document.append(key, tables)
+    by_name = {table.get("name"): dict(table) for table in wanted}
+    seen: set[Any] = set()
+    for index in range(len(tables) - 1, -1, -1):
+        table = tables[index]
+        name = table.get("name")
+        if name not in by_name or name in seen:
+            _remove(document, key, tables, index)
+            continue
+        seen.add(name)
+        if table.unwrap() != by_name[name]:
+            _rewrite(table, by_name[name])
+    for values in wanted:
+        if values.get("name") not in seen:
+            tables.append(_table(values, blank_line=bool(tables) or len(document) > 1))
+    if not tables:
+        del document[key]
+
+
+def _trailing(table: Any) -> list[tuple[None, Any]]:
+    """Take the comments and blank lines at the end of ``table`` off it (in TOML they stand
+    above the next table and describe it)."""
+    body = table.value.body
+    taken: list[tuple[None, Any]] = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], Comment | Whitespace):
+        taken.insert(0, body.pop())
+    return taken
+
+
+def _remove(document: Any, key: str, tables: AoT, index: int) -> None:
+    below = _trailing(tables[index])  # they describe the table after this one: keep them
+    previous = tables[index - 1] if index > 0 else _table_before(document, key)
+    if previous is not None:
+        _trailing(previous)  # the comment written above the removed table goes with it
+        for _, item in below:
+            previous.value.body.append((None, item))
+    del tables[index]
+
+
+def _table_before(document: Any, key: str) -> Any:
+    """The table just before the array ``key`` in ``document`` (the last channel above the
+    first rule), or None when top-level values come first."""
+    before = None
+    for name, item in document.body:
+        if name is not None and name.key == key:
+            return before
+        if isinstance(item, AoT) and len(item):
+            before = item[-1]
+        elif isinstance(item, Table):
+            before = item
+        elif name is not None:
+            before = None
+    return None
+
+
+def _rewrite(table: Any, values: Mapping[str, Any]) -> None:
+    below = _trailing(table)
+    for name in [n for n in table if n not in values]:
+        del table[name]
+    for name, value in values.items():
+        if table.get(name) != value:
+            table[name] = _item(value)
+    for _, item in below:
+        table.value.body.append((None, item))
+
+
+def _table(values: Mapping[str, Any], *, blank_line: bool) -> Table:
+    table = tomlkit.table()
+    for name, value in values.items():
+        table.add(name, _item(value))
+    if blank_line:
+        table.trivia.indent = "\n"
+    return table
+
+
+def _item(value: Any) -> Any:
+    """A TOML value; a mapping inside a table is written inline (``scope = { ... }``)."""
+    if isinstance(value, Mapping):
+        inline = tomlkit.inline_table()
+        for name, item in value.items():
+            inline.append(name, _item(item))
+        return inline
+    if isinstance(value, list | tuple):
+        return [_item(item) for item in value]
+    if value is None:
+        message = "cannot write None in TOML: leave the field out instead"
+        raise AlertConfigError(message)
+    return tomlkit.item(value)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o777)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from errorkit.alerts import AlertConfigError, dump_toml, load_config, parse_config, rule_to_dict
+from errorkit.alerts import AlertConfigError, load_config, rule_to_dict, write_config
 from errorkit.cli.store_cmds import _console, _open, _store_option
 
 __all__ = ["alerts", "register"]
@@ -44,9 +44,11 @@ def _read_raw(path: Path) -> dict[str, Any]:
         raise click.ClickException(message) from None
 
 
-def _check(data: dict[str, Any], path: Path) -> None:
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Check ``data`` and write it, keeping the file's comments and layout where nothing
+    changed."""
     try:
-        parse_config(data, source=str(path))
+        write_config(path, data)
     except AlertConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -140,8 +142,7 @@ def alerts_add(
             raise click.ClickException(message)
         rules = [existing for existing in rules if existing.get("name") != name]
     data["rules"] = [*rules, rule]
-    _check(data, path)
-    path.write_text(dump_toml(data), encoding="utf-8")
+    _write(path, data)
     click.echo(f"added rule {name} ({kind}) to {path}")
 
 
@@ -159,7 +160,7 @@ def alerts_remove(config_path: str, name: str) -> None:
         message = f"no rule called {name!r} in {path}; the rules are: {known}"
         raise click.ClickException(message)
     data["rules"] = kept
-    path.write_text(dump_toml(data), encoding="utf-8")
+    _write(path, data)
     click.echo(f"removed rule {name} from {path}")
 
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
 import re
-import tempfile
 import threading
 import tomllib
 from collections.abc import Mapping
@@ -29,9 +26,9 @@ from errorkit.alerts import (
     AlertConfig,
     AlertConfigError,
     AlertManager,
-    dump_toml,
     parse_config,
     rule_to_dict,
+    write_config,
 )
 from errorkit.errors import ConflictError, InvalidInputError, NotFoundError
 from errorkit.server.auth import Admin, Reader
@@ -125,10 +122,10 @@ class AlertRules:
     def _change(self, data: dict[str, Any]) -> None:
         try:
             config = parse_config(data, source=self._source)
+            if self.path is not None:
+                write_config(self.path, data)
         except AlertConfigError as exc:
             raise _refused(exc) from None
-        if self.path is not None:
-            _write_atomically(self.path, dump_toml(data))
         self._data, self._config = data, config
         for manager in self._managers:
             _apply(manager, config)
@@ -160,24 +157,6 @@ def _apply(manager: AlertManager, config: AlertConfig) -> None:
     # Whole dicts swapped in one assignment: an evaluation under way keeps the old ones.
     manager.rules = {rule.name: rule for rule in config.rules}
     manager.channels = {channel.name: channel for channel in config.channels}
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a
-    reader sees the old file or the new one, never half of it."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def _encode_cursor(at: datetime, event_id: int) -> str:
