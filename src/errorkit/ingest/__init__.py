@@ -14,6 +14,7 @@ from errorkit.ingest.envelope import (
     parse_json_object,
     parse_store_body,
 )
+from errorkit.ingest.events import client_report_items, event_to_record
 from errorkit.ingest.limits import IngestLimits, IngestRefused
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "IngestLimits",
     "IngestRefused",
     "Item",
+    "client_report_items",
     "decode_body",
+    "event_to_record",
     "parse_envelope",
     "parse_json",
     "parse_json_object",
