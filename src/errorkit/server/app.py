@@ -37,6 +37,7 @@ from errorkit.server.schemas import (
     ok,
 )
 from errorkit.server.sessions import LoginLimiter
+from errorkit.server.transport import mount_transport
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -47,6 +48,7 @@ from errorkit.store import (
     StoredError,
     StoreUnavailable,
 )
+from errorkit.store.projects import ProjectStore
 from errorkit.store.repository import MAX_LIMIT, StatsFilters
 from errorkit.store.tokens import TokenStore
 
@@ -736,6 +738,10 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
+    # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url).
+    projects = getattr(app.state, "errorkit_projects", None) or ProjectStore(the_store)
+    app.state.errorkit_projects = projects
+    mount_transport(app, the_store, projects)
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
 
