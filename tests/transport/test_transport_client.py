@@ -228,3 +228,11 @@ def test_spool_replay_sends_to_the_tracker(fake: Fake, tmp_path: Path) -> None:
     assert json.loads(gzip.decompress(fake.received[1][1]))["records"][0]["error_message"] == (
         "boom"
     )
+
+
+def test_detailed_health_of_an_app_reporting_to_a_tracker(fake: Fake) -> None:
+    """The app cannot read a tracker's errors: its detailed health leaves them out instead
+    of calling the errors store unavailable."""
+    errorkit.configure(store_url=fake.url())
+    report = errorkit.current_runtime().health.detailed_sync()
+    assert report.errors is None

@@ -126,7 +126,7 @@ def test_tracker_outage_loses_nothing(
     during = capture.stats()
     assert during.store_available is False
     assert during.spool_bytes > 0
-    assert "refused" in (during.last_store_error or "").lower()
+    assert "unreachable" in (during.last_store_error or "")
     assert tracker.key.public_key not in (during.last_store_error or "")
 
     tracker.start()
