@@ -23,7 +23,7 @@ from errorkit.errors import (
     NotFoundError,
 )
 from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
-from errorkit.server import alerts_api
+from errorkit.server import alerts_api, projects_api
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
 from errorkit.server.schemas import (
@@ -48,7 +48,6 @@ from errorkit.store import (
     StoredError,
     StoreUnavailable,
 )
-from errorkit.store.projects import ProjectStore
 from errorkit.store.repository import MAX_LIMIT, StatsFilters
 from errorkit.store.tokens import TokenStore
 
@@ -738,9 +737,9 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
-    # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url).
-    projects = getattr(app.state, "errorkit_projects", None) or ProjectStore(the_store)
-    app.state.errorkit_projects = projects
+    projects = projects_api.mount(app, the_store, prefix=prefix)
+    # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url); it
+    # shares the project routes' ProjectStore, so a key revoked here is refused at once.
     mount_transport(app, the_store, projects)
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
