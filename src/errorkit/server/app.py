@@ -37,6 +37,7 @@ from errorkit.server.schemas import (
     ok,
 )
 from errorkit.server.sessions import LoginLimiter
+from errorkit.server.transport import mount_transport
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -736,7 +737,10 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
-    projects_api.mount(app, the_store, prefix=prefix)
+    projects = projects_api.mount(app, the_store, prefix=prefix)
+    # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url); it
+    # shares the project routes' ProjectStore, so a key revoked here is refused at once.
+    mount_transport(app, the_store, projects)
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
 
