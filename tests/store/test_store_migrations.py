@@ -33,6 +33,9 @@ TABLES = {
     "request_counts",
     "alert_events",
     "users",
+    "projects",
+    "project_keys",
+    "ingest_outcomes",
     VERSION_TABLE,
 }
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from errorkit.cli import alerts_cmds, server_cmds, spool_cmds, store_cmds
+from errorkit.cli import alerts_cmds, projects_cmds, server_cmds, spool_cmds, store_cmds
 from errorkit.cli import breakers as breaker_cmds
 from errorkit.cli.codes_cmd import codes
 
@@ -22,6 +22,7 @@ store_cmds.register(cli)
 spool_cmds.register(cli)
 breaker_cmds.register(cli)
 server_cmds.register(cli)
+projects_cmds.register(cli)
 alerts_cmds.register(cli)
 
 

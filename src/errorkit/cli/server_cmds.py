@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -20,9 +20,9 @@ from errorkit._extras import MissingExtraError, require
 from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT
 from errorkit.cli.store_cmds import (
     _as_duration,
-    _console,
     _json_option,
     _open,
+    _print_items,
     _print_json,
     _store_option,
     _Unavailable,
@@ -131,18 +131,6 @@ def _tokens_table(items: Sequence[ApiToken]) -> Table:
             _when(item.last_used_at) or "-",
         )
     return table
-
-
-def _print_items(
-    items: Sequence[Any], as_json: bool, empty: str, table: Callable[[Sequence[Any]], Table]
-) -> None:
-    """A list command's output: JSON records, the ``empty`` hint, or the table."""
-    if as_json:
-        _print_json([item.as_dict() for item in items])
-    elif not items:
-        click.echo(empty)
-    else:
-        _console().print(table(items))
 
 
 @tokens.command("list")

@@ -255,6 +255,23 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def _print_items(
+    items: Sequence[Any],
+    as_json: bool,
+    empty: str,
+    table: Callable[[Sequence[Any]], Table],
+    record: Callable[[Any], dict[str, Any]] | None = None,
+) -> None:
+    """A list command's output: JSON records (each item's ``as_dict()``, or ``record`` of
+    it), the ``empty`` hint, or the table."""
+    if as_json:
+        _print_json([item.as_dict() if record is None else record(item) for item in items])
+    elif not items:
+        click.echo(empty)
+    else:
+        _console().print(table(items))
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),

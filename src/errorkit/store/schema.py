@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -39,7 +40,10 @@ __all__ = [
     "applied_deltas",
     "error_groups",
     "errors",
+    "ingest_outcomes",
     "metadata",
+    "project_keys",
+    "projects",
     "request_counts",
     "slim_errors",
     "users",
@@ -54,6 +58,7 @@ metadata = MetaData(
         "uq": "uq_%(table_name)s_%(column_0_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
         "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
 
@@ -283,3 +288,47 @@ users = Table(
 )
 """The dashboard's people: each password is kept as an argon2id hash (a slow KDF), with
 the person's role (``read`` or ``admin``, as for API tokens)."""
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+"""The projects a tracker ingests for (one per service that sends over HTTP): the integer
+id is the last part of a DSN, the name becomes the ``service`` of what it sends."""
+
+project_keys = Table(
+    "project_keys",
+    metadata,
+    Column("id", BigID, primary_key=True, autoincrement=True),
+    Column("project_id", BigID, ForeignKey("projects.id"), nullable=False),
+    Column("public_key", String(32), nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("rate_limit", Integer),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    CheckConstraint("rate_limit IS NULL OR rate_limit >= 1", name="rate_limit"),
+    Index(None, "project_id"),
+    sqlite_autoincrement=True,
+)
+"""A project's DSN keys: the public key (32 hex characters, the user part of a DSN, which
+SDKs send in clear, so it is an identifier rather than a secret) with a label, an optional
+per-key rate limit (events per minute) and revocation."""
+
+ingest_outcomes = Table(
+    "ingest_outcomes",
+    metadata,
+    Column("project_id", BigID, ForeignKey("projects.id"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    PrimaryKeyConstraint("project_id", "source", "category", "reason"),
+    CheckConstraint("source IN ('dropped', 'client_report')", name="source"),
+    CheckConstraint("quantity >= 0", name="quantity"),
+)
+"""What ingest did not store, counted: items the server dropped (an unsupported item type,
+a rate limit) and events SDKs reported lost, by project, source, category and reason."""
