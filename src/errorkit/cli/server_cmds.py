@@ -17,7 +17,6 @@ import click
 from rich.table import Table
 
 from errorkit._extras import MissingExtraError, require
-from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT
 from errorkit.cli.store_cmds import (
     _as_duration,
     _json_option,
@@ -28,6 +27,7 @@ from errorkit.cli.store_cmds import (
     _Unavailable,
     _when,
 )
+from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT
 from errorkit.store import ErrorStore, InvalidQuery, InvalidStoreURL, StoreError
 from errorkit.store.engine import describe_url, normalize_url
 from errorkit.store.tokens import ApiToken, TokenStore

@@ -37,13 +37,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from errorkit.ingest.envelope import decode_body, parse_envelope, parse_json, parse_store_body
+from errorkit.ingest.events import client_report_outcomes, event_to_record
+from errorkit.ingest.limits import IngestLimits, IngestRefused
+
 from errorkit._guard import report_internal_error
 from errorkit.capturing.delivery import BatchWriter
 from errorkit.capturing.spool import Spool
 from errorkit.ingest.auth import KeyCache, dsn_key, header_key, query_key
-from errorkit.ingest.envelope import decode_body, parse_envelope, parse_json, parse_store_body
-from errorkit.ingest.events import client_report_outcomes, event_to_record
-from errorkit.ingest.limits import IngestLimits, IngestRefused
 from errorkit.ingest.outcomes import OutcomeCounter, item_category
 from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT, KeyRateLimiter
 from errorkit.ingest.writer import (
@@ -86,7 +87,9 @@ UNSUPPORTED_LIMIT_SECONDS = 3600
 INGEST_PATHS = ("/api/{project_id}/envelope/", "/api/{project_id}/store/")
 
 _ROUTE = re.compile(r"^/api/([0-9]{1,18})/(envelope|store)/?$")
-_UNSUPPORTED = f"{UNSUPPORTED_LIMIT_SECONDS}:transaction;span;profile;replay:project:errorkit_unsupported"
+_UNSUPPORTED = (
+    f"{UNSUPPORTED_LIMIT_SECONDS}:transaction;span;profile;replay:project:errorkit_unsupported"
+)
 _EXPOSED = b"x-sentry-error, x-sentry-rate-limits, retry-after"
 _BASE_HEADERS = [
     (b"content-type", b"application/json"),
@@ -318,7 +321,9 @@ class IngestApp:
             return answer, None
         except StoreError as exc:
             report_internal_error("ingest.auth", exc)
-            return _error(503, "the DSN key cannot be checked now; send again", retry_after=10), None
+            return _error(
+                503, "the DSN key cannot be checked now; send again", retry_after=10
+            ), None
 
     def _rate(self, key: ProjectKey) -> int | None:
         return key.rate_limit if key.rate_limit is not None else self.rate_limit
@@ -470,7 +475,9 @@ def _operation(operation_id: str, summary: str, description: str, media: str) ->
     def error(text: str) -> dict[str, Any]:
         return {
             "description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/IngestError"}}
+            },
         }
 
     return {
@@ -514,7 +521,9 @@ def _operation(operation_id: str, summary: str, description: str, media: str) ->
                         "schema": {"type": "string"},
                     }
                 },
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestAccepted"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/IngestAccepted"}}
+                },
             },
             "400": error("The body is malformed (the message says where)."),
             "401": error("No DSN key, or one not known here."),

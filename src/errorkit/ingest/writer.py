@@ -35,7 +35,7 @@ from typing import Any
 from errorkit._guard import report_internal_error
 from errorkit.capturing.delivery import STORE_BACKOFF, BatchWriter
 from errorkit.capturing.spool import Spool, SpoolFull
-from errorkit.store.errors import InvalidRecord
+from errorkit.store.errors import InvalidRecord, StoreError, StoreUnavailable
 from errorkit.store.records import ErrorRecord
 
 __all__ = ["GroupCommit", "IngestUnavailable", "RecordRefused", "WriterStats"]
@@ -226,7 +226,7 @@ class GroupCommit:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
+            except BaseException as exc:
                 report_internal_error("ingest.writer", exc)
                 failure = IngestUnavailable("the event could not be written", retry_after=5)
                 for item in taken:
@@ -257,31 +257,68 @@ class GroupCommit:
             return self._to_spool(records), {}
         try:
             result = self.store.write_batch(records)
-        except InvalidRecord as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted out below
+            if not self._answers(exc):
+                self._failed(exc)
+                return self._to_spool(records), {}
             report_internal_error("ingest.invalid_record", exc)
             return self._one_by_one(records)
-        except Exception as exc:  # noqa: BLE001 - any store failure: spool, retry later
-            self._failed(exc)
-            return self._to_spool(records), {}
         self._ok(result, len(records))
         return STORED, {}
 
+    def _answers(self, exc: Exception) -> bool:
+        """Whether the store refused the batch for what is in it (it still answers)
+        rather than being down: then each record is tried on its own, so that one record
+        it cannot take loses only itself (and never blocks the spool)."""
+        if isinstance(exc, InvalidRecord):
+            return True
+        if isinstance(exc, StoreUnavailable) or not isinstance(exc, StoreError):
+            return False  # unreachable, locked, read-only, or no telling: an outage
+        ping = getattr(self.store, "ping", None)
+        if not callable(ping):
+            return False
+        try:
+            ping()
+        except Exception:  # noqa: BLE001 - the store is down
+            return False
+        return True
+
     def _one_by_one(self, records: list[ErrorRecord]) -> tuple[str, dict[str, str]]:
-        """A batch the store refuses as malformed: keep each record it accepts."""
+        """A batch the store refuses for its content: keep each record it accepts."""
         refused: dict[str, str] = {}
         failed: list[ErrorRecord] = []
-        for record in records:
+        for position, record in enumerate(records):
             try:
                 self._ok(self.store.write_batch([record]), 1)
-            except InvalidRecord as exc:
-                refused[record.error_id] = f"the store refused the event: {exc}"
-            except Exception as exc:  # noqa: BLE001 - store failure: spool the rest
-                self._failed(exc)
-                failed.append(record)
+            except Exception as exc:  # noqa: BLE001 - per record
+                if not self._answers(exc):
+                    self._failed(exc)
+                    failed.extend(records[position:])
+                    break
+                refused[record.error_id] = "the store refused the event's content"
+                report_internal_error("ingest.refused_record", exc)
         if failed:
             self._to_spool(failed)
             return SPOOLED, refused
         return STORED, refused
+
+    def _replay_write(self, records: list[ErrorRecord], deltas: list[Any]) -> None:
+        """One spooled batch into the store; a record the store refuses for its content
+        is reported and left out instead of stopping the replay for good."""
+        try:
+            self.store.write_batch(records, deltas)
+        except Exception as exc:
+            if not self._answers(exc):
+                raise
+            for record in records:
+                try:
+                    self.store.write_batch([record])
+                except Exception as item_exc:
+                    if not self._answers(item_exc):
+                        raise
+                    report_internal_error("ingest.refused_record", item_exc)
+            if deltas:
+                self.store.write_batch([], deltas)
 
     def _to_spool(self, records: list[ErrorRecord]) -> str:
         spool = self.spool
@@ -338,7 +375,7 @@ class GroupCommit:
         try:
             if spool.is_empty():
                 return
-            result = spool.replay(lambda records, deltas: self.store.write_batch(records, deltas))
+            result = spool.replay(self._replay_write)
         except Exception as exc:  # noqa: BLE001 - a replay failing must not stop the writer
             report_internal_error("ingest.replay", exc)
             return
