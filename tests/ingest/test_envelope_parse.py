@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import tracemalloc
 import zlib
 from typing import Any
 
 import brotli
 import pytest
+import sentry_sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
@@ -379,3 +381,61 @@ def test_random_json_parses_or_is_refused(payload: bytes) -> None:
     except IngestRefused as refused:
         status = refused.status
     assert status in (200, 400)
+
+
+def test_a_bomb_costs_at_most_the_limit_in_memory() -> None:
+    """Inflating a 10 GiB bomb holds the limit's worth of output plus a step, never more."""
+    limits = IngestLimits(max_envelope_bytes=4 * MIB, max_event_bytes=MIB)
+    bomb = _gzip_bomb(10)
+    tracemalloc.start()
+    try:
+        refused = _refused(decode_body, bomb, "gzip", limits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.status == 413
+    assert peak < 4 * MIB + 3 * MIB
+
+
+def _deflate_bomb(gib: int) -> bytes:
+    """Like _gzip_bomb, as a zlib-wrapped deflate stream."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS)
+    block = bytes(16 * MIB)
+    head = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    repeat = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    return head + repeat * (gib * 64 - 1)
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "br"])
+def test_deflate_and_brotli_bombs_stop_at_the_envelope_limit(encoding: str) -> None:
+    """With the ratio out of the way, deflate and br bombs stop at max_envelope_bytes."""
+    limits = IngestLimits(max_envelope_bytes=2 * MIB, max_event_bytes=MIB, max_ratio=10**9)
+    body = _deflate_bomb(1) if encoding == "deflate" else brotli.compress(bytes(64 * MIB))
+    refused = _refused(decode_body, body, encoding, limits)
+    assert refused.status == 413
+    assert "max_envelope_bytes" in refused.message
+
+
+@pytest.mark.parametrize("algo", ["gzip", "br"])
+def test_the_sdks_http_transport_body_decodes(algo: str) -> None:
+    """The body and Content-Encoding sentry_sdk's own HTTP transport would POST (gzip, or br
+    when brotli is installed) decode and parse back to the envelope it serialised."""
+    client = sentry_sdk.Client(
+        dsn="http://" + "b" * 32 + "@127.0.0.1:9/3",
+        default_integrations=False,
+        _experiments={"transport_compression_algo": algo},
+    )
+    try:
+        transport = client.transport
+        assert transport is not None
+        envelope = SdkEnvelope(headers={"event_id": "c" * 32})
+        envelope.add_event({"event_id": "c" * 32, "message": "over the wire"})
+        prepared = transport._prepare_envelope(envelope)  # type: ignore[attr-defined]
+        assert prepared is not None
+        _, body, headers = prepared
+        assert headers["Content-Encoding"] == algo
+        data = decode_body(body.getvalue(), headers["Content-Encoding"], LIMITS)
+    finally:
+        client.close()
+    parsed = parse_envelope(data, LIMITS)
+    assert parse_json(parsed.items[0].payload, LIMITS, "event")["message"] == "over the wire"
