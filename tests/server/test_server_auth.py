@@ -9,6 +9,8 @@ import pytest
 from fastapi.routing import APIRoute
 from tests.server.conftest import Tracker
 
+from errorkit.store.projects import ProjectStore
+
 OPEN = {("get", "/admin/api/health/live")}
 # The Sentry-compatible ingest takes no tracker token: SDKs authenticate with a project's
 # DSN key, so it has a matrix of its own (tests/ingest/test_ingest_http.py).
@@ -42,7 +44,12 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
 def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, Any] | None]:
     """A concrete URL (path parameters filled with things that exist) and a valid body."""
     group = tracker.store.groups(limit=1).items[0]
+    projects = ProjectStore(tracker.store)
+    project = projects.project("matrix-project") or projects.create_project("matrix-project")
+    keys = projects.list_keys(project.id) or [projects.create_key(project.id)]
     values = {
+        "project": str(project.id),
+        "key": str(keys[0].id),
         "group_id": str(group.id),
         "error_id": tracker.seeded.boom_ids[0],
         "name": "payments",
@@ -55,6 +62,7 @@ def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, A
         "/admin/api/alerts/rules": {"name": "matrix-new", "kind": "new_group"},
         "/admin/api/alerts/rules/{rule}": {"kind": "critical", "window": "5m"},
         "/admin/api/alerts/test": {"channel": "ops-log"},
+        "/admin/api/projects": {"name": "matrix-made"},
     }
     return url, bodies.get(path, {} if method in STATE_CHANGING else None)
 
@@ -76,6 +84,8 @@ def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
     assert len(routes) >= 20
     assert ("post", "/admin/api/breakers/reset-all") in routes
     assert ("delete", "/admin/api/alerts/rules/{rule}") in routes
+    assert ("post", "/admin/api/keys/{key}/revoke") in routes
+    assert ("get", "/admin/api/projects/{project}/outcomes") in routes
     schema = tracker.get("/openapi.json").json()
     assert {(m, p) for p, ops in schema["paths"].items() for m in ops} >= INGEST
 

@@ -23,7 +23,7 @@ from errorkit.errors import (
     NotFoundError,
 )
 from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
-from errorkit.server import alerts_api
+from errorkit.server import alerts_api, projects_api
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
 from errorkit.server.schemas import (
@@ -754,6 +754,7 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
+    projects_api.mount(app, the_store, prefix=prefix)
     if ingest:
         from errorkit.ingest.app import DEFAULT_RATE_LIMIT, mount_ingest
 
