@@ -12,6 +12,9 @@ from tests.server.conftest import Tracker
 from errorkit.store.projects import ProjectStore
 
 OPEN = {("get", "/admin/api/health/live")}
+# The Sentry-compatible ingest takes no tracker token: SDKs authenticate with a project's
+# DSN key, so it has a matrix of its own (tests/ingest/test_ingest_http.py).
+INGEST = {("post", "/api/{project_id}/envelope/"), ("post", "/api/{project_id}/store/")}
 #: Routes authenticated by a project key, not an API token: their own key matrix is in
 #: tests/transport/test_transport_route.py.
 PROJECT_KEY = {("post", "/api/{project_id}/errorkit/batch/")}
@@ -25,7 +28,8 @@ def _routes(tracker: Tracker) -> list[tuple[str, str]]:
         (method, path)
         for path, operations in schema["paths"].items()
         for method in operations
-        if method in {"get", "post", "put", "patch", "delete"} and (method, path) not in PROJECT_KEY
+        if method in {"get", "post", "put", "patch", "delete"}
+        and (method, path) not in INGEST | PROJECT_KEY
     )
 
 
@@ -86,6 +90,8 @@ def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
     assert ("delete", "/admin/api/alerts/rules/{rule}") in routes
     assert ("post", "/admin/api/keys/{key}/revoke") in routes
     assert ("get", "/admin/api/projects/{project}/outcomes") in routes
+    schema = tracker.get("/openapi.json").json()
+    assert {(m, p) for p, ops in schema["paths"].items() for m in ops} >= INGEST
 
 
 CREDENTIALS = ["none", "read", "admin", "expired", "revoked", "expired_admin", "garbage", "basic"]
