@@ -206,3 +206,105 @@ def test_serve_answers_over_http(tmp_path: Any) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_serve_refuses_workers_with_alerts(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    (tmp_path / "alerts.toml").write_text("")
+    result = run(
+        "serve", "--store", url, "--workers", "2", "--alerts", str(tmp_path / "alerts.toml")
+    )
+    assert result.exit_code == 2
+    assert "--alerts runs with one worker only" in result.output
+
+
+def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path: Any) -> None:
+    """`--workers 2`: two processes answer on one port; Sentry envelopes sent on fresh
+    connections (spread over both) are each stored once."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    import httpx
+
+    from errorkit.store import ErrorStore
+    from errorkit.store.projects import ProjectStore
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    store = ErrorStore(url)
+    projects = ProjectStore(store)
+    project = projects.create_project("shop")
+    key = projects.create_key(project.id)
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    env.pop("ERRORKIT_SESSION_SECRET", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from errorkit.cli import main; main()",
+            "serve",
+            "--store",
+            url,
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ids = [uuid.uuid4().hex for _ in range(40)]
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/admin/api/health/live", timeout=2):
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"serve did not come up: {output}")
+            time.sleep(0.2)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        if children.exists():
+            assert len(children.read_text().split()) >= 2  # uvicorn's workers
+        auth = {"X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7"}
+        for event_id in ids:
+            event = {
+                "event_id": event_id,
+                "level": "error",
+                "exception": {"values": [{"type": "ValueError", "value": "bad cart"}]},
+            }
+            payload = json.dumps(event).encode()
+            body = b"\n".join(
+                [
+                    json.dumps({"event_id": event_id}).encode(),
+                    json.dumps({"type": "event", "length": len(payload)}).encode(),
+                    payload,
+                ]
+            )
+            with httpx.Client() as client:  # a fresh connection: either worker may take it
+                answer = client.post(
+                    f"http://127.0.0.1:{port}/api/{project.id}/envelope/",
+                    content=body,
+                    headers=auth,
+                    timeout=10,
+                )
+            assert answer.status_code == 200, answer.text
+        stored = [store.get(event_id) for event_id in ids]
+        assert all(row is not None for row in stored)
+        [group] = store.groups(limit=10).items
+        assert group.count == len(ids)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        store.close()

@@ -8,6 +8,9 @@ network address with no admin token), 3 the store is unreachable.
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import secrets
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -318,6 +321,19 @@ def is_loopback(host: str) -> bool:
         "(0: no limit). Counted by each server process on its own."
     ),
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    envvar="ERRORKIT_SERVE_WORKERS",
+    show_envvar=True,
+    help=(
+        "Server processes sharing the port (uvicorn's workers): each has its own ingest "
+        "writer and spool; use about one per core. Not with --alerts (see docs/deploy.md)."
+    ),
+)
 def serve(
     store_url: str,
     host: str,
@@ -328,6 +344,7 @@ def serve(
     alerts_path: str | None,
     ingest: bool,
     ingest_rate_limit: int,
+    workers: int,
 ) -> None:
     """Run the tracker on the store (uvicorn): its API under PREFIX/api/, its dashboard
     at PREFIX/ (log in with a token or a user from `errorkit users add`), and the
@@ -335,7 +352,16 @@ def serve(
 
     Binding to an address other than loopback is refused until an admin token exists.
     With --alerts FILE the alert rules in FILE are evaluated from startup to shutdown.
+    With --workers N, N processes share the port (one per core takes the most traffic).
     """
+    if workers > 1 and alerts_path is not None:
+        message = (
+            "--alerts runs with one worker only: each worker would keep its own copy of the "
+            "rules, so an edit through the API would reach one of them. Run the alerts in a "
+            "process of their own (`errorkit serve --alerts FILE --port OTHER`) beside the "
+            "workers; the store makes sure each alert fires once."
+        )
+        raise click.UsageError(message)
     try:
         require("uvicorn", extra="server", feature="errorkit serve")
         require("fastapi", extra="server", feature="errorkit serve")
@@ -361,19 +387,18 @@ def serve(
     import uvicorn
 
     from errorkit.alerts import AlertConfigError
-    from errorkit.server import RedisBreakers, create_app
     from errorkit.server.alerts_api import run_alerts
 
-    breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
+    options = {
+        "store_url": store_url,
+        "redis_url": redis_url,
+        "namespace": namespace,
+        "prefix": prefix,
+        "ingest": ingest,
+        "ingest_rate_limit": ingest_rate_limit,
+    }
     try:
-        app = create_app(
-            store=store,
-            breakers=breakers,
-            prefix=prefix,
-            alerts_config=alerts_path,
-            ingest=ingest,
-            ingest_rate_limit=ingest_rate_limit,
-        )
+        app = None if workers > 1 else _tracker_app(store, options, alerts_path)
     except AlertConfigError as exc:
         store.close()
         raise click.BadParameter(str(exc), param_hint="--alerts") from None
@@ -385,7 +410,7 @@ def serve(
             f"ingest: http://{host}:{port}/api/<project_id>/envelope/ for Sentry SDKs "
             f"(DSN keys from `errorkit keys create`; {limit})"
         )
-    if alerts_path is not None:
+    if alerts_path is not None and app is not None:
         manager = run_alerts(app, store)
         interval = app.state.errorkit_alerts.config.interval.total_seconds()
         click.echo(
@@ -397,7 +422,52 @@ def serve(
             "no admin token yet: make one with `errorkit tokens create --role admin`",
             err=True,
         )
+    if app is None:
+        store.close()  # each worker opens its own
+        click.echo(f"{workers} worker processes share the port")
+        os.environ[_WORKER_OPTIONS] = json.dumps(options)
+        # One session secret for every worker, or a login would hold on one worker only.
+        os.environ.setdefault("ERRORKIT_SESSION_SECRET", secrets.token_urlsafe(32))
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
+        return
     try:
         uvicorn.run(app, host=host, port=port, log_config=None)
     finally:
         store.close()
+
+
+#: How `errorkit serve --workers N` hands its options to each worker process.
+_WORKER_OPTIONS = "ERRORKIT_SERVE_OPTIONS"
+
+
+def _tracker_app(store: ErrorStore, options: dict[str, Any], alerts_path: str | None) -> Any:
+    from errorkit.server import RedisBreakers, create_app
+
+    redis_url = options["redis_url"]
+    breakers = (
+        None
+        if redis_url is None
+        else RedisBreakers.from_url(redis_url, namespace=options["namespace"])
+    )
+    return create_app(
+        store=store,
+        breakers=breakers,
+        prefix=options["prefix"],
+        alerts_config=alerts_path,
+        ingest=options["ingest"],
+        ingest_rate_limit=options["ingest_rate_limit"],
+    )
+
+
+def worker_app() -> Any:
+    """The tracker of one process of `errorkit serve --workers N` (uvicorn calls it in each
+    worker, with the options the command was given)."""
+    options = json.loads(os.environ[_WORKER_OPTIONS])
+    return _tracker_app(_store(options["store_url"]), options, None)
