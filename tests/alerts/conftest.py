@@ -17,7 +17,7 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
-TABLES = "errors, error_groups, applied_deltas, slim_errors, alert_events"
+TABLES = "errors, error_groups, error_counts_hourly, applied_deltas, slim_errors, alert_events"
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,8 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     engine = create_engine(url)
     with engine.begin() as conn:
         tables = (
-            "errors, error_groups, applied_deltas, slim_errors, api_tokens, request_counts, "
-            "alert_events, users, projects, project_keys, ingest_outcomes"
+            "errors, error_groups, error_counts_hourly, applied_deltas, slim_errors, api_tokens, "
+            "request_counts, alert_events, users, projects, project_keys, ingest_outcomes"
         )
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()

@@ -27,6 +27,7 @@ from errorkit.store.schema import metadata
 TABLES = {
     "errors",
     "error_groups",
+    "error_counts_hourly",
     "applied_deltas",
     "slim_errors",
     "api_tokens",

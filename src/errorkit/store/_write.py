@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text, json_dumps
+from errorkit.store._rollup import add_records
 from errorkit.store.errors import InvalidRecord, StoreError
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
@@ -116,6 +117,7 @@ def apply_batch(connection: Connection, batch: Batch) -> WriteResult:
     else:
         new_records = _insert_sqlite(connection, batch.records, _sqlite_time(now))
 
+    add_records(connection, new_records)
     applied = _apply_deltas(connection, batch.deltas, now)
     aggregates = _aggregate(new_records, applied)
     new_groups, regressed = _upsert_groups(connection, aggregates, now)

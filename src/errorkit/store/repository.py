@@ -26,18 +26,21 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    false,
     func,
     literal_column,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.sql import Subquery
 
-from errorkit.store import alerting
+from errorkit.store import _rollup, alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
 from errorkit.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -71,6 +74,7 @@ from errorkit.store.schema import (
     GROUP_STATUSES,
     alert_events,
     applied_deltas,
+    error_counts_hourly,
     error_groups,
     errors,
     request_counts,
@@ -107,6 +111,21 @@ _WRITE_ATTEMPTS = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_BY = ("error_type", "severity", "error_code", "endpoint", "service")
+#: What a change to rows of ``errors`` returns for the rollup: timestamp, then dimensions.
+_ROLLUP_COLUMNS = (errors.c.timestamp, *(errors.c[name] for name in _rollup.DIMENSIONS))
+
+
+def _one(row: object) -> int:
+    return 1
+
+
+def _MINUS_one(row: object) -> int:
+    return -1
+
+
+def _minus_resolved(row: Row[Any]) -> int:
+    return -1 if row[-1] else 0
 
 
 class TextSink(Protocol):
@@ -382,11 +401,22 @@ class ErrorStore:
             values: dict[str, Any] = {"resolved": True}
             if notes is not None:
                 values["notes"] = notes
-            result = connection.execute(
-                update(errors).where(errors.c.error_id == error_id).values(**values)
-            )
-            if result.rowcount == 0:
-                raise NotFound.error(error_id, self._url)
+            # Only the update that flips the row counts it resolved (a concurrent resolve
+            # of the same row waits for this one, then finds it resolved already).
+            flipped = connection.execute(
+                update(errors)
+                .where(errors.c.error_id == error_id, errors.c.resolved == false())
+                .values(**values)
+                .returning(*_ROLLUP_COLUMNS)
+            ).all()
+            if flipped:
+                _rollup.add_changes(connection, _rollup.changes_of(flipped, 0, _one))
+            else:
+                result = connection.execute(
+                    update(errors).where(errors.c.error_id == error_id).values(**values)
+                )
+                if result.rowcount == 0:
+                    raise NotFound.error(error_id, self._url)
             row = connection.execute(_select_errors().where(errors.c.error_id == error_id)).one()
         return _stored(row)
 
@@ -423,7 +453,12 @@ class ErrorStore:
             with self._write() as connection:
                 ids = connection.execute(oldest).scalars().all()
                 if ids:
-                    connection.execute(delete(errors).where(errors.c.id.in_(ids)))
+                    gone = connection.execute(
+                        delete(errors)
+                        .where(errors.c.id.in_(ids))
+                        .returning(*_ROLLUP_COLUMNS, errors.c.resolved)
+                    ).all()
+                    _rollup.add_changes(connection, _rollup.changes_of(gone, -1, _minus_resolved))
             deleted += len(ids)
             if ids and on_progress is not None:
                 on_progress(len(ids))
@@ -603,27 +638,11 @@ class ErrorStore:
         window: ErrorFilters = {**filters, "since": since, "until": until}
         conditions = _error_conditions(window)
         with self._read() as connection:
-            totals = select(
-                func.count(), func.coalesce(func.sum(case((errors.c.resolved, 0), else_=1)), 0)
-            ).where(*conditions)
-            total, unresolved = connection.execute(totals).one()
-            by: dict[str, dict[str, int]] = {}
-            for name in ("error_type", "severity", "error_code", "endpoint", "service"):
-                column = errors.c[name]
-                # On SQLite, grouping by the bare column lets the planner walk the whole
-                # (column, timestamp) index to skip a sort; grouping by an expression of
-                # it keeps it on the time range (the covering timestamp_facets index).
-                key = column.concat(literal_column("''")) if self.dialect == "sqlite" else column
-                query = (
-                    select(column, func.count())
-                    .where(column.is_not(None), *conditions)
-                    .group_by(key)
-                    .order_by(func.count().desc(), column)
-                )
-                by[name] = {key: int(n) for key, n in connection.execute(query)}
-            slot = self._bucket(bucket).label("slot")
-            query = select(slot, func.count()).where(*conditions).group_by(slot).order_by(slot)
-            buckets = tuple((_bucket_time(key), int(n)) for key, n in connection.execute(query))
+            facts = self._rollup_facts(since, until, filters)
+            if facts is None:
+                total, unresolved, by, buckets = self._count_rows(connection, conditions, bucket)
+            else:
+                total, unresolved, by, buckets = self._sum_facts(connection, facts, bucket)
             top_groups = self._top_groups(connection, conditions, top, self.dialect)
             new, regressed = self._new_and_regressed(connection, since, until, filters, top)
         start = _EPOCH if since is None else _when(since, "since")
@@ -654,6 +673,121 @@ class ErrorStore:
             regressed_groups=regressed,
             requests=requests,
         )
+
+    def _count_rows(
+        self, connection: Connection, conditions: Sequence[ColumnElement[bool]], bucket: Bucket
+    ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
+        """The window's totals, counts by dimension and buckets, counted in ``errors``."""
+        totals = select(
+            func.count(), func.coalesce(func.sum(case((errors.c.resolved, 0), else_=1)), 0)
+        ).where(*conditions)
+        total, unresolved = connection.execute(totals).one()
+        by: dict[str, dict[str, int]] = {}
+        for name in _BY:
+            column = errors.c[name]
+            # On SQLite, grouping by the bare column lets the planner walk the whole
+            # (column, timestamp) index to skip a sort; grouping by an expression of
+            # it keeps it on the time range (the covering timestamp_facets index).
+            key = column.concat(literal_column("''")) if self.dialect == "sqlite" else column
+            query = (
+                select(column, func.count())
+                .where(column.is_not(None), *conditions)
+                .group_by(key)
+                .order_by(func.count().desc(), column)
+            )
+            by[name] = {key: int(n) for key, n in connection.execute(query)}
+        slot = self._bucket(bucket, errors.c.timestamp).label("slot")
+        query = select(slot, func.count()).where(*conditions).group_by(slot).order_by(slot)
+        buckets = tuple((_bucket_time(key), int(n)) for key, n in connection.execute(query))
+        return int(total), int(unresolved), by, buckets
+
+    def _sum_facts(
+        self, connection: Connection, facts: Subquery, bucket: Bucket
+    ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
+        """The same as :meth:`_count_rows`, summed over :meth:`_rollup_facts`."""
+        n = facts.c.n
+        totals = select(
+            func.coalesce(func.sum(n), 0), func.coalesce(func.sum(facts.c.open), 0)
+        ).select_from(facts)
+        total, unresolved = connection.execute(totals).one()
+        by: dict[str, dict[str, int]] = {}
+        for name in _BY:
+            column = facts.c[name]
+            query = (
+                select(column, func.sum(n))
+                .where(column.is_not(None))
+                .group_by(column)
+                .order_by(func.sum(n).desc(), column)
+            )
+            by[name] = {key: int(count) for key, count in connection.execute(query)}
+        slot = self._bucket(bucket, facts.c.at).label("slot")
+        query = select(slot, func.sum(n)).group_by(slot).order_by(slot)
+        buckets = tuple((_bucket_time(key), int(count)) for key, count in connection.execute(query))
+        return int(total), int(unresolved), by, buckets
+
+    @staticmethod
+    def _rollup_facts(
+        since: datetime | None, until: datetime | None, filters: StatsFilters
+    ) -> Subquery | None:
+        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
+        unresolved): the whole hours from ``error_counts_hourly``, the partial hours at the
+        edges from ``errors``. None when the rollup cannot answer: a filter it does not
+        keep (fingerprint, session, request, text) or a window without a whole hour."""
+        for name, value in filters.items():
+            if value is not None and value != "" and name not in _rollup.ROLLUP_FILTERS:
+                return None
+        start = None if since is None else _when(since, "since")
+        end = None if until is None else _when(until, "until")
+        low = None
+        if start is not None:
+            low = _rollup.hour_of(start)
+            if low < start:
+                low += timedelta(hours=1)
+        high = None if end is None else _rollup.hour_of(end)
+        if low is not None and high is not None and low >= high:
+            return None
+        hourly = error_counts_hourly.c
+        resolved = filters.get("resolved")
+        if resolved is None:
+            n: ColumnElement[Any] = hourly.total
+            open_: ColumnElement[Any] = hourly.total - hourly.resolved
+        elif resolved:
+            n, open_ = hourly.resolved, literal_column("0")
+        else:
+            n = open_ = hourly.total - hourly.resolved
+        inside = [n > 0]
+        if low is not None:
+            inside.append(hourly.hour >= low)
+        if high is not None:
+            inside.append(hourly.hour < high)
+        for name in _rollup.ROLLUP_FILTERS - {"resolved"}:
+            value = filters.get(name)
+            if value is not None:
+                inside.append(hourly[name] == value)
+        parts = [
+            select(
+                *(hourly[name] for name in _BY),
+                hourly.hour.label("at"),
+                n.label("n"),
+                open_.label("open"),
+            ).where(*inside)
+        ]
+        edges = []
+        if start is not None and low is not None and start < low:
+            edges.append((start, low))
+        if end is not None and high is not None and high < end:
+            edges.append((high, end))
+        for edge_start, edge_end in edges:
+            conditions = _error_conditions({**filters, "since": edge_start, "until": edge_end})
+            parts.append(
+                select(
+                    *(errors.c[name] for name in _BY),
+                    errors.c.timestamp.label("at"),
+                    literal_column("1").label("n"),
+                    case((errors.c.resolved, 0), else_=1).label("open"),
+                ).where(*conditions)
+            )
+        return union_all(*parts).subquery("facts")
 
     @staticmethod
     def _top_groups(
@@ -731,18 +865,20 @@ class ErrorStore:
             found.append(tuple(_group(row) for row in connection.execute(query)))
         return found[0], found[1]
 
-    def _bucket(self, bucket: Bucket) -> ColumnElement[Any]:
+    def _bucket(
+        self, bucket: Bucket, timestamp: ColumnElement[Any] = errors.c.timestamp
+    ) -> ColumnElement[Any]:
         # The unit is one of two fixed words, rendered literally so that PostgreSQL
         # recognises the same expression in SELECT and GROUP BY.
         if self.dialect == "postgresql":
             return func.date_trunc(
                 literal_column(f"'{bucket}'"),
-                func.timezone(literal_column("'UTC'"), errors.c.timestamp),
+                func.timezone(literal_column("'UTC'"), timestamp),
             )
         # SQLite keeps times as fixed-width text, 'YYYY-MM-DD HH:MM:SS.ffffff': cutting it
         # gives the bucket, several times faster than strftime over many rows.
         width, rest = (13, ":00:00") if bucket == "hour" else (10, " 00:00:00")
-        cut = func.substr(errors.c.timestamp, literal_column("1"), literal_column(str(width)))
+        cut = func.substr(timestamp, literal_column("1"), literal_column(str(width)))
         return cut.concat(literal_column(f"'{rest}'"))
 
     def export(
@@ -941,13 +1077,18 @@ class ErrorStore:
                 update(error_groups).where(error_groups.c.id == found.id).values(**values)
             )
             if rows_resolved is not None:
-                connection.execute(
+                changed_rows = connection.execute(
                     update(errors)
                     .where(
                         errors.c.fingerprint == found.fingerprint,
                         errors.c.resolved == (not rows_resolved),
                     )
                     .values(resolved=rows_resolved)
+                    .returning(*_ROLLUP_COLUMNS)
+                ).all()
+                _rollup.add_changes(
+                    connection,
+                    _rollup.changes_of(changed_rows, 0, _one if rows_resolved else _MINUS_one),
                 )
             changed = _find_group(connection, found.id)
         if changed is None:

@@ -38,6 +38,7 @@ __all__ = [
     "alert_events",
     "api_tokens",
     "applied_deltas",
+    "error_counts_hourly",
     "error_groups",
     "errors",
     "ingest_outcomes",
@@ -153,6 +154,29 @@ errors = Table(
     ),
     sqlite_autoincrement=True,
 )
+
+error_counts_hourly = Table(
+    "error_counts_hourly",
+    metadata,
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("dims", String(32), nullable=False),
+    Column("error_type", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("error_code", String, nullable=False),
+    Column("endpoint", String),
+    Column("service", String),
+    Column("environment", String),
+    Column("total", BigInteger, nullable=False),
+    Column("resolved", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hour", "dims"),
+    CheckConstraint("resolved >= 0 AND resolved <= total", name="counts"),
+    sqlite_with_rowid=False,
+)
+"""The rows of ``errors`` counted ahead of time, per hour (the hour a row's timestamp is
+in) and combination of the dimensions stats counts by and filters on; ``dims`` names the
+combination (a digest of its values, NULLs included), ``resolved`` how many of ``total``
+are resolved. Kept in the same transaction as every change to ``errors``."""
+
 
 error_groups = Table(
     "error_groups",
