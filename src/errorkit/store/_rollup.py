@@ -10,6 +10,7 @@ the whole hours of a window from here and counts only the partial hours at its e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import operator
@@ -91,6 +92,21 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@functools.cache
+def _count_upsert(dialect_name: str) -> Any:
+    """The counts' upsert, built once per dialect."""
+    table = error_counts_hourly
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.hour, table.c.dims],
+        set_={
+            "total": table.c.total + statement.excluded.total,
+            "resolved": table.c.resolved + statement.excluded.resolved,
+        },
+    )
+
+
 def add_changes(connection: Connection, change: Change) -> None:
     """Add ``change`` to the counts: new combinations are created, counts that reach zero
     rows are deleted. Rows are taken in one order (hour, name) so concurrent writers
@@ -106,16 +122,9 @@ def add_changes(connection: Connection, change: Change) -> None:
     growing = [entry for entry in entries if entry[3] > 0]
     other = [entry for entry in entries if entry[3] <= 0]
     if growing:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.hour, table.c.dims],
-            set_={
-                "total": table.c.total + statement.excluded.total,
-                "resolved": table.c.resolved + statement.excluded.resolved,
-            },
+        connection.execute(
+            _count_upsert(connection.dialect.name), [_params(entry) for entry in growing]
         )
-        connection.execute(statement, [_params(entry) for entry in growing])
     if other:
         statement = (
             update(table)

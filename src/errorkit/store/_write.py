@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import and_, case, literal, or_
+from sqlalchemy import and_, bindparam, case, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -374,18 +374,23 @@ def _copy(connection: Connection, table: str, columns: str, rows: list[tuple[Any
             copy.write_row(row)
 
 
+@functools.cache
+def _delta_insert(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return (
+        dialect.insert(applied_deltas)
+        .on_conflict_do_nothing(index_elements=["delta_id"])
+        .returning(applied_deltas.c.delta_id)
+    )
+
+
 def _apply_deltas(
     connection: Connection, deltas: list[CountDelta], now: datetime
 ) -> list[CountDelta]:
     """The deltas not applied before, now recorded in ``applied_deltas``."""
     if not deltas:
         return []
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(applied_deltas)
-        .on_conflict_do_nothing(index_elements=["delta_id"])
-        .returning(applied_deltas.c.delta_id)
-    )
+    statement = _delta_insert(connection.dialect.name)
     ordered = sorted(deltas, key=operator.attrgetter("delta_id"))
     params = [{"delta_id": delta.delta_id, "applied_at": now} for delta in ordered]
     applied = set(connection.execute(statement, params).scalars())
@@ -434,21 +439,20 @@ def _add_to(
     return group
 
 
-def _upsert_groups(
-    connection: Connection, groups: list[_Group], now: datetime
-) -> tuple[list[str], list[str]]:
-    """Add each group's occurrences; returns (created, reopened) fingerprints."""
-    if not groups:
-        return [], []
+@functools.cache
+def _group_upsert(dialect_name: str) -> Any:
+    """The group upsert, built once per dialect (building it costs more than running it for
+    a small batch); ``now`` is a parameter of each row."""
     table = error_groups
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement = dialect.insert(table)
     new = statement.excluded
+    now = bindparam("upsert_now", type_=table.c.regressed_at.type)
     reopen = and_(
         table.c.status == "resolved",
         or_(table.c.resolved_at.is_(None), new.last_seen > table.c.resolved_at),
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[table.c.fingerprint],
         set_={
             "count": table.c.count + new.count,
@@ -466,11 +470,18 @@ def _upsert_groups(
                 else_=table.c.last_error_id,
             ),
             "status": case((reopen, literal("regressed")), else_=table.c.status),
-            "regressed_at": case(
-                (reopen, literal(now, table.c.regressed_at.type)), else_=table.c.regressed_at
-            ),
+            "regressed_at": case((reopen, now), else_=table.c.regressed_at),
         },
     ).returning(table.c.fingerprint, table.c.count, table.c.status, table.c.regressed_at)
+
+
+def _upsert_groups(
+    connection: Connection, groups: list[_Group], now: datetime
+) -> tuple[list[str], list[str]]:
+    """Add each group's occurrences; returns (created, reopened) fingerprints."""
+    if not groups:
+        return [], []
+    statement = _group_upsert(connection.dialect.name)
     params = [
         {
             "fingerprint": g.fingerprint,
@@ -485,6 +496,7 @@ def _upsert_groups(
             "last_seen": g.last_seen,
             "last_error_id": g.last_error_id,
             "status": "unresolved",
+            "upsert_now": now,
         }
         for g in groups
     ]
