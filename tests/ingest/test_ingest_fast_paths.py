@@ -1,0 +1,116 @@
+"""The ingest's fast paths give what the plain ones give: the bracket count of JSON depth,
+the one-call inflate, the frame cache of the event mapping and its encoded data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_json
+from errorkit.ingest.envelope import json_depth
+
+LIMITS = IngestLimits()
+
+
+def _depth(value: Any) -> int:
+    """The nesting of a parsed value, by recursion (the test's values are shallow)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+# Strings made of what the count must see through: brackets, quotes, backslashes.
+_TRICKY = st.text(alphabet='[]{}"\\/ab\n\u00e9', max_size=12)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TRICKY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY, inner, max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_JSON, st.booleans(), st.booleans())
+def test_depth_is_the_nesting_of_the_document(value: Any, compact: bool, ascii_only: bool) -> None:
+    """Counted on the text, the depth is the parsed value's nesting, whatever its strings
+    hold (brackets, escaped quotes, escaped backslashes before a closing quote)."""
+    separators = (",", ":") if compact else (", ", ": ")
+    payload = json.dumps(value, separators=separators, ensure_ascii=ascii_only).encode()
+    assert json_depth(payload) == _depth(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON, st.integers(min_value=1, max_value=6))
+def test_the_limit_refuses_exactly_what_is_deeper(value: Any, limit: int) -> None:
+    """parse_json takes a document up to max_json_depth and refuses one level more, with
+    the depth in its message."""
+    payload = json.dumps(value).encode()
+    limits = IngestLimits(max_json_depth=limit)
+    if _depth(value) <= limit:
+        assert parse_json(payload, limits, "event") == value
+    else:
+        with pytest.raises(IngestRefused) as info:
+            parse_json(payload, limits, "event")
+        assert info.value.status == 400
+        assert f"nests {_depth(value)} levels deep" in info.value.message
+
+
+@pytest.mark.parametrize("depth", [65, 1023, 1024, 1025, 5000, 200_000])
+def test_valid_deep_documents_are_refused_for_their_depth(depth: int) -> None:
+    """Valid JSON nested past the limit is a 400 naming its depth, on both sides of the
+    parser's own limit (1024), without a recursion error."""
+    payload = b"[" * depth + b"]" * depth
+    with pytest.raises(IngestRefused) as info:
+        parse_json(payload, LIMITS, "event")
+    assert info.value.message == (
+        f"event nests {depth} levels deep, beyond max_json_depth={LIMITS.max_json_depth}"
+    )
+
+
+def test_the_first_wrong_thing_is_named() -> None:
+    """Bad UTF-8 is named before depth, depth before a syntax error, as before."""
+    cases = [
+        (b'["\xff"' + b"[" * 100, "not valid UTF-8"),
+        (b"[" * 100 + b"}", "levels deep"),
+        (b'{"a": [1, 2}', "not valid JSON"),
+    ]
+    for payload, words in cases:
+        with pytest.raises(IngestRefused) as info:
+            parse_json(payload, LIMITS, "event")
+        assert words in info.value.message
+
+
+@pytest.mark.parametrize("size", [0, 1, 7_000, 60_000, 2_000_000])
+def test_one_call_inflate_gives_the_whole_body(size: int) -> None:
+    """Small bodies (one call) and big ones (in steps) inflate to the same bytes."""
+    data = random.Random(size).randbytes(size // 2) + b"x" * (size - size // 2)
+    for encoding, body in (("gzip", gzip.compress(data)), ("deflate", zlib.compress(data))):
+        assert decode_body(body, encoding, LIMITS) == data
+
+
+def test_one_call_inflate_keeps_every_refusal() -> None:
+    """A small bomb, two gzip members, trailing garbage and a cut stream are told apart
+    as on the stepped path."""
+    limits = IngestLimits(max_envelope_bytes=1024 * 1024, ratio_floor_bytes=64 * 1024)
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(IngestRefused) as info:
+        decode_body(bomb, "gzip", limits)
+    assert info.value.status == 413
+    assert decode_body(gzip.compress(b"ab") + gzip.compress(b"cd"), "gzip", LIMITS) == b"abcd"
+    for body, words in (
+        (gzip.compress(b"ab") + b"junk", "garbage"),
+        (gzip.compress(b"ab" * 500)[:-4], "truncated"),
+        (b"\x1f\x8b" + b"\0" * 30, "corrupt"),
+    ):
+        with pytest.raises(IngestRefused) as info:
+            decode_body(body, "gzip", LIMITS)
+        assert (info.value.status, words in info.value.message) == (400, True)
