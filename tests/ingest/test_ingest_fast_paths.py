@@ -7,14 +7,23 @@ import gzip
 import json
 import random
 import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+import sentry_sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sentry_sdk.envelope import Envelope as SdkEnvelope
+from sentry_sdk.transport import Transport
 
-from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_json
+from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_envelope, parse_json
 from errorkit.ingest.envelope import json_depth
+from errorkit.ingest.events import event_to_record
+from errorkit.scrubbing import Scrubber
+from errorkit.store.records import ErrorRecord
 
 LIMITS = IngestLimits()
 
@@ -114,3 +123,112 @@ def test_one_call_inflate_keeps_every_refusal() -> None:
         with pytest.raises(IngestRefused) as info:
             decode_body(body, "gzip", LIMITS)
         assert (info.value.status, words in info.value.message) == (400, True)
+
+
+# --- the frame cache of the event mapping ------------------------------------------------------
+
+RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _build(event: dict[str, Any], scrubber: Scrubber) -> ErrorRecord | str:
+    """The record of ``event``, or the refusal's message."""
+    try:
+        return event_to_record(event, project="shop", scrubber=scrubber, received_at=RECEIVED)
+    except IngestRefused as exc:
+        return exc.message
+
+
+def _event(frames: list[Any]) -> dict[str, Any]:
+    return {
+        "event_id": "b" * 32,
+        "exception": {
+            "values": [{"type": "KeyError", "value": "'sku'", "stacktrace": {"frames": frames}}]
+        },
+    }
+
+
+_SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-2, max_value=3)
+    | st.sampled_from([0.0, 1.0, 2.5])
+    | st.sampled_from(["", "1", "app/cart.py", "/srv/app/x.py", "step", "password=hunter2"])
+)
+_FRAME = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        ("filename", "abs_path", "module", "function", "lineno", "in_app"), _SCALAR
+    )
+    | {"context_line": _SCALAR}
+    | {
+        "pre_context": _SCALAR | st.lists(_SCALAR, max_size=3),
+        "post_context": _SCALAR | st.lists(_SCALAR, max_size=3),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_FRAME, max_size=4), st.lists(_FRAME, max_size=4))
+def test_a_cached_stack_gives_the_uncached_record(
+    first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    """Whatever stack was seen before (one whose values are equal but of another type:
+    1, 1.0, True), a record is the one a fresh mapping builds, refusals included."""
+    warm = Scrubber()
+    _build(_event(first), warm)
+    for frames in (first, second):
+        assert _build(_event(frames), warm) == _build(_event(frames), Scrubber())
+
+
+SOURCE = """
+def load(order_id):
+    try:
+        return int("x" + str(order_id))
+    except ValueError as exc:
+        raise LookupError(f"order {order_id} not found, token=s3cr3t") from exc
+"""
+
+
+def test_sdk_events_map_the_same_from_the_cache(tmp_path: Path) -> None:
+    """Events sentry_sdk sent for one error at one place: the second and later ones come
+    from the cache and equal what an empty cache builds, frame for frame."""
+    path = tmp_path / "orders_mod.py"
+    path.write_text(SOURCE)
+    module = ModuleType("orders_mod")
+    module.__file__ = str(path)
+    exec(compile(SOURCE, str(path), "exec"), module.__dict__)
+    kept: list[SdkEnvelope] = []
+
+    class Keep(Transport):
+        def capture_envelope(self, envelope: SdkEnvelope) -> None:
+            kept.append(envelope)
+
+    client = sentry_sdk.Client(dsn="http://" + "a" * 32 + "@127.0.0.1:9/1", transport=Keep)
+    scope = sentry_sdk.get_global_scope()
+    old = scope.client
+    scope.set_client(client)
+    try:
+        for order in range(3):
+            try:
+                module.load(order)
+            except LookupError:
+                sentry_sdk.capture_exception()
+        client.flush()
+    finally:
+        scope.set_client(old)
+        client.close()
+    events = [
+        parse_json(item.payload, LIMITS, "event")
+        for envelope in kept
+        for item in parse_envelope(envelope.serialize(), LIMITS).items
+        if item.type == "event"
+    ]
+    assert len(events) == 3
+    warm = Scrubber()
+    records = [_build(event, warm) for event in events]
+    assert records == [_build(event, Scrubber()) for event in events]
+    first, later = records[0], records[2]
+    assert isinstance(first, ErrorRecord) and isinstance(later, ErrorRecord)
+    assert "s3cr3t" not in json.dumps(first.data)
+    # the same stack (its frames' lines) in both, built once
+    assert first.data["exceptions"][1]["frames"] is later.data["exceptions"][1]["frames"]
