@@ -23,7 +23,7 @@ from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_enve
 from errorkit.ingest.envelope import json_depth
 from errorkit.ingest.events import event_to_record
 from errorkit.scrubbing import Scrubber
-from errorkit.store.records import ErrorRecord
+from errorkit.store.records import EncodedData, ErrorRecord
 
 LIMITS = IngestLimits()
 
@@ -232,3 +232,18 @@ def test_sdk_events_map_the_same_from_the_cache(tmp_path: Path) -> None:
     assert "s3cr3t" not in json.dumps(first.data)
     # the same stack (its frames' lines) in both, built once
     assert first.data["exceptions"][1]["frames"] is later.data["exceptions"][1]["frames"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_FRAME, max_size=3), _JSON, _JSON)
+def test_encoded_data_is_the_json_of_the_data(
+    frames: list[dict[str, Any]], extra: Any, tags: Any
+) -> None:
+    """The data a mapped record brings its text with is that text, parsed back."""
+    event = _event(frames) | {"extra": {"x": extra}, "contexts": {"c": {"v": tags}}}
+    scrubber = Scrubber()
+    for _ in range(2):  # built, then from the cache
+        record = _build(event, scrubber)
+        if isinstance(record, ErrorRecord):
+            assert isinstance(record.data, EncodedData)
+            assert json.loads(record.data.json) == json.loads(json.dumps(dict(record.data)))

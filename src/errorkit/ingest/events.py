@@ -30,6 +30,7 @@ from errorkit.capturing.event import (
     MESSAGE_CODE,
     RecordBuilder,
     _cap_bytes,
+    _encode,
     _FrameList,
     _join_chain,
     _short,
@@ -570,7 +571,8 @@ def event_to_record(
         service=project,
         environment=_short(_string(event, "environment")),
         release=_short(_string(event, "release")),
-        data=data,
+        # its JSON made here, the frames' part once per stack: the store writes it as is
+        data=_encode(data),
     )
 
 
