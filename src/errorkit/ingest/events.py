@@ -30,6 +30,8 @@ from errorkit.capturing.event import (
     MESSAGE_CODE,
     RecordBuilder,
     _cap_bytes,
+    _encode,
+    _FrameList,
     _join_chain,
     _short,
     normalize_severity,
@@ -108,21 +110,33 @@ def _values(value: Any, where: str) -> list[Any]:
 
 # --- builders shared per scrubber ----------------------------------------------------------
 
-_builders: BoundedCache[tuple[int, int], tuple[Scrubber, RecordBuilder]] = BoundedCache(64)
 
+class _Builder(RecordBuilder):
+    """The capture's record builder, with the frames of the stacks it has seen: a stack
+    comes back with every occurrence of its error, and its frames, their JSON and
+    traceback text are built once (keyed by each frame's raw fields, see
+    :func:`_frames_key`)."""
 
-def _builder(scrubber: Scrubber, max_payload_bytes: int) -> RecordBuilder:
-    """The capture's record builder for ``scrubber`` (its caches live across events)."""
-    key = (id(scrubber), max_payload_bytes)
-    found = _builders.get(key)
-    if found is None or found[0] is not scrubber:
-        builder = RecordBuilder(
+    def __init__(self, *, max_payload_bytes: int, scrubber: Scrubber) -> None:
+        super().__init__(
             service="",
             environment=None,
             release=None,
             max_payload_bytes=max_payload_bytes,
             scrubber=scrubber,
         )
+        self.stacks: BoundedCache[tuple[Any, ...], _FrameList] = BoundedCache(4096)
+
+
+_builders: BoundedCache[tuple[int, int], tuple[Scrubber, _Builder]] = BoundedCache(64)
+
+
+def _builder(scrubber: Scrubber, max_payload_bytes: int) -> _Builder:
+    """The capture's record builder for ``scrubber`` (its caches live across events)."""
+    key = (id(scrubber), max_payload_bytes)
+    found = _builders.get(key)
+    if found is None or found[0] is not scrubber:
+        builder = _Builder(max_payload_bytes=max_payload_bytes, scrubber=scrubber)
         found = _builders.put(key, (scrubber, builder))
     return found[1]
 
@@ -211,7 +225,42 @@ def _frame(raw: Any, where: str, builder: RecordBuilder) -> dict[str, Any]:
     return frame
 
 
-def _frames(value: Mapping[str, Any], where: str, builder: RecordBuilder) -> tuple[list[Any], int]:
+def _frames_key(raw: list[Any]) -> tuple[Any, ...] | None:
+    """What :func:`_frame` reads of each of ``raw``'s frames, as one key; None when a value
+    is not of the exact type the key tells apart (text, a whole number, a boolean): 1,
+    1.0 and True are equal keys but not equal frames, so such stacks are not cached, and
+    neither are the malformed ones (their refusal names the field)."""
+    key: list[Any] = []
+    add = key.append
+    for frame in raw:
+        if type(frame) is not dict:
+            return None
+        get = frame.get
+        lineno = get("lineno")
+        in_app = get("in_app")
+        if not (lineno is None or type(lineno) is int) or not (
+            in_app is None or type(in_app) is bool
+        ):
+            return None
+        texts = (get("abs_path"), get("filename"), get("function"), get("module"))
+        source = get("context_line")
+        for text in (*texts, source):
+            if text is not None and type(text) is not str:
+                return None
+        around: list[tuple[str, ...] | None] = []
+        for name in ("pre_context", "post_context"):
+            lines = get(name)
+            if lines is None:
+                around.append(None)
+                continue
+            if type(lines) is not list or not all(type(line) is str for line in lines):
+                return None
+            around.append(tuple(lines))
+        add((texts, lineno, in_app, source, around[0], around[1]))
+    return tuple(key)
+
+
+def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[list[Any], int]:
     stacktrace = _mapping(value, "stacktrace", where)
     if stacktrace is None:
         return [], 0
@@ -220,13 +269,21 @@ def _frames(value: Mapping[str, Any], where: str, builder: RecordBuilder) -> tup
         return [], 0
     if not isinstance(raw, list):
         raise _refuse(f"field '{where}stacktrace.frames' must be a list")
+    key = _frames_key(raw)
+    if key is not None:
+        cached = builder.stacks.get(key)
+        if cached is not None:
+            return cached, cached.omitted
     omitted = 0
     indexed = list(enumerate(raw))
     if len(indexed) > MAX_FRAMES:
         omitted = len(indexed) - MAX_FRAMES
         indexed = indexed[:_HEAD_FRAMES] + indexed[-(MAX_FRAMES - _HEAD_FRAMES) :]
     frames = [_frame(f, f"{where}stacktrace.frames[{i}].", builder) for i, f in indexed]
-    return frames, omitted
+    if key is None:
+        return frames, omitted
+    # Shared read-only by the records of this stack, with its JSON and traceback text.
+    return builder.stacks.put(key, _FrameList(frames, omitted)), omitted
 
 
 def _foreign_classification(type_name: str, message: str, platform: str | None) -> Classification:
@@ -248,7 +305,7 @@ class _Unclassified(Exception):
 class _Exceptions:
     """The chain of an event's ``exception.values`` (oldest first, the raised one last)."""
 
-    def __init__(self, values: list[Any], builder: RecordBuilder) -> None:
+    def __init__(self, values: list[Any], builder: _Builder) -> None:
         for index, value in enumerate(values):
             if not isinstance(value, Mapping):
                 raise _refuse(f"field 'exception.values[{index}]' must be an object")
@@ -514,7 +571,8 @@ def event_to_record(
         service=project,
         environment=_short(_string(event, "environment")),
         release=_short(_string(event, "release")),
-        data=data,
+        # its JSON made here, the frames' part once per stack: the store writes it as is
+        data=_encode(data),
     )
 
 
