@@ -11,7 +11,9 @@ Two ways in, each on SQLite and then on PostgreSQL, each with a fresh store:
   (25 frames deep, 50 exception classes) with ``errorkit.configure(store_url=<DSN>)``.
 
 Each is timed end to end, from the first request (the first capture) until every event is
-a row of ``errors`` (the driver polls the count), and the server's peak RSS is its VmHWM.
+a row of ``errors`` (the driver polls the count); a run also stops sending after
+``ERRORKIT_BENCH_INGEST_SECONDS`` (30), so a slow server ends in bounded time and is timed
+on what it stored. The server's peak RSS is its VmHWM, its CPU time is read from /proc.
 Beside each, **raw** is the same rows (read back from the store) written by the driver into
 a table of the same shape: ``executemany`` (sqlite3) or ``COPY`` (psycopg 3) in 1000-row
 transactions, the write path with nothing else around it. The last column compares with
@@ -24,7 +26,8 @@ puts it.
 
 Environment: ``ERRORKIT_BENCH_INGEST_EVENTS`` (default 20000),
 ``ERRORKIT_BENCH_TRANSPORT_EVENTS`` (default 10000), ``ERRORKIT_BENCH_INGEST_BACKENDS``
-(default ``sqlite,postgres``), ``ERRORKIT_BENCH_POSTGRES_URL`` (a database of its own is
+(default ``sqlite,postgres``), ``ERRORKIT_BENCH_INGEST_PATHS`` (default
+``sentry,transport``), ``ERRORKIT_BENCH_POSTGRES_URL`` (a database of its own is
 created on it and dropped at the end).
 """
 
@@ -55,6 +58,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS = int(os.environ.get("ERRORKIT_BENCH_INGEST_EVENTS", "20000"))
 TRANSPORT_EVENTS = int(os.environ.get("ERRORKIT_BENCH_TRANSPORT_EVENTS", "10000"))
 BACKENDS = os.environ.get("ERRORKIT_BENCH_INGEST_BACKENDS", "sqlite,postgres").split(",")
+#: Each run stops sending after this long, so a slow server still ends in bounded time.
+SECONDS = int(os.environ.get("ERRORKIT_BENCH_INGEST_SECONDS", "30"))
+PATHS = os.environ.get("ERRORKIT_BENCH_INGEST_PATHS", "sentry,transport").split(",")
 CONNECTIONS = 8
 GROUPS = 50
 FRAMES = 25
@@ -106,6 +112,11 @@ function response(status, headers, body)
     wrk.thread:stop()
   end
 end
+
+function done(summary, latency, requests)
+  io.write("EK_DONE requests=" .. summary.requests .. " failed=" .. summary.errors.status .. "\n")
+  io.stdout:flush()
+end
 """
 
 APP = r"""
@@ -148,6 +159,7 @@ class Run:
     stored: int
     seconds: float
     rss_mib: float
+    cpu: float = 0.0
     answered_seconds: float | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     raw: float = 0.0
@@ -339,20 +351,26 @@ class Counter:
             self._pg.close()
 
 
-def wait_stored(count: Counter, target: int) -> tuple[int, float]:
-    """Poll until ``target`` rows are stored (or nothing new came for STALL_SECONDS);
-    returns the count and the monotonic time it was seen."""
+def wait_stored(count: Counter, target: int, until: float = float("inf")) -> tuple[int, float]:
+    """Poll until ``target`` rows are stored (or the monotonic time ``until``, or nothing
+    new came for STALL_SECONDS); returns the count and the monotonic time it was seen."""
     last, last_change = -1, time.monotonic()
     while True:
         now_count = count()
         now = time.monotonic()
-        if now_count >= target:
+        if now_count >= target or now >= until:
             return now_count, now
         if now_count != last:
             last, last_change = now_count, now
         elif now - last_change > STALL_SECONDS:
             return now_count, last_change
         time.sleep(0.02)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -366,17 +384,19 @@ def _driver_url(store_url: str) -> str:
     return store_url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def _read_until(stream: Any, marker: str) -> str:
+def _read_until(stream: Any, *markers: str) -> str:
     while True:
         line = stream.readline()
         if not line:
-            message = f"the load generator ended before printing {marker}"
+            message = f"the load generator ended before printing {' or '.join(markers)}"
             raise RuntimeError(message)
-        if line.startswith(marker):
+        if line.startswith(markers):
             return str(line)
 
 
 def run_sentry(store_url: str, backend: str, folder: Path, bodies: tuple[Path, Path]) -> Run:
+    """wrk sends EVENTS envelopes (or for SECONDS, whichever ends first); timed until
+    every event answered 200 is stored."""
     wrk = ensure_wrk()
     if wrk is None:
         message = "wrk is missing and could not be installed (apt-get install wrk)"
@@ -388,18 +408,27 @@ def run_sentry(store_url: str, backend: str, folder: Path, bodies: tuple[Path, P
     count = Counter(store_url)
     try:
         with tracker(store_url, folder) as (port, server):
-            command = [*_pin(1), wrk, "-t1", f"-c{CONNECTIONS}", "-d600s", "-s", str(script)]
-            command += [f"http://127.0.0.1:{port}", "--", f"/api/{project_id}/envelope/"]
-            command += [auth, str(EVENTS), str(bodies[0]), str(bodies[1])]
+            command = [*_pin(1), wrk, "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s"]
+            command += ["-s", str(script), f"http://127.0.0.1:{port}", "--"]
+            command += [f"/api/{project_id}/envelope/", auth, str(EVENTS)]
+            command += [str(bodies[0]), str(bodies[1])]
             load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             try:
                 _read_until(load.stdout, "EK_READY")
-                started = time.monotonic()
-                status_line = _read_until(load.stdout, "EK_STATUS")
+                started, cpu = time.monotonic(), cpu_seconds(server.pid)
+                line = _read_until(load.stdout, "EK_STATUS", "EK_DONE")
                 answered = time.monotonic() - started
                 # wrk's main thread sleeps for -d even once its threads stopped: SIGINT ends it.
                 load.send_signal(signal.SIGINT)
-                stored, at = wait_stored(count, EVENTS)
+                statuses = dict(part.split("=") for part in line.split()[1:])
+                if line.startswith("EK_DONE"):  # the time bound came first
+                    sent = int(statuses.pop("requests"))
+                    statuses = {
+                        "200": sent - int(statuses["failed"]),
+                        "4xx/5xx": statuses["failed"],
+                    }
+                stored, at = wait_stored(count, int(statuses.get("200", 0)))
+                cpu = cpu_seconds(server.pid) - cpu
                 load.wait(timeout=60)
             finally:
                 if load.poll() is None:
@@ -408,20 +437,21 @@ def run_sentry(store_url: str, backend: str, folder: Path, bodies: tuple[Path, P
             rss = peak_rss_mib(server.pid)
     finally:
         count.close()
-    statuses = dict(part.split("=") for part in status_line.split()[1:])
     return Run(
         "sentry envelope",
         backend,
-        EVENTS,
+        sum(int(n) for n in statuses.values()),
         stored,
         at - started,
         rss,
+        cpu,
         answered,
         {code: int(n) for code, n in statuses.items()},
     )
 
 
 def run_transport(store_url: str, backend: str, folder: Path) -> Run:
+    """An app captures TRANSPORT_EVENTS errors; timed until all are stored (or SECONDS)."""
     public_key, project_id = make_key(store_url)
     count = Counter(store_url)
     try:
@@ -434,17 +464,16 @@ def run_transport(store_url: str, backend: str, folder: Path) -> Run:
             )
             try:
                 _read_until(app.stdout, "EK_START")
-                started = time.monotonic()
-                stored, at = wait_stored(count, TRANSPORT_EVENTS)
-                app.wait(timeout=60)
+                started, cpu = time.monotonic(), cpu_seconds(server.pid)
+                stored, at = wait_stored(count, TRANSPORT_EVENTS, started + SECONDS)
+                cpu = cpu_seconds(server.pid) - cpu
             finally:
-                if app.poll() is None:
-                    app.kill()
-                    app.wait()
+                app.kill()
+                app.wait()
             rss = peak_rss_mib(server.pid)
     finally:
         count.close()
-    return Run("errorkit transport", backend, TRANSPORT_EVENTS, stored, at - started, rss)
+    return Run("errorkit transport", backend, TRANSPORT_EVENTS, stored, at - started, rss, cpu)
 
 
 # -- raw: the same rows through the driver --------------------------------------------------
@@ -528,15 +557,16 @@ def fresh_store(backend: str, folder: Path, name: str) -> Iterator[str | None]:
 
 def print_table(runs: list[Run]) -> None:
     print(
-        f"\n{'path':20}{'backend':12}{'events':>8}{'stored':>8}{'seconds':>9}{'stored/s':>10}"
-        f"{'raw/s':>10}{'ours/raw':>10}{'vs Bugsink':>12}{'peak RSS':>11}"
+        f"\n{'path':20}{'backend':10}{'events':>8}{'stored':>8}{'seconds':>9}{'stored/s':>10}"
+        f"{'raw/s':>10}{'ours/raw':>10}{'vs Bugsink':>12}{'CPU ms/ev':>11}{'peak RSS':>11}"
     )
     for r in runs:
         ratio = f"{r.rate / r.raw:.3f}" if r.raw else "-"
+        per_event = f"{r.cpu * 1000 / r.stored:.2f}" if r.stored else "-"
         print(
-            f"{r.path:20}{r.backend:12}{r.events:>8}{r.stored:>8}{r.seconds:>9.2f}"
-            f"{r.rate:>10,.0f}{r.raw:>10,.0f}{ratio:>10}{r.rate / BUGSINK:>11.0f}x"
-            f"{r.rss_mib:>7.0f} MiB"
+            f"{r.path:20}{r.backend:10}{r.events:>8}{r.stored:>8}{r.seconds:>9.2f}"
+            f"{r.rate:>10,.0f}{r.raw:>10,.0f}{ratio:>10}{r.rate / BUGSINK:>11.1f}x"
+            f"{per_event:>11}{r.rss_mib:>7.0f} MiB"
         )
     for r in runs:
         if r.answered_seconds is not None:
@@ -546,7 +576,7 @@ def print_table(runs: list[Run]) -> None:
                 f"({r.events / r.answered_seconds:,.0f}/s); answers {answers}"
             )
         if r.stored < r.events:
-            print(f"{r.path}, {r.backend}: only {r.stored} of {r.events} stored (stalled)")
+            print(f"{r.path}, {r.backend}: {r.stored} of {r.events} stored within the bound")
 
 
 def main() -> None:
@@ -566,7 +596,7 @@ def main() -> None:
             flush=True,
         )
         for backend in BACKENDS:
-            for path in ("sentry", "transport"):
+            for path in PATHS:
                 with fresh_store(backend, folder, f"{backend}-{path}") as url:
                     if url is None:
                         continue
@@ -588,7 +618,8 @@ def main() -> None:
     print(
         "\nstored/s: end to end, first request until the last row is in `errors`; raw/s: "
         "the same rows by executemany (SQLite) / COPY (PostgreSQL), 1000 a transaction; "
-        f"vs Bugsink: stored/s / {BUGSINK} events/s"
+        f"vs Bugsink: stored/s / {BUGSINK} events/s; CPU ms/ev: the server's CPU time "
+        "(user + system) per stored event"
     )
 
 

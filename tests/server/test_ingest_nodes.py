@@ -297,15 +297,23 @@ def test_three_nodes_store_each_event_once_and_alert_once(
         barrier = threading.Barrier(NODES, timeout=SEND_SECONDS)
 
         def storm(node: Node) -> None:
-            for event_id, _, body in stormed:
-                barrier.wait()
-                sender.send(node, event_id, body)
+            try:
+                for event_id, _, body in stormed:
+                    barrier.wait()
+                    sender.send(node, event_id, body)
+            except BaseException:
+                barrier.abort()  # the other storm threads stop at once instead of waiting
+                raise
 
         def plain(worker: int) -> None:
-            for i, (event_id, _, body) in enumerate(single[worker::6]):
-                sender.send(nodes[(worker + i) % NODES], event_id, body)
-                if i % 4 == 0:  # and some retried later, on the next node
-                    sender.send(nodes[(worker + i + 1) % NODES], event_id, body)
+            try:
+                for i, (event_id, _, body) in enumerate(single[worker::6]):
+                    sender.send(nodes[(worker + i) % NODES], event_id, body)
+                    if i % 4 == 0:  # and some retried later, on the next node
+                        sender.send(nodes[(worker + i + 1) % NODES], event_id, body)
+            except BaseException:
+                barrier.abort()
+                raise
 
         with ThreadPoolExecutor(max_workers=NODES + 6) as pool:
             futures = [pool.submit(storm, node) for node in nodes]
