@@ -31,8 +31,12 @@ from errorkit.errors import AppError
 
 __all__ = [
     "DEFAULT_PLACEHOLDER",
+    "ChainLink",
     "Grouping",
     "apply_override",
+    "chain_structure",
+    "frames_signature",
+    "group_chain",
     "group_exception",
     "group_message",
     "is_in_app",
@@ -224,26 +228,71 @@ def _members(exc: BaseException) -> tuple[str, ...]:
     return ()
 
 
-def _frames_signature(exc: BaseException) -> str:
-    """``module:function`` of the in-app frames (all frames when none is in-app), with
-    consecutive repeats collapsed so the depth of a recursion does not split a group."""
+def _frame_entries(exc: BaseException) -> list[tuple[str, str, bool]]:
+    """``(module, function, in_app)`` of the innermost frames of ``exc``'s traceback."""
     frames = []
     tb = exc.__traceback__
     while tb is not None:
         frames.append(tb.tb_frame)
         tb = tb.tb_next
+    return [
+        (f.f_globals.get("__name__", "?"), f.f_code.co_qualname, is_in_app(f.f_code.co_filename))
+        for f in frames[-MAX_GROUPING_FRAMES:]
+    ]
+
+
+def frames_signature(frames: Sequence[tuple[str, str, bool]]) -> str:
+    """``module:function`` of the in-app frames among ``frames`` (``(module, function,
+    in_app)``, outermost first; all of them when none is in-app), with consecutive repeats
+    collapsed so the depth of a recursion does not split a group. Only the innermost
+    :data:`MAX_GROUPING_FRAMES` count."""
     frames = frames[-MAX_GROUPING_FRAMES:]
-    entries = [
-        (f.f_globals.get("__name__", "?"), f.f_code.co_qualname)
-        for f in frames
-        if is_in_app(f.f_code.co_filename)
-    ] or [(f.f_globals.get("__name__", "?"), f.f_code.co_qualname) for f in frames]
+    entries = [(m, f) for m, f, in_app in frames if in_app] or [(m, f) for m, f, _ in frames]
     collapsed: list[str] = []
     for module, function in entries:
         text = f"{module}:{function}"
         if not collapsed or collapsed[-1] != text:
             collapsed.append(text)
     return "|".join(collapsed)
+
+
+class ChainLink(NamedTuple):
+    """One exception of a chain as grouping reads it: its type's dotted name (bare for
+    builtins), its frames as ``(module, function, in_app)`` (outermost first) and, for an
+    exception group, its members' type names."""
+
+    type_name: str
+    frames: Sequence[tuple[str, str, bool]]
+    members: tuple[str, ...] = ()
+
+
+def chain_structure(chain: Sequence[ChainLink], service: str, code: str) -> str:
+    """The digest of everything but the message that groups an exception chain (the raised
+    exception first, at most :data:`MAX_GROUPING_CHAIN`): the service, the code and each
+    link's type, in-app frames and members."""
+    structure = "\x1e".join(
+        f"{link.type_name}\x1d{frames_signature(link.frames)}\x1d{','.join(link.members)}"
+        for link in chain[:MAX_GROUPING_CHAIN]
+    )
+    return _digest("exception", service, code, structure)
+
+
+def _grouping(structure: str, message: str, shown: str, name: str) -> Grouping:
+    title = f"{name}: {shown}" if shown else name
+    return Grouping(_digest(structure, message), title[:MAX_TITLE])
+
+
+def group_chain(chain: Sequence[ChainLink], service: str, code: str, message: str) -> Grouping:
+    """The fingerprint and title of an exception known only as data (an SDK's event), by
+    the rule of :func:`group_exception`: ``chain`` holds the raised exception first, then
+    its causes; ``code`` is its classification's code (``""`` when unclassified);
+    ``message`` is the raised exception's text."""
+    if not chain:
+        msg = "group_chain() needs at least the raised exception"
+        raise ValueError(msg)
+    norm = normalize_message(message)
+    name = chain[0].type_name.rpartition(".")[2]
+    return _grouping(chain_structure(chain, service, code), norm, norm, name)
 
 
 class _Keep(dict[str, Any]):
@@ -303,11 +352,8 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
     key = (service, code, *_key(chain))
     structure = _structures.get(key)
     if structure is None:
-        structure = "\x1e".join(
-            f"{_type_name(type(m))}\x1d{_frames_signature(m)}\x1d{','.join(_members(m))}"
-            for m in chain
-        )
-        structure = _digest("exception", service, code, structure)
+        links = [ChainLink(_type_name(type(m)), _frame_entries(m), _members(m)) for m in chain]
+        structure = chain_structure(links, service, code)
         _pin(chain)
         _structures.put(key, structure)
     if isinstance(exc, AppError) and exc.__traceback__ is None and not type(exc).group_by:
@@ -319,9 +365,7 @@ def group_exception(exc: BaseException, service: str) -> Grouping:
     if found is not None:
         return found
     shown = normalize_message(_grouping_message(exc, _Shown))
-    name = type(exc).__name__
-    title = f"{name}: {shown}" if shown else name
-    grouping = Grouping(_digest(structure, message), title[:MAX_TITLE])
+    grouping = _grouping(structure, message, shown, type(exc).__name__)
     _groupings.put(final_key, grouping)
     return grouping
 
