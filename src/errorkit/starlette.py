@@ -232,5 +232,6 @@ def mount_admin(
         breakers=breakers,
         prefix="",
         session_secret=session_secret,
+        ingest=False,  # the embedded tracker reads the app's own store; it takes no SDK traffic
     )
     app.mount(path, tracker)

@@ -27,6 +27,7 @@ from errorkit.cli.store_cmds import (
     _Unavailable,
     _when,
 )
+from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT
 from errorkit.store import ErrorStore, InvalidQuery, InvalidStoreURL, StoreError
 from errorkit.store.engine import describe_url, normalize_url
 from errorkit.store.tokens import ApiToken, TokenStore
@@ -295,6 +296,28 @@ def is_loopback(host: str) -> bool:
         "own every `interval`, and edited through PREFIX/api/alerts/rules (written back here)."
     ),
 )
+@click.option(
+    "--ingest/--no-ingest",
+    default=True,
+    show_default=True,
+    help=(
+        "Take Sentry SDK traffic at POST /api/<project_id>/envelope/ and /store/, "
+        "authenticated by DSN keys (`errorkit keys create`)."
+    ),
+)
+@click.option(
+    "--ingest-rate-limit",
+    type=click.IntRange(min=0),
+    default=DEFAULT_RATE_LIMIT,
+    show_default=True,
+    metavar="N",
+    envvar="ERRORKIT_INGEST_RATE_LIMIT",
+    show_envvar=True,
+    help=(
+        "Events per minute a DSN key may send unless the key has a limit of its own "
+        "(0: no limit). Counted by each server process on its own."
+    ),
+)
 def serve(
     store_url: str,
     host: str,
@@ -303,9 +326,12 @@ def serve(
     namespace: str,
     prefix: str,
     alerts_path: str | None,
+    ingest: bool,
+    ingest_rate_limit: int,
 ) -> None:
     """Run the tracker on the store (uvicorn): its API under PREFIX/api/, its dashboard
-    at PREFIX/ (log in with a token or a user from `errorkit users add`).
+    at PREFIX/ (log in with a token or a user from `errorkit users add`), and the
+    Sentry-compatible ingest at /api/<project_id>/envelope/ (see docs/ingest.md).
 
     Binding to an address other than loopback is refused until an admin token exists.
     With --alerts FILE the alert rules in FILE are evaluated from startup to shutdown.
@@ -340,12 +366,25 @@ def serve(
 
     breakers = None if redis_url is None else RedisBreakers.from_url(redis_url, namespace=namespace)
     try:
-        app = create_app(store=store, breakers=breakers, prefix=prefix, alerts_config=alerts_path)
+        app = create_app(
+            store=store,
+            breakers=breakers,
+            prefix=prefix,
+            alerts_config=alerts_path,
+            ingest=ingest,
+            ingest_rate_limit=ingest_rate_limit,
+        )
     except AlertConfigError as exc:
         store.close()
         raise click.BadParameter(str(exc), param_hint="--alerts") from None
     root = f"http://{host}:{port}{prefix.rstrip('/')}"
     click.echo(f"errorkit tracker on {root}/api/ ({shown}); dashboard at {root}/")
+    if ingest:
+        limit = f"{ingest_rate_limit}/min per key" if ingest_rate_limit else "no rate limit"
+        click.echo(
+            f"ingest: http://{host}:{port}/api/<project_id>/envelope/ for Sentry SDKs "
+            f"(DSN keys from `errorkit keys create`; {limit})"
+        )
     if alerts_path is not None:
         manager = run_alerts(app, store)
         interval = app.state.errorkit_alerts.config.interval.total_seconds()

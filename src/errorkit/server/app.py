@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -49,6 +49,10 @@ from errorkit.store import (
 )
 from errorkit.store.repository import MAX_LIMIT, StatsFilters
 from errorkit.store.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from errorkit.ingest.limits import IngestLimits
+    from errorkit.scrubbing import Scrubber
 
 __all__ = ["create_app", "tracker_health"]
 
@@ -272,6 +276,11 @@ def create_app(
     session_secret: str | bytes | None = None,
     login_limiter: LoginLimiter | None = None,
     alerts_config: str | Path | None = None,
+    ingest: bool = True,
+    ingest_rate_limit: int | None = None,
+    ingest_limits: IngestLimits | None = None,
+    ingest_spool: str | os.PathLike[str] | None = None,
+    scrubber: Scrubber | None = None,
 ) -> FastAPI:
     """The tracker's API as an ASGI app, on the store at ``store_url`` (or ``store``).
 
@@ -287,6 +296,15 @@ def create_app(
     ``ERRORKIT_SESSION_SECRET``, else a random key, so sessions end on restart and each
     worker process has its own). ``login_limiter`` bounds failed logins (default: 5 per
     user and address in 15 minutes).
+
+    With ``ingest`` (the default) the Sentry-compatible ingest is served at the root:
+    ``POST /api/<project_id>/envelope/`` and ``POST /api/<project_id>/store/``,
+    authenticated by a project's DSN key (``errorkit projects create``, ``errorkit keys
+    create``), not by a token. ``ingest_rate_limit`` is the events per minute a key may
+    send unless it has a limit of its own (default 6000; 0 for none; counted per server
+    process), ``ingest_limits`` bounds the bodies (see ``docs/ingest.md``),
+    ``ingest_spool`` is where events wait while the store is down (default: the store's
+    spool directory) and ``scrubber`` scrubs them (default: errorkit's default scrubber).
     """
     if (store is None) == (store_url is None):
         if store is None:
@@ -736,6 +754,17 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
+    if ingest:
+        from errorkit.ingest.app import DEFAULT_RATE_LIMIT, mount_ingest
+
+        mount_ingest(
+            app,
+            the_store,
+            rate_limit=DEFAULT_RATE_LIMIT if ingest_rate_limit is None else ingest_rate_limit,
+            limits=ingest_limits,
+            spool=ingest_spool,
+            scrubber=scrubber,
+        )
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
 
