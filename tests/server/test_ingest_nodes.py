@@ -294,6 +294,7 @@ def test_three_nodes_store_each_event_once_and_alert_once(
     try:
         nodes = [_start_node(postgres_url, tmp_path / f"node-{i}", alerts) for i in range(NODES)]
         _wait_ready(nodes)
+        sender.deadline = time.monotonic() + SEND_SECONDS  # the bound starts now
         barrier = threading.Barrier(NODES, timeout=SEND_SECONDS)
 
         def storm(node: Node) -> None:
