@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import tracemalloc
 import zlib
 from typing import Any
 
@@ -379,3 +380,36 @@ def test_random_json_parses_or_is_refused(payload: bytes) -> None:
     except IngestRefused as refused:
         status = refused.status
     assert status in (200, 400)
+
+
+def test_a_bomb_costs_at_most_the_limit_in_memory() -> None:
+    """Inflating a 10 GiB bomb holds the limit's worth of output plus a step, never more."""
+    limits = IngestLimits(max_envelope_bytes=4 * MIB, max_event_bytes=MIB)
+    bomb = _gzip_bomb(10)
+    tracemalloc.start()
+    try:
+        refused = _refused(decode_body, bomb, "gzip", limits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.status == 413
+    assert peak < 4 * MIB + 3 * MIB
+
+
+def _deflate_bomb(gib: int) -> bytes:
+    """Like _gzip_bomb, as a zlib-wrapped deflate stream."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS)
+    block = bytes(16 * MIB)
+    head = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    repeat = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    return head + repeat * (gib * 64 - 1)
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "br"])
+def test_deflate_and_brotli_bombs_stop_at_the_envelope_limit(encoding: str) -> None:
+    """With the ratio out of the way, deflate and br bombs stop at max_envelope_bytes."""
+    limits = IngestLimits(max_envelope_bytes=2 * MIB, max_event_bytes=MIB, max_ratio=10**9)
+    body = _deflate_bomb(1) if encoding == "deflate" else brotli.compress(bytes(64 * MIB))
+    refused = _refused(decode_body, body, encoding, limits)
+    assert refused.status == 413
+    assert "max_envelope_bytes" in refused.message

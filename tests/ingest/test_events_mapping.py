@@ -430,3 +430,26 @@ def test_random_events_become_records_or_are_refused(event: dict[str, Any]) -> N
         assert record.severity in {"debug", "info", "warning", "error", "critical"}
         json.dumps(record.data, allow_nan=True)
     assert status in (200, 400)
+
+
+def test_python_builtin_exceptions_get_their_local_classification() -> None:
+    """A Python SDK's TimeoutError gets the code, type, status and group local capture
+    gives a TimeoutError; another platform's TimeoutError stays unclassified."""
+    try:
+        raise TimeoutError("upstream took 30s")
+    except TimeoutError as exc:
+        local = exc
+    event = {
+        "platform": "python",
+        "exception": {"values": [{"type": "TimeoutError", "value": "upstream took 30s"}]},
+    }
+    record = _record(event)
+    assert (record.error_code, record.error_type, record.status) == (
+        "TIMEOUT_ERROR",
+        "timeout_error",
+        504,
+    )
+    assert record.data["classification"]["retriable"] is True
+    assert _record({**event, "platform": "javascript"}).error_code == "INTERNAL_ERROR"
+    frames_free = group_exception(local.with_traceback(None), "shop")
+    assert record.fingerprint == frames_free.fingerprint

@@ -51,6 +51,8 @@ EVENT_ITEM_TYPES = frozenset({"event", "transaction"})
 
 #: Decompressed bytes produced per step: what is held beyond the limit at most.
 _STEP = 1024 * 1024
+#: Compressed bytes fed to the decoder at a time.
+_IN_STEP = 64 * 1024
 #: Content-Encoding layers decoded in one body ("gzip, br").
 _MAX_LAYERS = 3
 
@@ -123,36 +125,50 @@ def _too_big(name: str, limit: int, limits: IngestLimits) -> IngestRefused:
 
 def _inflate(name: str, data: bytes, wbits: int, limit: int, limits: IngestLimits) -> bytes:
     """``data`` through zlib (``wbits`` picks the framing), at most ``limit`` bytes out.
+
+    Input is fed in slices of :data:`_IN_STEP` bytes and output taken in steps of at most
+    :data:`_STEP`, so what is held beyond the body is the output so far plus a step.
     Concatenated gzip members are each inflated; anything else after the end is refused."""
     out: list[bytes] = []
     size = 0
-    pending = data
+    view = memoryview(data)
+    offset = 0
+    pending: bytes | memoryview = b""
     inflater = zlib.decompressobj(wbits)
     try:
         while True:
+            if not pending and offset < len(data):
+                pending = view[offset : offset + _IN_STEP]
+                offset += len(pending)
             chunk = inflater.decompress(pending, min(_STEP, limit - size + 1))
             size += len(chunk)
             if size > limit:
                 raise _too_big(name, limit, limits)
-            out.append(chunk)
+            if chunk:
+                out.append(chunk)
             pending = inflater.unconsumed_tail
             if inflater.eof:
-                rest = inflater.unused_data
-                if not rest:
+                offset -= len(inflater.unused_data)  # the bytes after this stream's end
+                if offset >= len(data):
                     break
-                if name == "gzip" and rest[:2] == b"\x1f\x8b":
+                if name == "gzip" and data[offset : offset + 2] == b"\x1f\x8b":
                     inflater = zlib.decompressobj(wbits)
-                    pending = rest
+                    pending = b""
                     continue
-                msg = f"{name} body has {len(rest)} bytes of garbage after the end of its stream"
+                msg = (
+                    f"{name} body has {len(data) - offset} bytes of garbage after the end "
+                    "of its stream"
+                )
                 raise IngestRefused(400, msg)
-            if not chunk:  # input used up (or no progress) and the stream did not end
+            if not chunk and not pending and offset >= len(data):
                 msg = f"{name} body is truncated (its stream does not end)"
                 raise IngestRefused(400, msg)
     except zlib.error as exc:
         msg = f"{name} body is corrupt: {exc}"
         raise IngestRefused(400, msg) from None
-    return out[0] if len(out) == 1 else b"".join(out)
+    if len(out) == 1:
+        return out[0]
+    return b"".join(out)
 
 
 def _gunzip(data: bytes, limit: int, limits: IngestLimits) -> bytes:
