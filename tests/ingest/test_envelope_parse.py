@@ -11,6 +11,7 @@ from typing import Any
 
 import brotli
 import pytest
+import sentry_sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
@@ -413,3 +414,28 @@ def test_deflate_and_brotli_bombs_stop_at_the_envelope_limit(encoding: str) -> N
     refused = _refused(decode_body, body, encoding, limits)
     assert refused.status == 413
     assert "max_envelope_bytes" in refused.message
+
+
+@pytest.mark.parametrize("algo", ["gzip", "br"])
+def test_the_sdks_http_transport_body_decodes(algo: str) -> None:
+    """The body and Content-Encoding sentry_sdk's own HTTP transport would POST (gzip, or br
+    when brotli is installed) decode and parse back to the envelope it serialised."""
+    client = sentry_sdk.Client(
+        dsn="http://" + "b" * 32 + "@127.0.0.1:9/3",
+        default_integrations=False,
+        _experiments={"transport_compression_algo": algo},
+    )
+    try:
+        transport = client.transport
+        assert transport is not None
+        envelope = SdkEnvelope(headers={"event_id": "c" * 32})
+        envelope.add_event({"event_id": "c" * 32, "message": "over the wire"})
+        prepared = transport._prepare_envelope(envelope)  # type: ignore[attr-defined]
+        assert prepared is not None
+        _, body, headers = prepared
+        assert headers["Content-Encoding"] == algo
+        data = decode_body(body.getvalue(), headers["Content-Encoding"], LIMITS)
+    finally:
+        client.close()
+    parsed = parse_envelope(data, LIMITS)
+    assert parse_json(parsed.items[0].payload, LIMITS, "event")["message"] == "over the wire"

@@ -451,5 +451,7 @@ def test_python_builtin_exceptions_get_their_local_classification() -> None:
     )
     assert record.data["classification"]["retriable"] is True
     assert _record({**event, "platform": "javascript"}).error_code == "INTERNAL_ERROR"
+    own = {"values": [{"type": "TimeoutError", "module": "shop.errors", "value": "x"}]}
+    assert _record({**event, "exception": own}).error_code == "INTERNAL_ERROR"
     frames_free = group_exception(local.with_traceback(None), "shop")
     assert record.fingerprint == frames_free.fingerprint

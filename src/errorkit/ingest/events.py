@@ -282,7 +282,9 @@ class _Exceptions:
                     )
                 )
         raised = values[-1]
-        self.raised_type = _string(raised, "type") or ""
+        module = _string(raised, "module")
+        # A builtin's name only when nothing says it is another module's class.
+        self.builtin_type = (_string(raised, "type") or "") if module in (None, "builtins") else ""
         self.raised_text = _string(raised, "value") or ""
         mechanism = raised.get("mechanism")
         self.mechanism = (
@@ -391,7 +393,7 @@ def event_to_record(
     status: int | None = None
     if values:
         chain = _Exceptions(values, builder)
-        classification = _foreign_classification(chain.raised_type, chain.raised_text, platform)
+        classification = _foreign_classification(chain.builtin_type, chain.raised_text, platform)
         code = str(classification.code)
         grouping = group_chain(
             chain.links, project, "" if code == _UNCLASSIFIED else code, chain.raised_text
@@ -416,7 +418,7 @@ def event_to_record(
         stack = exception_type = None
         error_type = ErrorType.UNKNOWN.value
         code = MESSAGE_CODE
-        severity = normalize_severity(level, "info" if level is None else "error")
+        severity = normalize_severity(level, "error")
         message = builder.clean(shown)
     grouping = _override(event, grouping, project)
     if level is not None:
