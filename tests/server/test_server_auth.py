@@ -9,10 +9,15 @@ import pytest
 from fastapi.routing import APIRoute
 from tests.server.conftest import Tracker
 
+from errorkit.store.projects import ProjectStore
+
 OPEN = {("get", "/admin/api/health/live")}
 # The Sentry-compatible ingest takes no tracker token: SDKs authenticate with a project's
 # DSN key, so it has a matrix of its own (tests/ingest/test_ingest_http.py).
 INGEST = {("post", "/api/{project_id}/envelope/"), ("post", "/api/{project_id}/store/")}
+#: Routes authenticated by a project key, not an API token: their own key matrix is in
+#: tests/transport/test_transport_route.py.
+PROJECT_KEY = {("post", "/api/{project_id}/errorkit/batch/")}
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 AUTH_CODES = {"AUTH_REQUIRED", "AUTH_TOKEN_INVALID", "AUTH_TOKEN_EXPIRED"}
 
@@ -23,7 +28,8 @@ def _routes(tracker: Tracker) -> list[tuple[str, str]]:
         (method, path)
         for path, operations in schema["paths"].items()
         for method in operations
-        if method in {"get", "post", "put", "patch", "delete"} and (method, path) not in INGEST
+        if method in {"get", "post", "put", "patch", "delete"}
+        and (method, path) not in INGEST | PROJECT_KEY
     )
 
 
@@ -42,7 +48,12 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
 def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, Any] | None]:
     """A concrete URL (path parameters filled with things that exist) and a valid body."""
     group = tracker.store.groups(limit=1).items[0]
+    projects = ProjectStore(tracker.store)
+    project = projects.project("matrix-project") or projects.create_project("matrix-project")
+    keys = projects.list_keys(project.id) or [projects.create_key(project.id)]
     values = {
+        "project": str(project.id),
+        "key": str(keys[0].id),
         "group_id": str(group.id),
         "error_id": tracker.seeded.boom_ids[0],
         "name": "payments",
@@ -55,6 +66,7 @@ def _request(tracker: Tracker, method: str, path: str) -> tuple[str, dict[str, A
         "/admin/api/alerts/rules": {"name": "matrix-new", "kind": "new_group"},
         "/admin/api/alerts/rules/{rule}": {"kind": "critical", "window": "5m"},
         "/admin/api/alerts/test": {"channel": "ops-log"},
+        "/admin/api/projects": {"name": "matrix-made"},
     }
     return url, bodies.get(path, {} if method in STATE_CHANGING else None)
 
@@ -78,6 +90,8 @@ def test_every_route_is_in_the_schema(tracker: Tracker) -> None:
     assert ("delete", "/admin/api/alerts/rules/{rule}") in routes
     schema = tracker.get("/openapi.json").json()
     assert {(m, p) for p, ops in schema["paths"].items() for m in ops} >= INGEST
+    assert ("post", "/admin/api/keys/{key}/revoke") in routes
+    assert ("get", "/admin/api/projects/{project}/outcomes") in routes
 
 
 CREDENTIALS = ["none", "read", "admin", "expired", "revoked", "expired_admin", "garbage", "basic"]

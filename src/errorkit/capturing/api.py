@@ -125,10 +125,8 @@ def configure(
             f"as errorkit.store.ErrorStore; got {type(store).__name__}"
         )
         raise TypeError(message)
-    from errorkit.store.engine import normalize_url
-
     settings = update_settings(**overrides)
-    normalize_url(settings.store_url)  # a bad URL fails here, with the accepted forms
+    _check_store_url(settings.store_url)  # a bad URL fails here, with the accepted forms
     if scrubber is not None:
         set_default_scrubber(scrubber)
     elif settings.scrub_keys or settings.scrub_patterns:
@@ -147,6 +145,35 @@ def configure(
     return current_runtime()
 
 
+def _check_store_url(url: str) -> None:
+    """A database URL, or a tracker's (``http(s)://<key>@host:port/<project_id>``, which
+    needs the ``http`` extra); raises InvalidStoreURL or MissingExtraError."""
+    from errorkit.store.http import is_tracker_url
+
+    if is_tracker_url(url):
+        from errorkit._extras import require
+        from errorkit.store.http import parse_tracker_url
+
+        parse_tracker_url(url)
+        require("httpx", extra="http", feature="an http(s):// store_url")
+        return
+    from errorkit.store.engine import normalize_url
+
+    normalize_url(url)
+
+
+def _open_store(url: str) -> BatchWriter:
+    """The writer of ``url``: a tracker's :class:`~errorkit.store.http.HttpStore` or a
+    database's :class:`~errorkit.store.ErrorStore` (neither connects yet)."""
+    from errorkit.store.http import HttpStore, is_tracker_url
+
+    if is_tracker_url(url):
+        return HttpStore(url)
+    from errorkit.store.repository import ErrorStore
+
+    return ErrorStore(url)
+
+
 #: The settings the pipeline takes, by the name of its parameter.
 _PIPELINE_SETTINGS = frozenset(inspect.signature(Pipeline).parameters) & {
     f.name for f in fields(Settings)
@@ -163,9 +190,7 @@ def _build(settings: Settings, store: BatchWriter | None) -> Pipeline:
     url = settings.store_url
 
     def open_store() -> BatchWriter:
-        from errorkit.store.repository import ErrorStore
-
-        return ErrorStore(url)
+        return _open_store(url)
 
     pipeline = Pipeline(
         store,

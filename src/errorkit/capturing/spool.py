@@ -1,12 +1,13 @@
 """The local spool: where batches wait while the store is down.
 
 A spool is a directory of JSON-lines files, one line per batch (``{"v": 1, "records": [...],
-"deltas": [...]}``), written with one ``fsync`` per batch, never per event. Each process
-appends to its own ``active-<pid>-<token>.jsonl``; a file is *sealed* (renamed to
-``sealed-...``) when it grows large, when its process replays, and when it closes. Replaying
-*claims* a file by renaming it (atomic, so two processes never replay the same file), writes
-its batches to the store and deletes it. Writes are idempotent by ``error_id`` and
-``delta_id``, so a replay interrupted half-way is simply replayed again.
+"deltas": [...]}``, the form :mod:`errorkit.store.wire` writes), written with one ``fsync``
+per batch, never per event. Each process appends to its own ``active-<pid>-<token>.jsonl``;
+a file is *sealed* (renamed to ``sealed-...``) when it grows large, when its process
+replays, and when it closes. Replaying *claims* a file by renaming it (atomic, so two
+processes never replay the same file), writes its batches to the store and deletes it.
+Writes are idempotent by ``error_id`` and ``delta_id``, so a replay interrupted half-way is
+simply replayed again.
 
 The spool is bounded by ``max_bytes`` over all its files; :meth:`Spool.append` raises
 :class:`SpoolFull` instead of growing past it.
@@ -17,19 +18,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import json
 import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from errorkit.store.records import CountDelta, ErrorRecord
+from errorkit.store.wire import decode_batch, encode_batch
 
 __all__ = [
     "ReplayResult",
@@ -43,10 +44,7 @@ __all__ = [
 
 #: An active file is sealed once it is this large (or an eighth of the spool's cap).
 SEAL_BYTES = 8 * 1024 * 1024
-_FORMAT = 1
 _NAME = re.compile(r"^(active|sealed|claimed)-(.+)\.jsonl$")
-_RECORD_FIELDS = tuple(f.name for f in fields(ErrorRecord))
-_DELTA_FIELDS = tuple(f.name for f in fields(CountDelta))
 
 
 # One token per process (renewed in a forked child): a file named with our pid but another
@@ -97,69 +95,6 @@ class ReplayResult:
         return self.error is None
 
 
-# --- serialisation ---------------------------------------------------------------------------
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
-def _record_dict(record: ErrorRecord) -> dict[str, Any]:
-    out = {name: getattr(record, name) for name in _RECORD_FIELDS}
-    out["timestamp"] = record.timestamp.isoformat()
-    return out
-
-
-def _delta_dict(delta: CountDelta) -> dict[str, Any]:
-    out = {name: getattr(delta, name) for name in _DELTA_FIELDS}
-    out["first_seen"] = delta.first_seen.isoformat()
-    out["last_seen"] = delta.last_seen.isoformat()
-    return out
-
-
-def _when(text: Any) -> datetime:
-    value = datetime.fromisoformat(str(text))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def encode_batch(records: Sequence[ErrorRecord], deltas: Sequence[CountDelta]) -> bytes:
-    """One spool line (with its newline) for a batch."""
-    body = {
-        "v": _FORMAT,
-        "records": [_record_dict(r) for r in records],
-        "deltas": [_delta_dict(d) for d in deltas],
-    }
-    text = json.dumps(body, ensure_ascii=False, default=_json_default, separators=(",", ":"))
-    return text.encode("utf-8", "surrogatepass") + b"\n"
-
-
-def decode_batch(line: bytes) -> tuple[list[ErrorRecord], list[CountDelta]]:
-    """The batch in one spool line; raises ValueError for a line that is not one."""
-    body = json.loads(line)
-    if not isinstance(body, dict) or body.get("v") != _FORMAT:
-        message = f"not a spool batch of format {_FORMAT}"
-        raise ValueError(message)
-    records = []
-    for item in body.get("records", ()):
-        values = {k: item.get(k) for k in _RECORD_FIELDS if k in item}
-        values["timestamp"] = _when(item["timestamp"])
-        values["data"] = item.get("data") or {}
-        records.append(ErrorRecord(**values))
-    deltas = []
-    for item in body.get("deltas", ()):
-        values = {k: item.get(k) for k in _DELTA_FIELDS if k in item}
-        values["first_seen"] = _when(item["first_seen"])
-        values["last_seen"] = _when(item["last_seen"])
-        deltas.append(CountDelta(**values))
-    return records, deltas
-
-
 # --- locations -------------------------------------------------------------------------------
 
 
@@ -167,14 +102,23 @@ def default_spool_dir(store_url: str) -> Path:
     """Where the spool of ``store_url`` lives unless ``spool_dir`` is set.
 
     A SQLite store spools beside its file (``errors.db`` -> ``errors.db-spool/``); any
-    other store spools in the user's cache directory, one folder per store."""
+    other store (a tracker's URL too) spools in the user's cache directory, one folder per
+    store."""
     from errorkit.store.engine import describe_url, normalize_url
+    from errorkit.store.http import is_tracker_url, parse_tracker_url
 
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    if is_tracker_url(store_url):
+        # A tracker's spool is named after its address and project, never its key.
+        tracker = parse_tracker_url(store_url, key_required=False)
+        digest = hashlib.sha256(tracker.endpoint.encode()).hexdigest()[:16]
+        where = f"{tracker.host}-{tracker.port}-{tracker.project_id}"
+        label = re.sub(r"[^A-Za-z0-9]+", "-", where).strip("-")
+        return Path(base) / "errorkit" / "spool" / f"{label}-{digest}"
     url = normalize_url(store_url)
     if url.drivername == "sqlite" and url.database and not url.database.startswith("file:"):
         path = Path(url.database).expanduser().resolve()
         return path.with_name(path.name + "-spool")
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     shown = describe_url(url)
     digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
     label = re.sub(r"[^A-Za-z0-9]+", "-", f"{url.host or ''}-{url.database or ''}").strip("-")

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from errorkit.capturing.spool import Spool, SpoolStatus, default_spool_dir
 from errorkit.cli.store_cmds import DEFAULT_STORE_URL, _console, _Unavailable
-from errorkit.store import InvalidStoreURL, StoreError, open_store
+from errorkit.store import ErrorStore, InvalidStoreURL, StoreError, open_store
 from errorkit.store.engine import describe_url, normalize_url
+from errorkit.store.http import HttpStore, is_tracker_url, parse_tracker_url
 
 __all__ = ["register", "spool"]
 
@@ -47,7 +48,10 @@ def _resolve(store_url: str | None, spool_dir: str | None) -> tuple[str, Spool]:
     default_url, default_dir, max_bytes = _settings()
     url = store_url or default_url
     try:
-        normalize_url(url)
+        if is_tracker_url(url):
+            parse_tracker_url(url)
+        else:
+            normalize_url(url)
     except InvalidStoreURL as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
     directory = Path(spool_dir or default_dir or default_spool_dir(url))
@@ -57,12 +61,28 @@ def _resolve(store_url: str | None, spool_dir: str | None) -> tuple[str, Spool]:
     return url, Spool(directory, max_bytes)
 
 
+def _open_writer(url: str) -> ErrorStore | HttpStore:
+    """The store at ``url`` (a tracker's too), checked to answer."""
+    if not is_tracker_url(url):
+        return open_store(url)
+    tracker = HttpStore(url)
+    try:
+        tracker.ping()
+    except BaseException:
+        tracker.close()
+        raise
+    return tracker
+
+
 _store = click.option(
     "--store",
     "store_url",
     metavar="URL",
     default=None,
-    help=f"The store the spool belongs to (default: ERRORKIT_STORE_URL, else {DEFAULT_STORE_URL}).",
+    help=(
+        "The store the spool belongs to, a database or a tracker's http(s):// URL "
+        f"(default: ERRORKIT_STORE_URL, else {DEFAULT_STORE_URL})."
+    ),
 )
 _spool_dir = click.option(
     "--spool-dir",
@@ -141,7 +161,7 @@ def replay_command(store_url: str | None, spool_dir: str | None) -> None:
         click.echo(f"nothing to replay in {before.directory}")
         return
     try:
-        store = open_store(url)
+        store = _open_writer(url)
     except StoreError as exc:
         message = f"{exc}; the spool is kept ({before.batches} batch(es) in {before.directory})"
         raise _Unavailable(message) from None

@@ -341,8 +341,8 @@ def _capture_store_summary(window_seconds: float) -> ErrorSummary | None:
         return None
     current_store = getattr(capture, "current_store", None)
     store = current_store() if callable(current_store) else None
-    if store is None:
-        return None
+    if store is None or not callable(getattr(store, "count", None)):
+        return None  # none, or one that cannot be read here (a central tracker's HttpStore)
     return store_error_summary(store, window_seconds)
 
 

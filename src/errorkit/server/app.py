@@ -23,7 +23,7 @@ from errorkit.errors import (
     NotFoundError,
 )
 from errorkit.observe.health import HealthRegistry, HealthReport, store_error_summary
-from errorkit.server import alerts_api
+from errorkit.server import alerts_api, projects_api
 from errorkit.server.auth import Admin, Reader
 from errorkit.server.breakers import BreakerSource, breaker_source
 from errorkit.server.schemas import (
@@ -37,6 +37,7 @@ from errorkit.server.schemas import (
     ok,
 )
 from errorkit.server.sessions import LoginLimiter
+from errorkit.server.transport import mount_transport
 from errorkit.store import (
     ErrorFilters,
     ErrorGroup,
@@ -765,6 +766,10 @@ def create_app(
             spool=ingest_spool,
             scrubber=scrubber,
         )
+    projects = projects_api.mount(app, the_store, prefix=prefix)
+    # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url); it
+    # shares the project routes' ProjectStore, so a key revoked here is refused at once.
+    mount_transport(app, the_store, projects)
     if dashboard:
         from errorkit.server.dashboard import mount_dashboard
 

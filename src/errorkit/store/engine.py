@@ -41,14 +41,19 @@ ACCEPTED_URLS = (
 WRITE = "errorkit_write"
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_TRACKER = re.compile(r"^\s*https?://", re.IGNORECASE)
+_TRACKER_KEY = re.compile(r"^(\s*https?://)[^@/?#]*@", re.IGNORECASE)
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 
 
 def describe_url(url: str | URL) -> str:
-    """The URL as text that is safe to show: the password is replaced by ``***``."""
+    """The URL as text that is safe to show: the password (a tracker URL's key) is
+    replaced by ``***``."""
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
+    if _TRACKER.match(url):
+        return _TRACKER_KEY.sub(r"\1***@", url)
     return _PASSWORD.sub(r"\1***@", url)
 
 
@@ -58,6 +63,13 @@ def normalize_url(url: str | URL) -> URL:
     Raises :class:`InvalidStoreURL` naming the URL (without password) and what is accepted.
     """
     shown = describe_url(url)
+    if isinstance(url, str) and _TRACKER.match(url):
+        message = (
+            f"store URL {shown!r} is an errorkit tracker's address (HTTP), not a database: "
+            "capture can report to it (errorkit.configure(store_url=...)), but this needs "
+            f"the database itself; give the tracker's database URL ({ACCEPTED_URLS})"
+        )
+        raise InvalidStoreURL(message)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
