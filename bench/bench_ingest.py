@@ -122,6 +122,7 @@ end
 APP = r"""
 import sys, time
 import errorkit
+from errorkit.capturing import shutdown
 
 url, n, spool = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 errorkit.configure(
@@ -135,6 +136,7 @@ def step(depth, i):
     return step(depth - 1, i)
 
 print("EK_START", flush=True)
+started = time.perf_counter()
 for i in range(n):
     try:
         step(24, i)
@@ -143,9 +145,10 @@ for i in range(n):
             exc, endpoint="/api/checkout", method="POST", user_id=f"user-{i % 300}",
             tags={"region": "eu-west-1", "flow": "checkout"},
         )
+print(f"EK_CAPTURED seconds={time.perf_counter() - started:.3f}", flush=True)
 flushed = errorkit.flush(timeout=180)
-print("EK_DONE", flushed, flush=True)
-errorkit.shutdown()
+print(f"EK_DONE flushed={flushed}", flush=True)
+shutdown()
 """
 
 
@@ -160,6 +163,7 @@ class Run:
     seconds: float
     rss_mib: float
     cpu: float = 0.0
+    app_seconds: float | None = None  # transport: how long the app's capture loop took
     answered_seconds: float | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     raw: float = 0.0
@@ -467,13 +471,16 @@ def run_transport(store_url: str, backend: str, folder: Path) -> Run:
                 started, cpu = time.monotonic(), cpu_seconds(server.pid)
                 stored, at = wait_stored(count, TRANSPORT_EVENTS, started + SECONDS)
                 cpu = cpu_seconds(server.pid) - cpu
+                captured = _read_until(app.stdout, "EK_CAPTURED").split("=")[1]
             finally:
                 app.kill()
                 app.wait()
             rss = peak_rss_mib(server.pid)
     finally:
         count.close()
-    return Run("errorkit transport", backend, TRANSPORT_EVENTS, stored, at - started, rss, cpu)
+    run = Run("errorkit transport", backend, TRANSPORT_EVENTS, stored, at - started, rss, cpu)
+    run.app_seconds = float(captured)
+    return run
 
 
 # -- raw: the same rows through the driver --------------------------------------------------
@@ -574,6 +581,11 @@ def print_table(runs: list[Run]) -> None:
             print(
                 f"{r.path}, {r.backend}: {r.events} answered in {r.answered_seconds:.2f}s "
                 f"({r.events / r.answered_seconds:,.0f}/s); answers {answers}"
+            )
+        if r.app_seconds is not None:
+            print(
+                f"{r.path}, {r.backend}: the app's {r.events} capture() calls took "
+                f"{r.app_seconds:.2f}s ({r.events / r.app_seconds:,.0f}/s)"
             )
         if r.stored < r.events:
             print(f"{r.path}, {r.backend}: {r.stored} of {r.events} stored within the bound")
