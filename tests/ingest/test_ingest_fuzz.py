@@ -21,7 +21,8 @@ from errorkit._guard import internal_error_counts
 from errorkit.store import ErrorStore
 from errorkit.store.schema import errors
 
-REQUIRED = ("error_id", "timestamp", "error_type", "error_code", "error_message", "severity")
+# What the store's contract requires of a row (the message and title may be empty text).
+REQUIRED = ("error_id", "timestamp", "error_type", "error_code", "severity", "fingerprint")
 
 
 @pytest.fixture
@@ -156,6 +157,7 @@ def test_random_requests_never_5xx_and_never_half_store(
     assert internal_error_counts() == before
     for row in _stored_rows(store):
         assert all(row[name] not in (None, "") for name in REQUIRED), row
+        assert isinstance(row["error_message"], str) and isinstance(row["title"], str), row
         assert row["service"] == "shop"
         data = row["data"]
         assert isinstance(json.loads(data) if isinstance(data, str) else data, dict)

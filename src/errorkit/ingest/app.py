@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from errorkit.ingest.envelope import decode_body, parse_envelope, parse_json, parse_store_body
-from errorkit.ingest.events import client_report_outcomes, event_to_record
-from errorkit.ingest.limits import IngestLimits, IngestRefused
-
 from errorkit._guard import report_internal_error
 from errorkit.capturing.delivery import BatchWriter
 from errorkit.capturing.spool import Spool
 from errorkit.ingest.auth import KeyCache, dsn_key, header_key, query_key
+from errorkit.ingest.envelope import decode_body, parse_envelope, parse_json, parse_store_body
+from errorkit.ingest.events import client_report_items, event_to_record
+from errorkit.ingest.limits import IngestLimits, IngestRefused
 from errorkit.ingest.outcomes import OutcomeCounter, item_category
 from errorkit.ingest.ratelimit import DEFAULT_RATE_LIMIT, KeyRateLimiter
 from errorkit.ingest.writer import (
@@ -63,7 +62,7 @@ from errorkit.store.repository import ErrorStore
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson comes with the logging extra
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_RATE_LIMIT",
@@ -303,8 +302,8 @@ class IngestApp:
         counter = self.outcomes
         for item_type in dropped:
             counter.add(project.id, "dropped", item_category(item_type), "unsupported_item")
-        for report in reports:
-            counter.add_all(client_report_outcomes(report, project.id))
+        for category, reason, quantity in reports:
+            counter.add(project.id, "client_report", category, reason, quantity)
         self.accepted += len(records)
         shown = {"id": event_id} if isinstance(event_id, str) and len(event_id) <= 64 else {}
         return _Answer(200, _dumps(shown), list(_BASE_HEADERS))
@@ -350,8 +349,8 @@ class IngestApp:
             except ValueError:
                 raise IngestRefused(400, "Content-Length is not a number") from None
             if declared > limit:
-                message = f"the body has {declared} bytes, beyond max_body_bytes={limit}"
-                raise IngestRefused(413, message)
+                refusal = f"the body has {declared} bytes, beyond max_body_bytes={limit}"
+                raise IngestRefused(413, refusal)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -378,10 +377,10 @@ class IngestApp:
 
     def _envelope_records(
         self, envelope: Any, project: Project
-    ) -> tuple[list[ErrorRecord], list[str], list[Any]]:
+    ) -> tuple[list[ErrorRecord], list[str], list[tuple[str, str, int]]]:
         records: list[ErrorRecord] = []
         dropped: list[str] = []
-        reports: list[Any] = []
+        reports: list[tuple[str, str, int]] = []
         limits = self.limits
         for index, item in enumerate(envelope.items):
             kind = item.type
@@ -389,10 +388,10 @@ class IngestApp:
                 event = parse_json(item.payload, limits, f"item {index} (event)")
                 records.append(self._record(event, project))
             elif kind == "client_report":
+                # An SDK's own telemetry: a malformed one is ignored, never the envelope.
                 with contextlib.suppress(IngestRefused):
                     report = parse_json(item.payload, limits, f"item {index} (client_report)")
-                    if isinstance(report, dict):
-                        reports.append(report)
+                    reports.extend(client_report_items(report))
             else:
                 dropped.append(kind)
         return records, dropped, reports
@@ -437,13 +436,14 @@ def _preflight(scope: Scope) -> _Answer:
         (b"access-control-allow-headers", requested),
         (b"access-control-expose-headers", _EXPOSED),
         (b"access-control-max-age", b"86400"),
-        (b"content-length", b"0"),
     ]
     return _Answer(200, b"", headers)
 
 
 async def _send(send: Send, answer: _Answer) -> None:
-    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    headers = answer.headers
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 
 

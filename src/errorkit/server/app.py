@@ -755,6 +755,7 @@ def create_app(
 
     app.include_router(api)
     alerts_api.mount(app, the_store, prefix=prefix, config=alerts_config)
+    projects = projects_api.mount(app, the_store, prefix=prefix)
     if ingest:
         from errorkit.ingest.app import DEFAULT_RATE_LIMIT, mount_ingest
 
@@ -766,7 +767,6 @@ def create_app(
             spool=ingest_spool,
             scrubber=scrubber,
         )
-    projects = projects_api.mount(app, the_store, prefix=prefix)
     # errorkit's own HTTP transport, at the root whatever the prefix (apps' store_url); it
     # shares the project routes' ProjectStore, so a key revoked here is refused at once.
     mount_transport(app, the_store, projects)
