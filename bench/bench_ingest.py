@@ -449,8 +449,8 @@ def run_sentry(store_url: str, backend: str, folder: Path, bodies: tuple[Path, P
         at - started,
         rss,
         cpu,
-        answered,
-        {code: int(n) for code, n in statuses.items()},
+        answered_seconds=answered,
+        statuses={code: int(n) for code, n in statuses.items()},
     )
 
 
@@ -478,9 +478,16 @@ def run_transport(store_url: str, backend: str, folder: Path) -> Run:
             rss = peak_rss_mib(server.pid)
     finally:
         count.close()
-    run = Run("errorkit transport", backend, TRANSPORT_EVENTS, stored, at - started, rss, cpu)
-    run.app_seconds = float(captured)
-    return run
+    return Run(
+        "errorkit transport",
+        backend,
+        TRANSPORT_EVENTS,
+        stored,
+        at - started,
+        rss,
+        cpu,
+        app_seconds=float(captured),
+    )
 
 
 # -- raw: the same rows through the driver --------------------------------------------------
