@@ -25,7 +25,9 @@ puts it.
     python -m bench ingest
 
 Environment: ``ERRORKIT_BENCH_INGEST_EVENTS`` (default 20000),
-``ERRORKIT_BENCH_TRANSPORT_EVENTS`` (default 10000), ``ERRORKIT_BENCH_INGEST_BACKENDS``
+``ERRORKIT_BENCH_TRANSPORT_EVENTS`` (default 10000), ``ERRORKIT_BENCH_INGEST_WORKERS``
+(default 1: ``errorkit serve --workers``; with more, the workers are not pinned and their
+CPU time and peak RSS are added up), ``ERRORKIT_BENCH_INGEST_BACKENDS``
 (default ``sqlite,postgres``), ``ERRORKIT_BENCH_INGEST_PATHS`` (default
 ``sentry,transport``), ``ERRORKIT_BENCH_POSTGRES_URL`` (a database of its own is
 created on it and dropped at the end).
@@ -57,6 +59,8 @@ from errorkit.store import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = int(os.environ.get("ERRORKIT_BENCH_INGEST_EVENTS", "20000"))
 TRANSPORT_EVENTS = int(os.environ.get("ERRORKIT_BENCH_TRANSPORT_EVENTS", "10000"))
+#: ``errorkit serve --workers``: 1 runs on core 0; more share both cores with the load.
+WORKERS = int(os.environ.get("ERRORKIT_BENCH_INGEST_WORKERS", "1"))
 BACKENDS = os.environ.get("ERRORKIT_BENCH_INGEST_BACKENDS", "sqlite,postgres").split(",")
 #: Each run stops sending after this long, so a slow server still ends in bounded time.
 SECONDS = int(os.environ.get("ERRORKIT_BENCH_INGEST_SECONDS", "30"))
@@ -132,7 +136,7 @@ kinds = [type(f"CheckoutError{g}", (RuntimeError,), {}) for g in range(50)]
 
 def step(depth, i):
     if depth == 0:
-        raise kinds[i % 50](f"cart {i} has an item out of stock: sku-{i % 977}")
+        raise kinds[i % 50](f"cart {i} has an item out of stock: sku {i % 977}")
     return step(depth - 1, i)
 
 print("EK_START", flush=True)
@@ -220,7 +224,7 @@ def sentry_event(i: int, at: datetime) -> dict[str, Any]:
             "values": [
                 {
                     "type": f"CheckoutError{group}",
-                    "value": f"cart {i} has an item out of stock: sku-{i % 977}",
+                    "value": f"cart {i} has an item out of stock: sku {i % 977}",
                     "module": "shop.errors",
                     "mechanism": {"type": "starlette", "handled": False},
                     "stacktrace": {"frames": frames},
@@ -299,8 +303,10 @@ def _env(folder: Path) -> dict[str, str]:
 def tracker(store_url: str, folder: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """``errorkit serve`` on the store, on core 0; yields its port and process."""
     port = _free_port()
-    command = [*_pin(0), sys.executable, "-m", "errorkit", "serve", "--store", store_url]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    # One worker runs on core 0 beside the load on core 1; several share both cores.
+    pin = _pin(0) if WORKERS == 1 else []
+    command = [*pin, sys.executable, "-m", "errorkit", "serve", "--store", store_url]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
     log = (folder / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(
         command, cwd=ROOT, env=_env(folder), stdout=log, stderr=subprocess.STDOUT
@@ -371,17 +377,31 @@ def wait_stored(count: Counter, target: int, until: float = float("inf")) -> tup
         time.sleep(0.02)
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's workers under ``--workers``)."""
+    found = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += _tree(int(child))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process and its workers have used so far."""
+    total = 0
+    for one in _tree(pid):
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak RSS of the process and its workers, added up."""
+    total = 0
+    for one in _tree(pid):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def _driver_url(store_url: str) -> str:
@@ -606,8 +626,9 @@ def main() -> None:
         print(
             f"sentry: {EVENTS:,} distinct events in {GROUPS} groups, one event "
             f"{size:,} B of JSON ({FRAMES} frames), {gzipped:,} B gzip'd envelope; wrk "
-            f"{CONNECTIONS} keep-alive connections on core 1, errorkit serve on core 0 "
-            f"({os.cpu_count()} cores)"
+            f"{CONNECTIONS} keep-alive connections on core 1, errorkit serve "
+            + ("on core 0" if WORKERS == 1 else f"with {WORKERS} workers on both cores")
+            + f" ({os.cpu_count()} cores)"
         )
         print(
             f"transport: {TRANSPORT_EVENTS:,} captures ({FRAMES} frames, {GROUPS} groups) "
