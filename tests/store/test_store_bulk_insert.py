@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -13,11 +12,12 @@ from tests.store._support import RecordFactory
 
 from errorkit.store import ErrorRecord, ErrorStore, open_store
 from errorkit.store._clean import json_dumps
-from errorkit.store._write import _COLUMNS, _SQLITE_MAX_ROWS, _rows_per_insert
+from errorkit.store._driver import MAX_ROWS, rows_per_statement
+from errorkit.store._write import _COLUMNS
 from errorkit.store.records import EncodedData
 
 
-@pytest.mark.parametrize("rows", [1, 3, _SQLITE_MAX_ROWS, _SQLITE_MAX_ROWS + 1, 1000])
+@pytest.mark.parametrize("rows", [1, 3, MAX_ROWS, MAX_ROWS + 1, 1000])
 def test_every_row_of_a_batch_is_stored_once(
     store: ErrorStore, make_record: RecordFactory, rows: int
 ) -> None:
@@ -35,20 +35,18 @@ def test_sqlite_batch_takes_a_handful_of_statements_not_one_per_row(
 ) -> None:
     """1,000 rows go in with at most 10 INSERTs (one per row let another thread that runs
     Python hold up the writer for the interpreter's switch interval at every row)."""
-    runs: list[int] = []
+    statements: list[str] = []
 
-    def count(
-        conn: object, cursor: object, statement: str, params: Any, context: object, many: bool
-    ) -> None:
-        if statement.startswith("INSERT INTO errors "):
-            runs.append(len(params) if many else 1)
+    def trace(driver: sqlite3.Connection, record: object) -> None:
+        driver.set_trace_callback(statements.append)  # every statement SQLite runs
 
     with open_store(f"sqlite:///{tmp_path / 'errors.db'}") as store:
         store.write_batch([make_record()])  # opens and migrates the store
-        event.listen(store.engine, "before_cursor_execute", count)
+        event.listen(store.engine, "connect", trace)
+        store.engine.dispose()
         store.write_batch([make_record() for _ in range(1000)])
-        event.remove(store.engine, "before_cursor_execute", count)
-    assert 1 <= sum(runs) <= 10
+    inserts = [s for s in statements if s.startswith("INSERT INTO errors ")]
+    assert 1 <= len(inserts) <= 10
 
 
 def test_a_build_that_binds_few_variables_gets_smaller_statements(
@@ -63,7 +61,7 @@ def test_a_build_that_binds_few_variables_gets_smaller_statements(
         event.listen(store.engine, "connect", old_limit)
         store.engine.dispose()  # connections made from here on have the old limit
         with store.engine.connect() as connection:
-            assert _rows_per_insert(connection) * len(_COLUMNS) <= 999
+            assert rows_per_statement(connection, len(_COLUMNS)) * len(_COLUMNS) <= 999
         records = [make_record() for _ in range(100)]
         assert store.write_batch(records).inserted == 100
 

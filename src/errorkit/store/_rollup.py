@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text
+from errorkit.store._driver import db_time, run_rows, statement_text, values_list
 from errorkit.store.records import ErrorRecord
 from errorkit.store.schema import error_counts_hourly
 
@@ -92,18 +92,19 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-@functools.cache
-def _count_upsert(dialect_name: str) -> Any:
-    """The counts' upsert, built once per dialect."""
-    table = error_counts_hourly
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.hour, table.c.dims],
-        set_={
-            "total": table.c.total + statement.excluded.total,
-            "resolved": table.c.resolved + statement.excluded.resolved,
-        },
+_COUNT_COLUMNS = ("hour", "dims", *DIMENSIONS, "total", "resolved")
+
+
+@functools.lru_cache(maxsize=32)
+def _count_upsert(postgres: bool, rows: int) -> str:
+    """The upsert of ``rows`` counts (one combination of an hour each): created, or grown."""
+    return statement_text(
+        postgres,
+        f"INSERT INTO error_counts_hourly ({', '.join(_COUNT_COLUMNS)}) "
+        f"VALUES {values_list(len(_COUNT_COLUMNS), rows)} "
+        "ON CONFLICT (hour, dims) DO UPDATE SET "
+        "total = error_counts_hourly.total + excluded.total, "
+        "resolved = error_counts_hourly.resolved + excluded.resolved",
     )
 
 
@@ -122,8 +123,14 @@ def add_changes(connection: Connection, change: Change) -> None:
     growing = [entry for entry in entries if entry[3] > 0]
     other = [entry for entry in entries if entry[3] <= 0]
     if growing:
-        connection.execute(
-            _count_upsert(connection.dialect.name), [_params(entry) for entry in growing]
+        time = db_time(connection.dialect.name == "postgresql")
+        run_rows(
+            connection,
+            _count_upsert,
+            [
+                (time(hour), key, *values, rows, resolved)
+                for hour, key, values, rows, resolved in growing
+            ],
         )
     if other:
         statement = (
@@ -150,13 +157,6 @@ def add_changes(connection: Connection, change: Change) -> None:
                 ),
                 [{"b_hour": hour, "b_dims": key} for hour, key, _, rows, _ in other if rows < 0],
             )
-
-
-def _params(entry: tuple[datetime, str, Combination, int, int]) -> dict[str, Any]:
-    hour, key, values, rows, resolved = entry
-    params: dict[str, Any] = dict(zip(DIMENSIONS, values, strict=True))
-    params.update(hour=hour, dims=key, total=rows, resolved=resolved)
-    return params
 
 
 def changes_of(rows: Sequence[Any], rows_sign: int, resolved_of: Any) -> Change:

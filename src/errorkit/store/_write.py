@@ -21,23 +21,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text, json_dumps
+from errorkit.store._driver import db_time, run_rows, sqlite_time, statement_text, values_list
 from errorkit.store._rollup import add_records
 from errorkit.store.errors import InvalidRecord, StoreError
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
-from errorkit.store.schema import applied_deltas, error_groups
+from errorkit.store.schema import applied_deltas
 
 __all__ = ["Batch", "apply_batch", "prepare_batch"]
 
@@ -54,8 +52,9 @@ _REQUIRED = ("error_id", "error_type", "error_code", "severity", "fingerprint")
 _REQUIRED_OF = operator.attrgetter(*_REQUIRED)
 _MAX_ID = 36
 _SQLITE_IN_CHUNK = 900
-#: Rows per multi-row INSERT on SQLite (fewer when the build binds fewer variables).
-_SQLITE_MAX_ROWS = 512
+_QUOTED_COLUMNS = ", ".join(f'"{name}"' for name in _COLUMNS)
+#: From this many rows a batch goes into PostgreSQL by COPY (below, one INSERT is cheaper).
+_COPY_ROWS = 64
 # Named after the column list, so a connection never reuses a table of another shape.
 _INCOMING = (
     "errorkit_incoming_"
@@ -109,14 +108,7 @@ def prepare_batch(records: Sequence[ErrorRecord], deltas: Sequence[CountDelta]) 
 def apply_batch(connection: Connection, batch: Batch) -> WriteResult:
     """Write a prepared batch inside the caller's write transaction."""
     now = datetime.now(UTC)
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
-        rows = [_row(record, now, postgres) for record in batch.records]
-        new_ids = _insert_postgres(connection, rows)
-        new_records = [r for r in batch.records if r.error_id in new_ids]
-    else:
-        new_records = _insert_sqlite(connection, batch.records, _sqlite_time(now))
-
+    new_records = _insert(connection, batch.records, now)
     add_records(connection, new_records)
     applied = _apply_deltas(connection, batch.deltas, now)
     aggregates = _aggregate(new_records, applied)
@@ -249,95 +241,66 @@ def _row(record: ErrorRecord, created: Any, postgres: bool) -> tuple[Any, ...]:
     if postgres:
         values[_TIMESTAMP] = timestamp
     else:
-        values[_TIMESTAMP] = _sqlite_time(timestamp)
+        values[_TIMESTAMP] = sqlite_time(timestamp)
     values.append(created)
     return tuple(values)
 
 
-def _sqlite_time(value: datetime) -> str:
-    """The text form SQLAlchemy keeps SQLite DATETIME in: sortable, here always UTC.
-
-    ``value`` is in UTC; cutting the "+00:00" off its ISO form is the cheap way there.
-    """
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _insert_sqlite(
-    connection: Connection, records: list[ErrorRecord], created: str
-) -> list[ErrorRecord]:
+def _insert(connection: Connection, records: list[ErrorRecord], now: datetime) -> list[ErrorRecord]:
     """Insert the records not stored yet; returns them."""
     if not records:
         return []
-    # The write lock is held since BEGIN IMMEDIATE: nobody inserts between these two steps.
-    ids = [record.error_id for record in records]
-    existing: set[str] = set()
-    for chunk in _chunks(ids, _SQLITE_IN_CHUNK):
-        marks = ",".join("?" * len(chunk))
-        result = connection.exec_driver_sql(
-            f"SELECT error_id FROM errors WHERE error_id IN ({marks})", tuple(chunk)
-        )
-        existing.update(value for (value,) in result)
-    fresh = [record for record in records if record.error_id not in existing]
-    if fresh:
-        _insert_rows_sqlite(connection, [_row(record, created, postgres=False) for record in fresh])
-    return fresh
+    if connection.dialect.name != "postgresql":
+        # The write lock is held since BEGIN IMMEDIATE: nobody inserts between the SELECT
+        # and the INSERT (cheaper together than one INSERT ... RETURNING on SQLite).
+        stored = _stored_ids(connection, [record.error_id for record in records])
+        fresh = [record for record in records if record.error_id not in stored]
+        created = sqlite_time(now)
+        run_rows(connection, _errors_insert, [_row(record, created, False) for record in fresh])
+        return fresh
+    rows = [_row(record, now, True) for record in records]
+    # Sorted ids make concurrent writers take index locks in one order: no deadlocks.
+    rows.sort(key=operator.itemgetter(0))
+    if len(rows) >= _COPY_ROWS:
+        new_ids = _copy_postgres(connection, rows)
+    else:
+        # A concurrent insert of the same id waits for the other transaction, then skips.
+        returned = run_rows(connection, _errors_insert, rows, returning=True)
+        new_ids = {error_id for (error_id,) in returned}
+    return [record for record in records if record.error_id in new_ids]
 
 
-def _insert_rows_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` with a few multi-row INSERTs, not one statement per row.
-
-    ``executemany`` runs one statement per row, and the sqlite3 module lets go of the GIL
-    and takes it back around each one; while another thread runs Python, every take-back
-    waits for the interpreter's switch interval (5 ms), so 1,000 rows held the write lock for
-    seconds. Statements of 2**k rows keep that to a handful per batch and the statement
-    cache to a handful of shapes."""
-    size = _rows_per_insert(connection)
-    start = 0
-    total = len(rows)
-    while start < total:
-        while size > total - start:
-            size //= 2
-        connection.exec_driver_sql(
-            _sqlite_insert(size), tuple(chain.from_iterable(rows[start : start + size]))
-        )
-        start += size
-
-
-def _rows_per_insert(connection: Connection) -> int:
-    """The most rows (a power of two, at most _SQLITE_MAX_ROWS) one INSERT can bind."""
-    driver = connection.connection.driver_connection
+def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are stored already (SQLite)."""
+    stored: set[str] = set()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        limit = int(driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[union-attr]
-    except (AttributeError, sqlite3.Error):
-        limit = 999  # SQLite's default before 3.32
-    size = _SQLITE_MAX_ROWS
-    while size > 1 and size * len(_COLUMNS) > limit:
-        size //= 2
-    return size
+        for start in range(0, len(ids), _SQLITE_IN_CHUNK):
+            chunk = ids[start : start + _SQLITE_IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(f"SELECT error_id FROM errors WHERE error_id IN ({marks})", chunk)
+            stored.update(value for (value,) in cursor)
+    finally:
+        cursor.close()
+    return stored
 
 
-@functools.lru_cache(maxsize=16)
-def _sqlite_insert(rows: int) -> str:
-    one = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
-    return (
-        f"INSERT INTO errors ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * rows)} "
-        "ON CONFLICT (error_id) DO NOTHING"
+@functools.lru_cache(maxsize=32)
+def _errors_insert(postgres: bool, rows: int) -> str:
+    """The INSERT of ``rows`` rows into ``errors``; on PostgreSQL it reports the ids it
+    inserted."""
+    return statement_text(
+        postgres,
+        f"INSERT INTO errors ({_QUOTED_COLUMNS}) VALUES {values_list(len(_COLUMNS), rows)} "
+        "ON CONFLICT (error_id) DO NOTHING" + (" RETURNING error_id" if postgres else ""),
     )
 
 
-def _insert_postgres(connection: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
-    if not rows:
-        return set()
+def _copy_postgres(connection: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
+    """Large batches on PostgreSQL: ``COPY``, cheaper per row than an INSERT's VALUES."""
     from psycopg.errors import UniqueViolation
 
-    # Sorted ids make concurrent writers take index locks in one order: no deadlocks.
-    rows.sort(key=operator.itemgetter(0))
-    columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+    columns = _QUOTED_COLUMNS
     # Fast path, for the common batch of new rows: COPY straight into errors. A replayed
     # id makes the whole COPY fail; the savepoint undoes it and the slow path sorts it out.
     try:
@@ -439,40 +402,46 @@ def _add_to(
     return group
 
 
-@functools.cache
-def _group_upsert(dialect_name: str) -> Any:
-    """The group upsert, built once per dialect (building it costs more than running it for
-    a small batch); ``now`` is a parameter of each row."""
-    table = error_groups
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    new = statement.excluded
-    now = bindparam("upsert_now", type_=table.c.regressed_at.type)
-    reopen = and_(
-        table.c.status == "resolved",
-        or_(table.c.resolved_at.is_(None), new.last_seen > table.c.resolved_at),
+@functools.lru_cache(maxsize=32)
+def _group_upsert(postgres: bool, rows: int) -> str:
+    """The upsert of ``rows`` groups: each grows by its count and time span, a resolved one
+    seen again after its resolution is reopened as regressed at the last parameter."""
+    reopen = (
+        "error_groups.status = 'resolved' AND (error_groups.resolved_at IS NULL"
+        " OR excluded.last_seen > error_groups.resolved_at)"
     )
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.fingerprint],
-        set_={
-            "count": table.c.count + new.count,
-            "first_seen": case(
-                (new.first_seen < table.c.first_seen, new.first_seen), else_=table.c.first_seen
-            ),
-            "last_seen": case(
-                (new.last_seen > table.c.last_seen, new.last_seen), else_=table.c.last_seen
-            ),
-            "last_error_id": case(
-                (
-                    and_(new.last_error_id.is_not(None), new.last_seen >= table.c.last_seen),
-                    new.last_error_id,
-                ),
-                else_=table.c.last_error_id,
-            ),
-            "status": case((reopen, literal("regressed")), else_=table.c.status),
-            "regressed_at": case((reopen, now), else_=table.c.regressed_at),
-        },
-    ).returning(table.c.fingerprint, table.c.count, table.c.status, table.c.regressed_at)
+    values = values_list(len(_GROUP_COLUMNS), rows, ", 'unresolved'")
+    return statement_text(
+        postgres,
+        f"INSERT INTO error_groups ({', '.join(_GROUP_COLUMNS)}, status) VALUES {values} "
+        "ON CONFLICT (fingerprint) DO UPDATE SET "
+        "count = error_groups.count + excluded.count, "
+        "first_seen = CASE WHEN excluded.first_seen < error_groups.first_seen"
+        " THEN excluded.first_seen ELSE error_groups.first_seen END, "
+        "last_seen = CASE WHEN excluded.last_seen > error_groups.last_seen"
+        " THEN excluded.last_seen ELSE error_groups.last_seen END, "
+        "last_error_id = CASE WHEN excluded.last_error_id IS NOT NULL"
+        " AND excluded.last_seen >= error_groups.last_seen"
+        " THEN excluded.last_error_id ELSE error_groups.last_error_id END, "
+        f"status = CASE WHEN {reopen} THEN 'regressed' ELSE error_groups.status END, "
+        f"regressed_at = CASE WHEN {reopen} THEN ? ELSE error_groups.regressed_at END "
+        "RETURNING fingerprint, count, status, regressed_at",
+    )
+
+
+_GROUP_COLUMNS = (
+    "fingerprint",
+    "title",
+    "error_type",
+    "error_code",
+    "severity",
+    "service",
+    "environment",
+    "count",
+    "first_seen",
+    "last_seen",
+    "last_error_id",
+)
 
 
 def _upsert_groups(
@@ -481,31 +450,31 @@ def _upsert_groups(
     """Add each group's occurrences; returns (created, reopened) fingerprints."""
     if not groups:
         return [], []
-    statement = _group_upsert(connection.dialect.name)
-    params = [
-        {
-            "fingerprint": g.fingerprint,
-            "title": g.title,
-            "error_type": g.error_type,
-            "error_code": g.error_code,
-            "severity": g.severity,
-            "service": g.service,
-            "environment": g.environment,
-            "count": g.count,
-            "first_seen": g.first_seen,
-            "last_seen": g.last_seen,
-            "last_error_id": g.last_error_id,
-            "status": "unresolved",
-            "upsert_now": now,
-        }
+    time = db_time(connection.dialect.name == "postgresql")
+    rows = [
+        (
+            g.fingerprint,
+            g.title,
+            g.error_type,
+            g.error_code,
+            g.severity,
+            g.service,
+            g.environment,
+            g.count,
+            time(g.first_seen),
+            time(g.last_seen),
+            g.last_error_id,
+        )
         for g in groups
     ]
+    stored_now = time(now)
     added = {g.fingerprint: g.count for g in groups}
     created: list[str] = []
     reopened: list[str] = []
-    for fingerprint, count, status, regressed_at in connection.execute(statement, params):
+    returned = run_rows(connection, _group_upsert, rows, (stored_now,), returning=True)
+    for fingerprint, count, status, regressed_at in returned:
         if count == added[fingerprint]:
             created.append(fingerprint)
-        elif status == "regressed" and regressed_at == now:
+        elif status == "regressed" and regressed_at == stored_now:
             reopened.append(fingerprint)
     return sorted(created), sorted(reopened)
