@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from tests.store._support import RecordFactory
 
 from errorkit.store import (
@@ -23,12 +24,20 @@ UNREACHABLE = "postgresql://errorkit:hunter2@127.0.0.1:1/errors"
 
 
 def test_sqlite_runs_in_wal_with_the_documented_settings(tmp_path: Path) -> None:
-    """WAL, synchronous=NORMAL, a 5 s busy timeout and foreign keys are on."""
+    """WAL, synchronous=NORMAL, a 5 s busy timeout, foreign keys on, a checkpoint every
+    4,000 pages, temporary storage on disk."""
     engine = create_store_engine(f"sqlite:///{tmp_path / 'a.db'}")
     with engine.connect() as conn:
         settings = {
             name: conn.execute(text(f"PRAGMA {name}")).scalar()
-            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            for name in (
+                "journal_mode",
+                "synchronous",
+                "busy_timeout",
+                "foreign_keys",
+                "wal_autocheckpoint",
+                "temp_store",
+            )
         }
     engine.dispose()
     assert settings == {
@@ -36,7 +45,40 @@ def test_sqlite_runs_in_wal_with_the_documented_settings(tmp_path: Path) -> None
         "synchronous": 1,
         "busy_timeout": 5000,
         "foreign_keys": 1,
+        "wal_autocheckpoint": 4000,
+        "temp_store": 0,
     }
+
+
+def test_only_a_batch_write_keeps_temporary_storage_in_memory(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    """write_batch's transaction starts after ``temp_store = MEMORY`` (its statement journal
+    then never spills to a file); the next other transaction on that connection has it back
+    on disk, so a large sort does not have to fit in memory."""
+    statements: list[str] = []
+
+    def trace(driver: sqlite3.Connection, record: object) -> None:
+        driver.set_trace_callback(statements.append)
+
+    with open_store(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        event.listen(store.engine, "connect", trace)
+        store.engine.dispose()  # the one pooled connection from here on is traced
+        store.write_batch([make_record()])
+        store.write_batch([make_record()])
+        assert store.count() == 2
+        with store.engine.connect() as conn:
+            temp_store = conn.execute(text("PRAGMA temp_store")).scalar()
+    switches = [s for s in statements if s.startswith(("PRAGMA temp_store =", "BEGIN"))]
+    assert switches == [
+        "PRAGMA temp_store = MEMORY",
+        "BEGIN IMMEDIATE",
+        "BEGIN IMMEDIATE",  # unchanged between batches: nothing to switch
+        "PRAGMA temp_store = DEFAULT",
+        "BEGIN",
+        "BEGIN",
+    ]
+    assert temp_store == 0
 
 
 def test_sqlite_parent_directory_is_created(tmp_path: Path, make_record: RecordFactory) -> None:

@@ -43,6 +43,7 @@ from sqlalchemy.sql import Subquery
 from errorkit.store import _rollup, alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
 from errorkit.store.engine import (
+    BATCH_WRITE,
     DEFAULT_BUSY_TIMEOUT_MS,
     WRITE,
     create_store_engine,
@@ -283,11 +284,15 @@ class ErrorStore:
             yield connection
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, batch: bool = False) -> Iterator[Connection]:
+        """A write transaction; ``batch`` for one of write_batch's, whose statements are
+        bounded by the batch (see ``BATCH_WRITE``)."""
         self._ensure_ready()
         with (
             self._translate(),
-            self._engine.connect().execution_options(**{WRITE: True}) as connection,
+            self._engine.connect().execution_options(
+                **{WRITE: True, BATCH_WRITE: batch}
+            ) as connection,
             connection.begin(),
         ):
             yield connection
@@ -310,7 +315,7 @@ class ErrorStore:
         attempt = 1
         while True:
             try:
-                with self._write() as connection:
+                with self._write(batch=True) as connection:
                     return apply_batch(connection, batch)
             except StoreError as exc:
                 if attempt == _WRITE_ATTEMPTS or not _transient(exc.__cause__):
