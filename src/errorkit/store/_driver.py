@@ -7,13 +7,15 @@ therefore SQL text, made once per dialect and row count, run on the DBAPI cursor
 values already in the driver's form: on SQLite a DATETIME is the text SQLAlchemy's
 ``UTCDateTime`` stores (``sqlite_time()``), on PostgreSQL an aware datetime.
 
-Rows go in multi-row ``VALUES`` lists of 2**k rows: few statements per batch, few shapes
-for the drivers' statement caches, and on SQLite few hand-overs of the interpreter lock
-(``executemany`` lets go of it and takes it back around every row).
+Rows go in multi-row ``VALUES`` lists: up to ``EXACT_ROWS`` rows in one statement of that
+many, more in statements of 2**k rows. So a batch takes few statements (one for a small
+batch), the drivers' statement caches see few shapes, and SQLite few hand-overs of the
+interpreter lock (``executemany`` lets go of it and takes it back around every row).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,7 +25,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 __all__ = [
+    "EXACT_ROWS",
     "MAX_ROWS",
+    "SHAPES",
     "db_time",
     "rows_per_statement",
     "run_rows",
@@ -34,15 +38,22 @@ __all__ = [
 
 #: Rows per statement at most (fewer when the build binds fewer variables).
 MAX_ROWS = 512
+#: Up to this many rows go in one statement of exactly that many rows.
+EXACT_ROWS = 16
+#: Statement shapes per dialect: 1..EXACT_ROWS rows, then the powers of two up to MAX_ROWS.
+SHAPES = EXACT_ROWS + (MAX_ROWS // EXACT_ROWS).bit_length() - 1
 _SQLITE_DEFAULT_VARIABLES = 999  # SQLite's limit before 3.32
 _POSTGRES_VARIABLES = 65_535  # the protocol's limit on parameters of one statement
 
 
+@functools.lru_cache(maxsize=4096)
 def sqlite_time(value: datetime) -> str:
     """``value`` as SQLAlchemy keeps a ``UTCDateTime`` in SQLite: sortable text in UTC.
 
     A naive value is taken as UTC. Cutting the "+00:00" off the ISO form of the UTC time
-    is the cheap way to SQLAlchemy's ``%Y-%m-%d %H:%M:%S.%f``."""
+    is the cheap way to SQLAlchemy's ``%Y-%m-%d %H:%M:%S.%f``. Cached: a batch converts
+    its rows' times, then the same times again as its groups' first and last seen (equal
+    aware datetimes are one instant, so one text)."""
     if value.tzinfo is not UTC:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]
@@ -87,7 +98,7 @@ def run_rows(
     *,
     returning: bool = False,
 ) -> list[Any]:
-    """Run ``statement(postgres, n)`` for ``rows`` in chunks of n = 2**k rows.
+    """Run ``statement(postgres, n)`` for ``rows`` in chunks of n rows (see above).
 
     Each chunk's values are bound in order, followed by ``extra`` (the parameters after
     the VALUES list). Returns the rows the statements returned when ``returning``."""
@@ -109,9 +120,14 @@ def run_rows(
 
 
 def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterator[Sequence[Sequence[Any]]]:
+    """``rows`` in chunks of ``size`` (a power of two) or the next smaller power of two,
+    the last up to EXACT_ROWS rows in one chunk."""
     start, total = 0, len(rows)
     while start < total:
-        while size > total - start:
+        left = total - start
+        if left <= EXACT_ROWS and left <= size:
+            size = left
+        while size > left:
             size //= 2
         yield rows[start : start + size]
         start += size

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text
-from errorkit.store._driver import db_time, run_rows, statement_text, values_list
+from errorkit.store._driver import SHAPES, db_time, run_rows, statement_text, values_list
 from errorkit.store.records import ErrorRecord
 from errorkit.store.schema import error_counts_hourly
 
@@ -48,6 +48,8 @@ Combination = tuple[str | None, ...]
 Change = dict[tuple[datetime, Combination], tuple[int, int]]
 
 _GET = operator.attrgetter(*DIMENSIONS)
+#: ``json.dumps(value, separators=(",", ":"))``, without making an encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def hour_of(value: datetime) -> datetime:
@@ -57,7 +59,7 @@ def hour_of(value: datetime) -> datetime:
 
 def dims_key(values: Combination) -> str:
     """The name of one combination of dimension values, NULLs included."""
-    text = json.dumps(values, separators=(",", ":"))
+    text = _compact_json(values)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -95,7 +97,7 @@ def _utc(value: datetime) -> datetime:
 _COUNT_COLUMNS = ("hour", "dims", *DIMENSIONS, "total", "resolved")
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=2 * SHAPES)
 def _count_upsert(postgres: bool, rows: int) -> str:
     """The upsert of ``rows`` counts (one combination of an hour each): created, or grown."""
     return statement_text(

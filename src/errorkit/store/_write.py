@@ -30,7 +30,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text, json_dumps
-from errorkit.store._driver import db_time, run_rows, sqlite_time, statement_text, values_list
+from errorkit.store._driver import (
+    SHAPES,
+    db_time,
+    run_rows,
+    sqlite_time,
+    statement_text,
+    values_list,
+)
 from errorkit.store._rollup import add_records
 from errorkit.store.errors import InvalidRecord, StoreError
 from errorkit.store.models import WriteResult
@@ -285,7 +292,7 @@ def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
     return stored
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=2 * SHAPES)
 def _errors_insert(postgres: bool, rows: int) -> str:
     """The INSERT of ``rows`` rows into ``errors``; on PostgreSQL it reports the ids it
     inserted."""
@@ -402,7 +409,7 @@ def _add_to(
     return group
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=2 * SHAPES)
 def _group_upsert(postgres: bool, rows: int) -> str:
     """The upsert of ``rows`` groups: each grows by its count and time span, a resolved one
     seen again after its resolution is reopened as regressed at the last parameter."""
