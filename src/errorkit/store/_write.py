@@ -4,16 +4,21 @@ Rows are inserted idempotently by ``error_id`` and the store learns exactly whic
 were new; only those, plus deltas whose ``delta_id`` was not applied before, are added to
 ``error_groups``. Replaying a batch therefore never counts anything twice.
 
-Rows go in with the driver's own bulk path (measured in ``bench/bench_store.py``):
+The hot statements are SQL text run on the driver's cursor (``_driver``): the errors
+insert, one upsert of the batch's groups, one of its hourly counts (``_rollup``), each a
+multi-row ``VALUES`` list. Rows go in with the driver's own bulk path (measured in
+``bench/bench_store.py`` and decision 0015):
 
 * SQLite: the transaction starts with ``BEGIN IMMEDIATE``, so no other writer can insert
-  between reading which ``error_id`` values exist and inserting the rest with one
-  ``executemany``.
-* PostgreSQL: ``COPY`` straight into ``errors`` inside a savepoint, for the common batch of
-  new rows. When an id is already stored the COPY fails whole; the batch is then copied into
-  a per-transaction temporary table and moved with one
-  ``INSERT ... SELECT ... ON CONFLICT (error_id) DO NOTHING RETURNING``, which reports the
+  between reading which ``error_id`` values exist and inserting the rest (a SELECT and an
+  INSERT cost less together than one ``INSERT ... RETURNING`` there).
+* PostgreSQL, a batch under ``_COPY_ROWS`` rows (the ingest server's usual): one
+  ``INSERT ... ON CONFLICT (error_id) DO NOTHING RETURNING error_id``, which reports the
   rows that were new even while other writers insert the same ids.
+* PostgreSQL, a larger batch: ``COPY`` straight into ``errors`` inside a savepoint, for the
+  common batch of new rows. When an id is already stored the COPY fails whole; the batch is
+  then copied into a per-transaction temporary table and moved with one
+  ``INSERT ... SELECT ... ON CONFLICT (error_id) DO NOTHING RETURNING``.
 """
 
 from __future__ import annotations
