@@ -29,6 +29,7 @@ __all__ = [
     "MAX_ROWS",
     "SHAPES",
     "db_time",
+    "fetch_rows",
     "rows_per_statement",
     "run_rows",
     "sqlite_time",
@@ -95,28 +96,51 @@ def run_rows(
     statement: Callable[[bool, int], str],
     rows: Sequence[Sequence[Any]],
     extra: Sequence[Any] = (),
-    *,
-    returning: bool = False,
-) -> list[Any]:
-    """Run ``statement(postgres, n)`` for ``rows`` in chunks of n rows (see above).
+) -> int:
+    """Run ``statement(postgres, n)`` for ``rows`` in chunks of n rows (see above); returns
+    how many rows the statements inserted or updated.
 
     Each chunk's values are bound in order, followed by ``extra`` (the parameters after
-    the VALUES list). Returns the rows the statements returned when ``returning``."""
+    the VALUES list)."""
+    return _run(connection, statement, rows, extra, fetch=False)[0]
+
+
+def fetch_rows(
+    connection: Connection,
+    statement: Callable[[bool, int], str],
+    rows: Sequence[Sequence[Any]],
+    extra: Sequence[Any] = (),
+) -> list[Any]:
+    """:func:`run_rows` for a statement with RETURNING: the rows it returned."""
+    return _run(connection, statement, rows, extra, fetch=True)[1]
+
+
+def _run(
+    connection: Connection,
+    statement: Callable[[bool, int], str],
+    rows: Sequence[Sequence[Any]],
+    extra: Sequence[Any],
+    *,
+    fetch: bool,
+) -> tuple[int, list[Any]]:
     if not rows:
-        return []
+        return 0, []
     postgres = connection.dialect.name == "postgresql"
     size = rows_per_statement(connection, len(rows[0]), len(extra))
+    changed = 0
     returned: list[Any] = []
     cursor = _cursor(connection)
     try:
         for chunk in _chunks(rows, size):
             params = tuple(chain(chain.from_iterable(chunk), extra))
             cursor.execute(statement(postgres, len(chunk)), params)
-            if returning:
+            if fetch:
                 returned.extend(cursor.fetchall())
+            else:
+                changed += cursor.rowcount
     finally:
         cursor.close()
-    return returned
+    return changed, returned
 
 
 def _chunks(rows: Sequence[Sequence[Any]], size: int) -> Iterator[Sequence[Sequence[Any]]]:

@@ -9,9 +9,10 @@ insert, one upsert of the batch's groups, one of its hourly counts (``_rollup``)
 multi-row ``VALUES`` list. Rows go in with the driver's own bulk path (measured in
 ``bench/bench_store.py`` and decision 0015):
 
-* SQLite: the transaction starts with ``BEGIN IMMEDIATE``, so no other writer can insert
-  between reading which ``error_id`` values exist and inserting the rest (a SELECT and an
-  INSERT cost less together than one ``INSERT ... RETURNING`` there).
+* SQLite: ``INSERT ... ON CONFLICT (error_id) DO NOTHING``, whose count of inserted rows
+  tells the common batch of new rows apart; only when it is short does a SELECT find the
+  rows it inserted (the newest ones: see ``_newest_ids``). Cheaper than a SELECT of the
+  stored ids first, and than ``INSERT ... RETURNING`` there.
 * PostgreSQL, a batch under ``_COPY_ROWS`` rows (the ingest server's usual): one
   ``INSERT ... ON CONFLICT (error_id) DO NOTHING RETURNING error_id``, which reports the
   rows that were new even while other writers insert the same ids.
@@ -38,6 +39,7 @@ from errorkit.store._clean import clean_text, json_dumps
 from errorkit.store._driver import (
     SHAPES,
     db_time,
+    fetch_rows,
     run_rows,
     sqlite_time,
     statement_text,
@@ -263,13 +265,13 @@ def _insert(connection: Connection, records: list[ErrorRecord], now: datetime) -
     if not records:
         return []
     if connection.dialect.name != "postgresql":
-        # The write lock is held since BEGIN IMMEDIATE: nobody inserts between the SELECT
-        # and the INSERT (cheaper together than one INSERT ... RETURNING on SQLite).
-        stored = _stored_ids(connection, [record.error_id for record in records])
-        fresh = [record for record in records if record.error_id not in stored]
         created = sqlite_time(now)
-        run_rows(connection, _errors_insert, [_row(record, created, False) for record in fresh])
-        return fresh
+        rows = [_row(record, created, False) for record in records]
+        inserted = run_rows(connection, _errors_insert, rows)
+        if inserted == len(records):  # the common batch: every row new
+            return records
+        new_ids = _newest_ids(connection, [record.error_id for record in records], inserted)
+        return [record for record in records if record.error_id in new_ids]
     rows = [_row(record, now, True) for record in records]
     # Sorted ids make concurrent writers take index locks in one order: no deadlocks.
     rows.sort(key=operator.itemgetter(0))
@@ -277,24 +279,30 @@ def _insert(connection: Connection, records: list[ErrorRecord], now: datetime) -
         new_ids = _copy_postgres(connection, rows)
     else:
         # A concurrent insert of the same id waits for the other transaction, then skips.
-        returned = run_rows(connection, _errors_insert, rows, returning=True)
+        returned = fetch_rows(connection, _errors_insert, rows)
         new_ids = {error_id for (error_id,) in returned}
     return [record for record in records if record.error_id in new_ids]
 
 
-def _stored_ids(connection: Connection, ids: list[str]) -> set[str]:
-    """Which of ``ids`` are stored already (SQLite)."""
-    stored: set[str] = set()
+def _newest_ids(connection: Connection, ids: list[str], inserted: int) -> set[str]:
+    """Which of ``ids`` the batch just inserted, knowing it inserted ``inserted`` of them
+    (SQLite, when some were stored already).
+
+    They are the ``inserted`` newest of those rows: ``errors.id`` is AUTOINCREMENT (above
+    every id the table ever held), and the write lock is held since BEGIN IMMEDIATE, so no
+    other writer inserted in between."""
+    found: list[tuple[int, str]] = []
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         for start in range(0, len(ids), _SQLITE_IN_CHUNK):
             chunk = ids[start : start + _SQLITE_IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            cursor.execute(f"SELECT error_id FROM errors WHERE error_id IN ({marks})", chunk)
-            stored.update(value for (value,) in cursor)
+            cursor.execute(f"SELECT id, error_id FROM errors WHERE error_id IN ({marks})", chunk)
+            found.extend(cursor)
     finally:
         cursor.close()
-    return stored
+    found.sort(reverse=True)
+    return {error_id for _, error_id in found[:inserted]}
 
 
 @functools.lru_cache(maxsize=2 * SHAPES)
@@ -483,7 +491,7 @@ def _upsert_groups(
     added = {g.fingerprint: g.count for g in groups}
     created: list[str] = []
     reopened: list[str] = []
-    returned = run_rows(connection, _group_upsert, rows, (stored_now,), returning=True)
+    returned = fetch_rows(connection, _group_upsert, rows, (stored_now,))
     for fingerprint, count, status, regressed_at in returned:
         if count == added[fingerprint]:
             created.append(fingerprint)
