@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
 
@@ -47,6 +47,7 @@ from errorkit.store.engine import (
     WRITE,
     create_store_engine,
     describe_url,
+    write_queue,
 )
 from errorkit.store.errors import (
     InvalidQuery,
@@ -210,6 +211,7 @@ class ErrorStore:
             url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, echo=echo
         )
         self._url = describe_url(self._engine.url)
+        self._queue = write_queue(self._engine, busy_timeout_ms / 1000)
         self._migrate = migrate
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -286,6 +288,7 @@ class ErrorStore:
     def _write(self) -> Iterator[Connection]:
         self._ensure_ready()
         with (
+            self._queue.held() if self._queue is not None else nullcontext(),
             self._translate(),
             self._engine.connect().execution_options(**{WRITE: True}) as connection,
             connection.begin(),
