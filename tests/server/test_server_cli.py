@@ -274,9 +274,14 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
                 output = process.stdout.read() if process.stdout else ""
                 raise AssertionError(f"serve did not come up: {output}")
             time.sleep(0.2)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        if children.exists():
-            assert len(children.read_text().split()) >= 2  # uvicorn's workers
+        workers = _children(process.pid)
+        if sys.platform == "linux":
+            # each listens on a socket of its own (SO_REUSEPORT): the kernel spreads
+            # connections over them instead of the first awake taking them all
+            while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
+                assert time.monotonic() < deadline, f"workers {workers} are not listening"
+                time.sleep(0.2)
+                workers = _children(process.pid)
         auth = {"X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7"}
         for event_id in ids:
             event = {
@@ -304,7 +309,63 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
         assert all(row is not None for row in stored)
         [group] = store.groups(limit=10).items
         assert group.count == len(ids)
-    finally:
+        if sys.platform == "linux":
+            # a worker that dies is replaced; the port stays served meanwhile
+            os.kill(workers[0], 9)
+            deadline = time.monotonic() + 60
+            while True:
+                now = _children(process.pid)
+                if (
+                    len(now) == 2
+                    and workers[0] not in now
+                    and all(_listens_on(pid, port) for pid in now)
+                ):
+                    break
+                assert time.monotonic() < deadline, f"no worker replaced {workers[0]}"
+                time.sleep(0.2)
+            live = httpx.get(f"http://127.0.0.1:{port}/admin/api/health/live", timeout=5)
+            assert live.status_code == 200
+            workers = now
         process.terminate()
-        process.wait(timeout=30)
+        assert process.wait(timeout=60) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers if _alive(pid))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
         store.close()
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(n) for n in found.read_text().split()] if found.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a listening TCP socket on ``port`` (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening.add(fields[9])  # the socket's inode
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(link == f"socket:[{inode}]" for inode in listening for link in links)
