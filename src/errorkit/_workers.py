@@ -19,6 +19,7 @@ memory; each worker builds the app from ``app`` (a ``module:factory`` path), as
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -50,10 +51,24 @@ def listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_one(host: str, port: int, app: str) -> None:
-    """One worker: its own listening socket, the app made by the factory ``app``."""
+def _die_with(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` dies (even of SIGKILL), so
+    no worker outlives its supervisor holding the port; Linux only."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve_one(host: str, port: int, app: str, parent: int) -> None:
+    """One worker of supervisor ``parent``: its own listening socket, the app made by the
+    factory ``app``."""
     import uvicorn
 
+    if sys.platform == "linux":
+        _die_with(parent)
     own = listener(host, port)
     config = uvicorn.Config(app, factory=True, log_config=None)
     uvicorn.Server(config).run(sockets=[own])
@@ -67,6 +82,7 @@ def _say(text: str) -> None:
 class _Supervisor:
     def __init__(self, host: str, port: int, workers: int, app: str) -> None:
         self.command = [sys.executable, "-m", "errorkit._workers", "--one", host, str(port), app]
+        self.command.append(str(os.getpid()))
         self.workers = workers
         self.stopping = threading.Event()
         self.processes: list[tuple[subprocess.Popen[bytes], float]] = []
@@ -125,6 +141,6 @@ def main(host: str, port: int, workers: int, app: str) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--one":
-        serve_one(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        serve_one(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
     else:
         sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))

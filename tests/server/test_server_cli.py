@@ -4,6 +4,7 @@ to serve on a network address before an admin token exists."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -328,12 +329,60 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
             workers = now
         process.terminate()
         assert process.wait(timeout=60) == 0
-        assert not any(Path(f"/proc/{pid}").exists() for pid in workers if _alive(pid))
+        assert not any(_alive(pid) for pid in workers)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
         store.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the worker supervisor is Linux's")
+def test_serve_workers_do_not_outlive_a_killed_supervisor(tmp_path: Any) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: the kernel tells each
+    (PR_SET_PDEATHSIG), so none keeps the port."""
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    port = _free_port()
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "errorkit",
+            "serve",
+            "--store",
+            url,
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        workers = _children(process.pid)
+        while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
+            assert process.poll() is None and time.monotonic() < deadline, "no workers"
+            time.sleep(0.2)
+            workers = _children(process.pid)
+        process.kill()
+        process.wait(timeout=30)
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline + 30, f"workers {workers} outlived it"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def _children(pid: int) -> list[int]:
