@@ -46,6 +46,19 @@ class DownStore(MemoryStore):
         return super().write_batch(records, deltas)
 
 
+def _unspooled(store: MemoryStore, clock: Clock) -> Pipeline:
+    """A pipeline on ``store`` without spool or writer thread, on ``clock``'s time."""
+    return Pipeline(
+        store,
+        service="svc",
+        scrubber=default_scrubber(),
+        spool=None,
+        start_writer=False,
+        clock=clock,
+        monotonic=clock,
+    )
+
+
 def delta(fingerprint: str, count: int, minutes: int) -> CountDelta:
     at = T0 + timedelta(minutes=minutes)
     return CountDelta(
@@ -78,15 +91,7 @@ def test_a_failing_store_is_tried_again_only_after_each_wait() -> None:
     """While the wait runs, cycles spool without touching the store; then it is tried once."""
     clock = Clock()
     store = DownStore()
-    pipeline = Pipeline(
-        store,
-        service="svc",
-        scrubber=default_scrubber(),
-        spool=None,
-        start_writer=False,
-        clock=clock,
-        monotonic=clock,
-    )
+    pipeline = _unspooled(store, clock)
     pipeline.submit("id-1", RuntimeError("boom"), {})
     pipeline.run_once()
     assert store.attempts == 1  # the first failure
@@ -124,15 +129,7 @@ def test_a_tracker_asking_for_time_is_left_alone_that_long() -> None:
     nothing (the backoff still grows)."""
     clock = Clock()
     store = BusyTracker(retry_after=120)
-    pipeline = Pipeline(
-        store,
-        service="svc",
-        scrubber=default_scrubber(),
-        spool=None,
-        start_writer=False,
-        clock=clock,
-        monotonic=clock,
-    )
+    pipeline = _unspooled(store, clock)
     pipeline.submit("id-1", RuntimeError("boom"), {})
     pipeline.run_once()
     assert store.attempts == 1

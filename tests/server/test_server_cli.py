@@ -228,7 +228,6 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
     import sys
     import time
     import uuid
-    from pathlib import Path
 
     import httpx
 
@@ -241,27 +240,7 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
     project = projects.create_project("shop")
     key = projects.create_key(project.id)
     port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    env.pop("ERRORKIT_SESSION_SECRET", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from errorkit.cli import main; main()",
-            "serve",
-            "--store",
-            url,
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _serve_two_workers(url, port, subprocess.PIPE)
     ids = [uuid.uuid4().hex for _ in range(40)]
     try:
         deadline = time.monotonic() + 90
@@ -279,10 +258,7 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
         if sys.platform == "linux":
             # each listens on a socket of its own (SO_REUSEPORT): the kernel spreads
             # connections over them instead of the first awake taking them all
-            while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
-                assert time.monotonic() < deadline, f"workers {workers} are not listening"
-                time.sleep(0.2)
-                workers = _children(process.pid)
+            workers = _two_listening(process, port, deadline)
         auth = {"X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7"}
         for event_id in ids:
             event = {
@@ -341,39 +317,14 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
 def test_serve_workers_do_not_outlive_a_killed_supervisor(tmp_path: Any) -> None:
     """SIGKILL leaves the supervisor no time to stop its workers: the kernel tells each
     (PR_SET_PDEATHSIG), so none keeps the port."""
-    import os
     import subprocess
     import time
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
     port = _free_port()
-    url = f"sqlite:///{tmp_path / 'killed.db'}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "errorkit",
-            "serve",
-            "--store",
-            url,
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _serve_two_workers(f"sqlite:///{tmp_path / 'killed.db'}", port, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
-        workers = _children(process.pid)
-        while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
-            assert process.poll() is None and time.monotonic() < deadline, "no workers"
-            time.sleep(0.2)
-            workers = _children(process.pid)
+        workers = _two_listening(process, port, deadline)
         process.kill()
         process.wait(timeout=30)
         while any(_alive(pid) for pid in workers):
@@ -383,6 +334,39 @@ def test_serve_workers_do_not_outlive_a_killed_supervisor(tmp_path: Any) -> None
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def _serve_two_workers(url: str, port: int, output: int) -> Any:
+    """`errorkit serve --workers 2` on ``url`` in a process of its own (errorkit from this
+    checkout, no session secret given); its output to ``output``."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    env.pop("ERRORKIT_SESSION_SECRET", None)
+    command = [sys.executable, "-m", "errorkit", "serve", "--store", url, "--port", str(port)]
+    return subprocess.Popen(
+        [*command, "--workers", "2"],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else output,
+        text=True,
+    )
+
+
+def _two_listening(process: Any, port: int, deadline: float) -> list[int]:
+    """The two workers of ``process``, once each listens on ``port``."""
+    import time
+
+    workers = _children(process.pid)
+    while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
+        assert process.poll() is None, "serve stopped"
+        assert time.monotonic() < deadline, f"workers {workers} are not listening"
+        time.sleep(0.2)
+        workers = _children(process.pid)
+    return workers
 
 
 def _children(pid: int) -> list[int]:
