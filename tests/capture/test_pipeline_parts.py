@@ -16,6 +16,7 @@ from errorkit.capturing.pipeline import Pipeline
 from errorkit.capturing.worker import Worker
 from errorkit.resilience.retrying import RetryPolicy
 from errorkit.scrubbing import default_scrubber
+from errorkit.store.errors import StoreUnavailable
 from errorkit.store.records import CountDelta, ErrorRecord
 from errorkit.testing import MemoryStore
 
@@ -43,6 +44,19 @@ class DownStore(MemoryStore):
         if self.down:
             raise ConnectionError("store down")
         return super().write_batch(records, deltas)
+
+
+def _unspooled(store: MemoryStore, clock: Clock) -> Pipeline:
+    """A pipeline on ``store`` without spool or writer thread, on ``clock``'s time."""
+    return Pipeline(
+        store,
+        service="svc",
+        scrubber=default_scrubber(),
+        spool=None,
+        start_writer=False,
+        clock=clock,
+        monotonic=clock,
+    )
 
 
 def delta(fingerprint: str, count: int, minutes: int) -> CountDelta:
@@ -77,15 +91,7 @@ def test_a_failing_store_is_tried_again_only_after_each_wait() -> None:
     """While the wait runs, cycles spool without touching the store; then it is tried once."""
     clock = Clock()
     store = DownStore()
-    pipeline = Pipeline(
-        store,
-        service="svc",
-        scrubber=default_scrubber(),
-        spool=None,
-        start_writer=False,
-        clock=clock,
-        monotonic=clock,
-    )
+    pipeline = _unspooled(store, clock)
     pipeline.submit("id-1", RuntimeError("boom"), {})
     pipeline.run_once()
     assert store.attempts == 1  # the first failure
@@ -100,6 +106,48 @@ def test_a_failing_store_is_tried_again_only_after_each_wait() -> None:
     assert pipeline.flush(timeout=5)
     assert list(store.counts.values()) == [1]  # no spool: the sample is lost, its count kept
     assert store.records == []
+    pipeline.shutdown(timeout=5)
+
+
+class BusyTracker(DownStore):
+    """A tracker answering 503 with ``Retry-After``, as :class:`HttpStore` raises it."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    def write_batch(self, records: Sequence[ErrorRecord], deltas: Sequence[CountDelta] = ()) -> Any:
+        if self.down:
+            self.attempts += 1
+            message = f"the tracker answered 503, retry after {self.retry_after}s"
+            raise StoreUnavailable(message, retry_after=self.retry_after)
+        return super().write_batch(records, deltas)
+
+
+def test_a_tracker_asking_for_time_is_left_alone_that_long() -> None:
+    """A Retry-After longer than the backoff's wait is the wait; a shorter one changes
+    nothing (the backoff still grows)."""
+    clock = Clock()
+    store = BusyTracker(retry_after=120)
+    pipeline = _unspooled(store, clock)
+    pipeline.submit("id-1", RuntimeError("boom"), {})
+    pipeline.run_once()
+    assert store.attempts == 1
+    clock.now += 119.9  # far past the first backoff (0.5 s), short of what it asked
+    pipeline.run_once()
+    assert store.attempts == 1
+    store.retry_after = 0.1  # next time, shorter than the backoff's second wait (1 s)
+    clock.now += 0.2
+    pipeline.run_once()
+    assert store.attempts == 2
+    clock.now += 0.5
+    pipeline.run_once()
+    assert store.attempts == 2  # the backoff's 1 s, not the 0.1 s asked
+    clock.now += 0.5
+    pipeline.run_once()
+    assert store.attempts == 3
+    store.down = False
+    assert pipeline.flush(timeout=5)
     pipeline.shutdown(timeout=5)
 
 

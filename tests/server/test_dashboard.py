@@ -365,3 +365,29 @@ def test_users_commands(tmp_path: Path) -> None:
     removed = runner.invoke(cli, ["users", "remove", "ana", "--store", url])
     assert removed.exit_code == 0
     assert runner.invoke(cli, ["users", "remove", "ana", "--store", url]).exit_code == 1
+
+
+def test_opening_the_user_store_hashes_nothing_until_a_login_is_checked(tmp_path: Path) -> None:
+    """The decoy hash (checked against for an unknown name, so both answers take as long)
+    is made at the first check, known name or not: every server process opens a user
+    store, and an argon2 hash takes 64 MiB while it runs."""
+    with open_store(f"sqlite:///{tmp_path / 'users.db'}") as store:
+        users = UserStore(store)
+        assert users._decoy_hash is None
+        made: list[str] = []
+        hasher = users._hash
+
+        class Counting:
+            def hash(self, password: str) -> str:
+                made.append(password)
+                return str(hasher.hash(password))
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(hasher, name)
+
+        users._hash = Counting()
+        assert made == []
+        assert users.verify("nobody", "whatever password") is None
+        assert made == ["errorkit decoy password"]
+        assert users.verify("nobody", "whatever password") is None
+        assert made == ["errorkit decoy password"]  # made once

@@ -4,6 +4,7 @@ to serve on a network address before an admin token exists."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -227,7 +228,6 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
     import sys
     import time
     import uuid
-    from pathlib import Path
 
     import httpx
 
@@ -240,27 +240,7 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
     project = projects.create_project("shop")
     key = projects.create_key(project.id)
     port = _free_port()
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    env.pop("ERRORKIT_SESSION_SECRET", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from errorkit.cli import main; main()",
-            "serve",
-            "--store",
-            url,
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _serve_two_workers(url, port, subprocess.PIPE)
     ids = [uuid.uuid4().hex for _ in range(40)]
     try:
         deadline = time.monotonic() + 90
@@ -274,9 +254,11 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
                 output = process.stdout.read() if process.stdout else ""
                 raise AssertionError(f"serve did not come up: {output}")
             time.sleep(0.2)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        if children.exists():
-            assert len(children.read_text().split()) >= 2  # uvicorn's workers
+        workers = _children(process.pid)
+        if sys.platform == "linux":
+            # each listens on a socket of its own (SO_REUSEPORT): the kernel spreads
+            # connections over them instead of the first awake taking them all
+            workers = _two_listening(process, port, deadline)
         auth = {"X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7"}
         for event_id in ids:
             event = {
@@ -304,7 +286,119 @@ def test_serve_with_workers_shares_the_port_and_stores_every_event_once(tmp_path
         assert all(row is not None for row in stored)
         [group] = store.groups(limit=10).items
         assert group.count == len(ids)
-    finally:
+        if sys.platform == "linux":
+            # a worker that dies is replaced; the port stays served meanwhile
+            os.kill(workers[0], 9)
+            deadline = time.monotonic() + 60
+            while True:
+                now = _children(process.pid)
+                if (
+                    len(now) == 2
+                    and workers[0] not in now
+                    and all(_listens_on(pid, port) for pid in now)
+                ):
+                    break
+                assert time.monotonic() < deadline, f"no worker replaced {workers[0]}"
+                time.sleep(0.2)
+            live = httpx.get(f"http://127.0.0.1:{port}/admin/api/health/live", timeout=5)
+            assert live.status_code == 200
+            workers = now
         process.terminate()
-        process.wait(timeout=30)
+        assert process.wait(timeout=60) == 0
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
         store.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the worker supervisor is Linux's")
+def test_serve_workers_do_not_outlive_a_killed_supervisor(tmp_path: Any) -> None:
+    """SIGKILL leaves the supervisor no time to stop its workers: the kernel tells each
+    (PR_SET_PDEATHSIG), so none keeps the port."""
+    import subprocess
+    import time
+
+    port = _free_port()
+    process = _serve_two_workers(f"sqlite:///{tmp_path / 'killed.db'}", port, subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        workers = _two_listening(process, port, deadline)
+        process.kill()
+        process.wait(timeout=30)
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline + 30, f"workers {workers} outlived it"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _serve_two_workers(url: str, port: int, output: int) -> Any:
+    """`errorkit serve --workers 2` on ``url`` in a process of its own (errorkit from this
+    checkout, no session secret given); its output to ``output``."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    env.pop("ERRORKIT_SESSION_SECRET", None)
+    command = [sys.executable, "-m", "errorkit", "serve", "--store", url, "--port", str(port)]
+    return subprocess.Popen(
+        [*command, "--workers", "2"],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else output,
+        text=True,
+    )
+
+
+def _two_listening(process: Any, port: int, deadline: float) -> list[int]:
+    """The two workers of ``process``, once each listens on ``port``."""
+    import time
+
+    workers = _children(process.pid)
+    while not (len(workers) == 2 and all(_listens_on(pid, port) for pid in workers)):
+        assert process.poll() is None, "serve stopped"
+        assert time.monotonic() < deadline, f"workers {workers} are not listening"
+        time.sleep(0.2)
+        workers = _children(process.pid)
+    return workers
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(n) for n in found.read_text().split()] if found.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a listening TCP socket on ``port`` (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening.add(fields[9])  # the socket's inode
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return False
+    return any(link == f"socket:[{inode}]" for inode in listening for link in links)

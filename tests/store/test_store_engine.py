@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
-from tests.store._support import RecordFactory
+from tests.store._support import T0, RecordFactory
 
 from errorkit.store import (
     ErrorStore,
@@ -167,3 +167,69 @@ def test_postgres_scheme_alias_reaches_the_server(postgres_database: str) -> Non
     with ErrorStore(alias) as store:
         store.ping()
         assert store.dialect == "postgresql"
+
+
+def _write_from_another_process(url: str, count: int, tag: str) -> None:
+    from errorkit.store import ErrorRecord
+
+    with ErrorStore(url) as store:
+        for n in range(count):
+            record = ErrorRecord(
+                error_id=f"{tag}-{n}",
+                timestamp=T0,
+                error_type="http_error",
+                error_code="HTTP_INTERNAL_ERROR",
+                error_message=f"boom {n}",
+                severity="error",
+                fingerprint=f"fp-{tag}",
+                title="RuntimeError: boom",
+            )
+            store.write_batch([record])
+
+
+def test_sqlite_writers_of_two_processes_queue_and_lose_nothing(tmp_path: Path) -> None:
+    """Two processes writing small batches at once into one SQLite file take turns on the
+    write queue (a lock file beside the database): every row is stored, none fails."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ErrorStore(url).ping()  # migrated once, before the race
+    context = multiprocessing.get_context("spawn")
+    writers = [
+        context.Process(target=_write_from_another_process, args=(url, 150, f"p{n}"))
+        for n in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert (tmp_path / "shared.db-writers").exists()
+    with ErrorStore(url) as store:
+        assert store.count() == 300
+
+
+def test_sqlite_write_queue_held_elsewhere_only_delays(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    """A queue lock another process keeps (stuck, or a lock file on a filesystem that
+    never frees it) costs a write its busy timeout, then the write goes ahead on SQLite's
+    own lock: the queue orders writers, it is never what decides whether one may write."""
+    import fcntl
+    import os
+    import time
+
+    path = tmp_path / "held.db"
+    with ErrorStore(f"sqlite:///{path}", busy_timeout_ms=300) as store:
+        store.ping()
+        holder = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT)
+        # flock is per open file: this descriptor stands for another process.
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            started = time.monotonic()
+            store.write_batch([make_record()])
+            waited = time.monotonic() - started
+        finally:
+            os.close(holder)
+        assert store.count() == 1
+        assert waited >= 0.25  # it did wait for the queue first

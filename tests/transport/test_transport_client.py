@@ -126,6 +126,8 @@ def test_each_answer_raises_what_the_pipeline_acts_on(
     if isinstance(caught.value, TrackerRefused):
         assert caught.value.status == status
         assert "key" in text
+    if isinstance(caught.value, StoreUnavailable):
+        assert caught.value.retry_after == (5 if status in (429, 503) else None)
 
 
 def test_an_odd_answer_is_a_store_error_not_a_malformed_batch(fake: Fake) -> None:

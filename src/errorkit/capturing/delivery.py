@@ -169,7 +169,11 @@ class Delivery:
     def _failed(self, exc: BaseException) -> None:
         self.store_up = False
         self._failures += 1
-        self._next_attempt = self._monotonic() + STORE_BACKOFF.backoff(self._failures)
+        wait = STORE_BACKOFF.backoff(self._failures)
+        asked = getattr(exc, "retry_after", None)
+        if isinstance(asked, int | float) and asked > wait:
+            wait = float(asked)  # the tracker said how long (Retry-After): no sooner
+        self._next_attempt = self._monotonic() + wait
         self.last_error = f"{type(exc).__name__}: {exc}"
         report_internal_error("capture.store", exc)
 

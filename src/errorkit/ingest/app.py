@@ -619,7 +619,15 @@ def mount_ingest(
         rate_limit=rate_limit,
         scrubber=scrubber,
     )
-    app.add_middleware(IngestMiddleware, ingest=ingest)
+    # Outside every middleware of the app (add_middleware would put it inside Starlette's
+    # error middleware and the app's own): an ingest request goes straight to the ingest,
+    # which answers every failure itself.
+    build_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return IngestMiddleware(build_stack(), ingest)
+
+    app.build_middleware_stack = build_middleware_stack
     app.state.errorkit_ingest = ingest
     # Before the store is closed: the drain still writes to it.
     app.router.on_shutdown.insert(0, ingest.aclose)

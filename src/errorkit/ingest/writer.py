@@ -119,6 +119,9 @@ class GroupCommit:
         self.batches = 0
         self.spooled_batches = 0
         self.replayed_batches = 0
+        # Whether the spool may hold batches (it may, from an earlier run, at the start).
+        self._spool_dirty = True
+        self._looked_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reset_loop_state()
 
@@ -243,7 +246,7 @@ class GroupCommit:
                     item.future.set_exception(RecordRefused(bad[0]))
                 else:
                     item.future.set_result(outcome)
-            if outcome == STORED:
+            if outcome == STORED and self._replay_due():
                 self.maybe_replay()
 
     # -- on the writer thread ----------------------------------------------------------------
@@ -335,7 +338,9 @@ class GroupCommit:
             report_internal_error("ingest.spool", exc)
             message = "the store is unavailable and the spool cannot be written"
             raise IngestUnavailable(message, retry_after=60) from None
-        self.spooled_batches += 1
+        with self._lock:
+            self.spooled_batches += 1
+            self._spool_dirty = True
         return SPOOLED
 
     def _ok(self, result: Any, records: int) -> None:
@@ -357,6 +362,19 @@ class GroupCommit:
 
     # -- replaying the spool -------------------------------------------------------------------
 
+    def _replay_due(self) -> bool:
+        """After a stored batch: whether to look at the spool. At once when this writer
+        spooled since the spool was last found empty; otherwise once a second (another
+        process may have spooled into the same folder). Not after every batch: a look
+        is a hop to the replay thread and a listing of the folder."""
+        if self._spool_dirty:
+            return True
+        now = self._monotonic()
+        if now - self._looked_at < 1.0:
+            return False
+        self._looked_at = now
+        return True
+
     def maybe_replay(self) -> None:
         """Start replaying the spool (on its own thread) when it holds batches and the store
         is up or due for another try."""
@@ -372,8 +390,13 @@ class GroupCommit:
             self._replaying = loop.run_in_executor(self._replayer, self._replay, spool)
 
     def _replay(self, spool: Spool) -> None:
+        with self._lock:
+            spooled = self.spooled_batches
         try:
             if spool.is_empty():
+                with self._lock:
+                    if self.spooled_batches == spooled:  # nothing spooled meanwhile
+                        self._spool_dirty = False
                 return
             result = spool.replay(self._replay_write)
         except Exception as exc:  # noqa: BLE001 - a replay failing must not stop the writer

@@ -44,7 +44,14 @@ class NotFound(StoreError, LookupError):
 
 
 class StoreUnavailable(StoreError, ConnectionError):
-    """The database cannot be reached or opened."""
+    """The database cannot be reached or opened.
+
+    ``retry_after`` is how many seconds the store asked to be left alone (a tracker's
+    ``Retry-After``), None when it did not say."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SchemaTooNew(StoreError):

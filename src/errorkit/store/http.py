@@ -276,10 +276,10 @@ class HttpStore:
             return result
         said = _said(answer)
         if status == 429 or status >= 500:
-            wait = answer.headers.get("Retry-After")
-            after = f", retry after {wait}s" if wait else ""
+            wait = _retry_after(answer.headers.get("Retry-After"))
+            after = f", retry after {wait:g}s" if wait is not None else ""
             message = f"the tracker at {shown} answered {status}{after}: {said}"
-            raise StoreUnavailable(message)
+            raise StoreUnavailable(message, retry_after=wait)
         if status in _REFUSED:
             message = (
                 f"the tracker at {shown} refused the key ({status}: {said}); put a valid key "
@@ -330,6 +330,24 @@ class HttpStore:
     def ping(self) -> None:
         """Send an empty batch: raises unless the tracker answers and accepts the key."""
         self._post(encode_message())
+
+
+#: The longest ``Retry-After`` taken from a tracker (seconds); a bigger one is read as this.
+MAX_RETRY_AFTER = 300.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` of seconds, bounded to :data:`MAX_RETRY_AFTER`; None when absent
+    or not a number of seconds (an HTTP date is not waited for: the backoff applies)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 def _said(answer: httpx.Response) -> str:

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
 
@@ -48,6 +48,7 @@ from errorkit.store.engine import (
     WRITE,
     create_store_engine,
     describe_url,
+    write_queue,
 )
 from errorkit.store.errors import (
     InvalidQuery,
@@ -211,6 +212,7 @@ class ErrorStore:
             url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size, echo=echo
         )
         self._url = describe_url(self._engine.url)
+        self._queue = write_queue(self._engine, busy_timeout_ms / 1000)
         self._migrate = migrate
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -289,6 +291,7 @@ class ErrorStore:
         bounded by the batch (see ``BATCH_WRITE``)."""
         self._ensure_ready()
         with (
+            self._queue.held() if self._queue is not None else nullcontext(),
             self._translate(),
             self._engine.connect().execution_options(
                 **{WRITE: True, BATCH_WRITE: batch}

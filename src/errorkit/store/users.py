@@ -66,8 +66,18 @@ class UserStore:
     def __init__(self, store: ErrorStore) -> None:
         self._store = store
         self._hash = _hasher()
-        # Checked against when the name is unknown, so both answers take as long.
-        self._decoy = self._hash.hash("errorkit decoy password")
+        self._decoy_hash: str | None = None
+
+    @property
+    def _decoy(self) -> str:
+        """The hash checked against when the name is unknown, so both answers take as
+        long. Made at the first login check, whoever it is for (so that first answer is
+        as slow for a known name as for an unknown one), not when the store is opened:
+        a hash takes the KDF's memory (64 MiB with argon2's defaults) and every server
+        process opens one."""
+        if self._decoy_hash is None:
+            self._decoy_hash = self._hash.hash("errorkit decoy password")
+        return self._decoy_hash
 
     def add(self, name: str, password: str, *, role: Role = "read") -> User:
         """Add user ``name``; InvalidQuery for a bad name, role or short password, or a
@@ -124,9 +134,10 @@ class UserStore:
         """The user, when ``password`` is theirs; None otherwise."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
+        decoy = self._decoy
         with self._store._read() as connection:
             row = connection.execute(select(users).where(users.c.name == name)).one_or_none()
-        stored = self._decoy if row is None else row.password_hash
+        stored = decoy if row is None else row.password_hash
         try:
             self._hash.verify(stored, password)
         except (VerificationError, InvalidHashError):

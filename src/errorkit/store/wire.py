@@ -17,11 +17,22 @@ import json
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
+from errorkit.store.records import (
+    CountDelta,
+    EncodedData,
+    ErrorRecord,
+    RequestCountRow,
+    SlimRecord,
+)
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson comes with the server and logging extras
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT",
@@ -36,6 +47,7 @@ __all__ = [
 FORMAT = 1
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ErrorRecord))
+_RECORD_FIELDS_BUT_DATA = tuple(name for name in _RECORD_FIELDS if name != "data")
 _DELTA_FIELDS = tuple(f.name for f in fields(CountDelta))
 _SLIM_FIELDS = tuple(f.name for f in fields(SlimRecord))
 _COUNT_FIELDS = tuple(f.name for f in fields(RequestCountRow))
@@ -74,19 +86,36 @@ def _as_dict(item: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+
+
 def _dumps(body: Mapping[str, Any]) -> bytes:
-    text = json.dumps(body, ensure_ascii=False, default=_json_default, separators=(",", ":"))
-    return text.encode("utf-8", "surrogatepass")
+    return _text(body).encode("utf-8", "surrogatepass")
+
+
+def _records_text(records: Sequence[ErrorRecord]) -> str:
+    """The JSON list of ``records``. A record's ``data`` that arrives with its JSON text
+    (:class:`~errorkit.store.records.EncodedData`, as capture builds it: the bulk of a
+    record, its frames) is spliced in as it is instead of being serialised again."""
+    parts = []
+    for record in records:
+        data = record.data
+        if type(data) is EncodedData:
+            rest = _text(_as_dict(record, _RECORD_FIELDS_BUT_DATA))
+            parts.append(f'{rest[:-1]},"data":{data.json}}}')
+        else:
+            parts.append(_text(_as_dict(record, _RECORD_FIELDS)))
+    return "[" + ",".join(parts) + "]"
 
 
 def encode_batch(records: Sequence[ErrorRecord], deltas: Sequence[CountDelta]) -> bytes:
     """One spool line (with its newline) for a batch."""
-    body = {
-        "v": FORMAT,
-        "records": [_as_dict(r, _RECORD_FIELDS) for r in records],
-        "deltas": [_as_dict(d, _DELTA_FIELDS) for d in deltas],
-    }
-    return _dumps(body) + b"\n"
+    text = (
+        f'{{"v":{FORMAT},"records":{_records_text(records)},'
+        f'"deltas":{_text([_as_dict(d, _DELTA_FIELDS) for d in deltas])}}}'
+    )
+    return text.encode("utf-8", "surrogatepass") + b"\n"
 
 
 def encode_message(
@@ -100,7 +129,6 @@ def encode_message(
     """The JSON of one HTTP batch (a spool line's object, plus slim rows and counts)."""
     body: dict[str, Any] = {
         "v": FORMAT,
-        "records": [_as_dict(r, _RECORD_FIELDS) for r in records],
         "deltas": [_as_dict(d, _DELTA_FIELDS) for d in deltas],
     }
     if slim:
@@ -110,7 +138,8 @@ def encode_message(
             "batch_id": counts_batch_id,
             "rows": [_as_dict(c, _COUNT_FIELDS) for c in request_counts],
         }
-    return _dumps(body)
+    text = f'{{"records":{_records_text(records)},{_text(body)[1:]}'
+    return text.encode("utf-8", "surrogatepass")
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -211,16 +240,43 @@ def _list(body: Mapping[str, Any], name: str) -> list[Any]:
     return value
 
 
-def decode_message(data: bytes) -> Message:
-    """The batch a client sent, every field checked; ValueError says what is wrong."""
+def _loads_message(data: bytes) -> tuple[Any, bool]:
+    """The batch's JSON: orjson when it is there (several times quicker on a 500-record
+    batch), the standard library for what orjson refuses, so that what the standard
+    library takes (NaN, integers past 64 bits) is still taken, and its refusals are the
+    messages. Also whether orjson read it."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(data), True
+        except _orjson.JSONDecodeError:
+            pass
     try:
-        body = json.loads(data)
+        return json.loads(data), False
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         message = f"the batch is not UTF-8 JSON ({exc})"
         raise ValueError(message) from None
     except RecursionError:
         message = "the batch nests too deeply to be read"
         raise ValueError(message) from None
+
+
+def _with_data_text(record: ErrorRecord) -> ErrorRecord:
+    """``record`` with its ``data`` carrying its JSON text, made by orjson, so the store
+    does not serialise it again with the standard library (the bulk of a record's cost).
+    Only for what orjson parsed (text keys, finite numbers, valid UTF-8), and not when a
+    string holds NUL, which the store's own serialiser replaces."""
+    data = record.data
+    if type(data) is not dict or not data:
+        return record
+    text = _orjson.dumps(data)
+    if b"\\u0000" in text:
+        return record
+    return replace(record, data=EncodedData(data, text.decode()))
+
+
+def decode_message(data: bytes) -> Message:
+    """The batch a client sent, every field checked; ValueError says what is wrong."""
+    body, by_orjson = _loads_message(data)
     if not isinstance(body, dict) or body.get("v") != FORMAT:
         message = f'the batch must be a JSON object with "v": {FORMAT}'
         raise ValueError(message)
@@ -231,6 +287,8 @@ def decode_message(data: bytes) -> Message:
     records = [
         _strict(ErrorRecord, item, f"records[{n}]") for n, item in enumerate(_list(body, "records"))
     ]
+    if by_orjson:
+        records = [_with_data_text(record) for record in records]
     deltas = [
         _strict(CountDelta, item, f"deltas[{n}]") for n, item in enumerate(_list(body, "deltas"))
     ]
