@@ -74,7 +74,8 @@ def _utc(value: datetime) -> datetime:
 def statement_text(postgres: bool, text: str) -> str:
     """``text``, written with ``?`` placeholders, in the driver's parameter style: on
     PostgreSQL the server's ``$1, $2, ...``, which psycopg's raw cursor sends as they are
-    (its ``%s`` form is parsed again at every execution of a statement this long)."""
+    (its ``%s`` form is parsed again at every execution of a statement of more than 4 KiB
+    or 50 parameters)."""
     if not postgres:
         return text
     parts = text.split("?")
