@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
-from sqlalchemy.engine import ExceptionContext
 from tests.store._support import T0, DeltaFactory, RecordFactory
 
-from errorkit.store import ErrorRecord, ErrorStore, InvalidRecord, StoreUnavailable, open_store
+from errorkit.store import (
+    ErrorRecord,
+    ErrorStore,
+    InvalidRecord,
+    StoreUnavailable,
+    open_store,
+    repository,
+)
 
 
 def group_count(store: ErrorStore, fingerprint: str) -> int:
@@ -336,26 +341,28 @@ def test_counts_equal_distinct_ids_under_any_replay(
 
 
 def test_sqlite_writer_retries_when_the_lock_stays_busy(
-    tmp_path: Path, make_record: RecordFactory
+    tmp_path: Path, make_record: RecordFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write that finds the file locked past the busy timeout is retried, not lost."""
     path = tmp_path / "locked.db"
     store = open_store(f"sqlite:///{path}", busy_timeout_ms=50)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    failures: list[str] = []
+    pauses: list[float] = []
 
-    @event.listens_for(store.engine, "handle_error")
-    def release_after_first_failure(context: ExceptionContext) -> None:
-        failures.append(str(context.original_exception))
+    def release_before_the_retry(seconds: float) -> None:
+        pauses.append(seconds)
         if holder.in_transaction:
             holder.execute("COMMIT")
 
+    # The writer sleeps only between attempts: the first found the file locked.
+    monkeypatch.setattr(repository.time, "sleep", release_before_the_retry)
     result = store.write_batch([make_record()])
+    monkeypatch.undo()
     holder.close()
     store.close()
     assert result.inserted == 1
-    assert failures == ["database is locked"]
+    assert pauses == [0.05]
 
 
 def test_sqlite_writer_gives_up_on_a_lock_that_is_never_released(

@@ -32,7 +32,6 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text, json_dumps
@@ -49,7 +48,6 @@ from errorkit.store._rollup import add_records
 from errorkit.store.errors import InvalidRecord, StoreError
 from errorkit.store.models import WriteResult
 from errorkit.store.records import CountDelta, ErrorRecord
-from errorkit.store.schema import applied_deltas
 
 __all__ = ["Batch", "apply_batch", "prepare_batch"]
 
@@ -321,26 +319,30 @@ def _copy_postgres(connection: Connection, rows: list[tuple[Any, ...]]) -> set[s
     from psycopg.errors import UniqueViolation
 
     columns = _QUOTED_COLUMNS
-    # Fast path, for the common batch of new rows: COPY straight into errors. A replayed
-    # id makes the whole COPY fail; the savepoint undoes it and the slow path sorts it out.
-    try:
-        with connection.begin_nested():
+    driver: Any = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        # Fast path, for the common batch of new rows: COPY straight into errors. A
+        # replayed id makes the whole COPY fail; the savepoint undoes it and the slow path
+        # sorts it out.
+        cursor.execute("SAVEPOINT errorkit_copy")
+        try:
             _copy(connection, "errors", columns, rows)
-    except UniqueViolation:
-        pass
-    else:
-        return {row[0] for row in rows}
-    connection.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} ON COMMIT DELETE ROWS AS "
-        f"SELECT {columns} FROM errors WITH NO DATA"
-    )
-    _copy(connection, _INCOMING, columns, rows)
-    result = connection.exec_driver_sql(
-        f"INSERT INTO errors ({columns}) SELECT {columns} FROM {_INCOMING} "
-        "ORDER BY error_id ON CONFLICT (error_id) DO NOTHING RETURNING error_id"
-    )
-    new_ids = {value for (value,) in result}
-    connection.exec_driver_sql(f"DELETE FROM {_INCOMING}")
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT errorkit_copy")
+        else:
+            cursor.execute("RELEASE SAVEPOINT errorkit_copy")
+            return {row[0] for row in rows}
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM errors WITH NO DATA"
+        )
+        _copy(connection, _INCOMING, columns, rows)
+        cursor.execute(
+            f"INSERT INTO errors ({columns}) SELECT {columns} FROM {_INCOMING} "
+            "ORDER BY error_id ON CONFLICT (error_id) DO NOTHING RETURNING error_id"
+        )
+        new_ids = {value for (value,) in cursor.fetchall()}
+        cursor.execute(f"DELETE FROM {_INCOMING}")
     return new_ids
 
 
@@ -357,13 +359,13 @@ def _copy(connection: Connection, table: str, columns: str, rows: list[tuple[Any
             copy.write_row(row)
 
 
-@functools.cache
-def _delta_insert(dialect_name: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return (
-        dialect.insert(applied_deltas)
-        .on_conflict_do_nothing(index_elements=["delta_id"])
-        .returning(applied_deltas.c.delta_id)
+@functools.lru_cache(maxsize=2 * SHAPES)
+def _delta_insert(postgres: bool, rows: int) -> str:
+    """The INSERT of ``rows`` deltas' ids into ``applied_deltas`` that reports the new ones."""
+    return statement_text(
+        postgres,
+        f"INSERT INTO applied_deltas (delta_id, applied_at) VALUES {values_list(2, rows)} "
+        "ON CONFLICT (delta_id) DO NOTHING RETURNING delta_id",
     )
 
 
@@ -373,10 +375,10 @@ def _apply_deltas(
     """The deltas not applied before, now recorded in ``applied_deltas``."""
     if not deltas:
         return []
-    statement = _delta_insert(connection.dialect.name)
     ordered = sorted(deltas, key=operator.attrgetter("delta_id"))
-    params = [{"delta_id": delta.delta_id, "applied_at": now} for delta in ordered]
-    applied = set(connection.execute(statement, params).scalars())
+    applied_at = db_time(connection.dialect.name == "postgresql")(now)
+    rows = [(delta.delta_id, applied_at) for delta in ordered]
+    applied = {delta_id for (delta_id,) in fetch_rows(connection, _delta_insert, rows)}
     return [delta for delta in ordered if delta.delta_id in applied]
 
 

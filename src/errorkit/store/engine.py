@@ -38,9 +38,9 @@ from errorkit.store.errors import InvalidStoreURL, StoreUnavailable
 
 __all__ = [
     "ACCEPTED_URLS",
-    "BATCH_WRITE",
     "DEFAULT_BUSY_TIMEOUT_MS",
     "WRITE",
+    "begin_batch",
     "create_store_engine",
     "describe_url",
     "normalize_url",
@@ -182,17 +182,33 @@ def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        options = conn.get_execution_options()
-        # Set before BEGIN: SQLite picks the statement journal's place as a transaction
-        # starts. Changed only when it differs, so a run of batches pays nothing.
-        memory = bool(options.get(BATCH_WRITE, False))
         info = conn.connection.info
-        if info.get(_TEMP_IN_MEMORY, False) != memory:
-            conn.exec_driver_sql(f"PRAGMA temp_store = {'MEMORY' if memory else 'DEFAULT'}")
-            info[_TEMP_IN_MEMORY] = memory
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN")
+        if info.get(_TEMP_IN_MEMORY, False):  # left so by a batch (begin_batch)
+            conn.exec_driver_sql("PRAGMA temp_store = DEFAULT")
+            info[_TEMP_IN_MEMORY] = False
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def begin_batch(connection: Connection) -> None:
+    """Begin ``write_batch``'s transaction on the driver's connection of ``connection``.
+
+    The batch writer runs all its statements on the driver (``_driver``), so its
+    transaction is the driver's too: SQLAlchemy's costs more than a small batch's
+    statements. On SQLite: ``BEGIN IMMEDIATE``, after ``temp_store = MEMORY`` (set before
+    BEGIN, when SQLite picks the statement journal's place; changed only when it differs,
+    so a run of batches pays nothing, and set back by the next other transaction). On
+    PostgreSQL psycopg begins at the first statement."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver: Any = connection.connection.driver_connection
+    info = connection.connection.info
+    if not info.get(_TEMP_IN_MEMORY, False):
+        driver.execute("PRAGMA temp_store = MEMORY")
+        info[_TEMP_IN_MEMORY] = True
+    driver.execute("BEGIN IMMEDIATE")
 
 
 class _WriteQueue:

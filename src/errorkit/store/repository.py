@@ -43,9 +43,9 @@ from sqlalchemy.sql import Subquery
 from errorkit.store import _rollup, alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
 from errorkit.store.engine import (
-    BATCH_WRITE,
     DEFAULT_BUSY_TIMEOUT_MS,
     WRITE,
+    begin_batch,
     create_store_engine,
     describe_url,
     write_queue,
@@ -286,19 +286,37 @@ class ErrorStore:
             yield connection
 
     @contextmanager
-    def _write(self, *, batch: bool = False) -> Iterator[Connection]:
-        """A write transaction; ``batch`` for one of write_batch's, whose statements are
-        bounded by the batch (see ``BATCH_WRITE``)."""
+    def _write(self) -> Iterator[Connection]:
         self._ensure_ready()
         with (
             self._queue.held() if self._queue is not None else nullcontext(),
             self._translate(),
-            self._engine.connect().execution_options(
-                **{WRITE: True, BATCH_WRITE: batch}
-            ) as connection,
+            self._engine.connect().execution_options(**{WRITE: True}) as connection,
             connection.begin(),
         ):
             yield connection
+
+    @contextmanager
+    def _batch_write(self) -> Iterator[Connection]:
+        """write_batch's transaction, begun and ended on the driver's connection (see
+        ``begin_batch``); nothing in it may go through SQLAlchemy's execution."""
+        self._ensure_ready()
+        with (
+            self._queue.held() if self._queue is not None else nullcontext(),
+            self._translate(),
+            self._engine.connect() as connection,
+        ):
+            driver: Any = connection.connection.driver_connection
+            begin_batch(connection)
+            try:
+                yield connection
+                driver.commit()
+            except BaseException:
+                try:
+                    driver.rollback()
+                except Exception:  # noqa: BLE001 - the connection is broken: drop it
+                    connection.invalidate()
+                raise
 
     # -- writing --------------------------------------------------------------------
 
@@ -318,7 +336,7 @@ class ErrorStore:
         attempt = 1
         while True:
             try:
-                with self._write(batch=True) as connection:
+                with self._batch_write() as connection:
                     return apply_batch(connection, batch)
             except StoreError as exc:
                 if attempt == _WRITE_ATTEMPTS or not _transient(exc.__cause__):
