@@ -640,9 +640,9 @@ class Scrubber:
     def cleanness(self, value: Any, *, single_line: bool = False) -> int:
         """:data:`DIRTY`, :data:`CLEAN` or :data:`CLEAN_NO_FLOAT`: like :meth:`is_clean`,
         also saying whether a clean ``value`` holds no float. Such a value is made of exact
-        ``dict``, ``list``, ``str``, ``int``, ``bool`` and None only, with ASCII text, so any
-        compact JSON encoder writes it as :mod:`json` does (floats' text differs between
-        encoders)."""
+        ``dict`` (with text keys), ``list``, ``str``, ``int``, ``bool`` and None only, so
+        any compact JSON encoder that keeps non-ASCII text writes it as :mod:`json` does
+        (floats' text is where encoders differ)."""
         return self.cleanness_all([(value, single_line)])[0]
 
     def cleanness_all(self, values: Iterable[tuple[Any, bool]]) -> list[int]:
@@ -834,11 +834,12 @@ class Scrubber:
                 if count >= self.max_items:
                     out["..."] = f"[{count}+ headers, rest dropped]"
                     break
-                name = _as_text(raw_name)
+                name = raw_name if type(raw_name) is str else _as_text(raw_name)
                 if self.is_sensitive_header(name):
                     value = self.replacement
                 else:
-                    value = self.scrub_text(_as_text(raw_value), single_line=True)
+                    text = raw_value if type(raw_value) is str else _as_text(raw_value)
+                    value = self.scrub_text(text, single_line=True)
                 out[name] = value if name not in out else f"{out[name]}, {value}"
         except Exception:  # noqa: BLE001 - partial but clean is better than raising
             out["..."] = self.replacement

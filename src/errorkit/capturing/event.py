@@ -419,13 +419,16 @@ class RecordBuilder:
             return None
         limit = self.max_payload_bytes
         scrubber = self._payload_scrubber
-        if isinstance(value, bytes | bytearray | memoryview):
+        kind = type(value)
+        if kind is dict or kind is list:
+            pass  # a parsed body (the common case): neither bytes nor text
+        elif isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
             if len(raw) > limit * 4:  # too big to parse: keep (and scrub) the start only
                 text = raw[: limit * 2].decode("utf-8", "replace")
                 return _cap_bytes(scrubber.scrub_text(text), limit)
             value = raw.decode("utf-8", "replace")
-        if isinstance(value, str):
+        if kind is not dict and kind is not list and isinstance(value, str):
             stripped = value.lstrip()
             if stripped[:1] in ("{", "[") and len(value) <= limit * 4:
                 try:
@@ -652,6 +655,16 @@ _KEY_JSON = {
         "logger",
         "mechanism",
         "original_error_id",
+        # and those of events an SDK sent (errorkit.ingest)
+        "original_timestamp",
+        "breadcrumbs",
+        "user",
+        "request",
+        "server_name",
+        "dist",
+        "transaction",
+        "platform",
+        "sdk",
     )
 }
 

@@ -34,6 +34,7 @@ from errorkit.capturing.event import (
     _encode,
     _FrameList,
     _join_chain,
+    _payload_json,
     _short,
     normalize_severity,
 )
@@ -81,8 +82,8 @@ def _kind(value: Any) -> str:
 
 def _mapping(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
     value = parent.get(key)
-    if value is None:
-        return None
+    if value is None or type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise _refuse(f"field '{where}{key}' must be an object, not {_kind(value)}")
     return value
@@ -90,9 +91,7 @@ def _mapping(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, An
 
 def _string(parent: Mapping[str, Any], key: str, where: str = "") -> str | None:
     value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if value is None or type(value) is str or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -103,7 +102,7 @@ def _values(value: Any, where: str) -> list[Any]:
     """A Sentry "values" interface: ``{"values": [...]}`` or (older SDKs) the list itself."""
     if value is None:
         return []
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         value = value.get("values")
         if value is None:
             return []
@@ -145,35 +144,42 @@ class _Builder(RecordBuilder):
         self.raw_stacks: BoundedCache[bytes, _Stack] = BoundedCache(4096)
         # (project, code, (type, frames' signature) of each link) -> chain_structure()
         self.structures: BoundedCache[tuple[Any, ...], str] = BoundedCache(4096)
+        # Whether what the scrubber keeps of a body, the payload scrubber keeps too.
+        self.same_bodies = self._payload_scrubber.max_string >= scrubber.max_string
 
-    def parts(self, values: list[tuple[Any, bool, bool]]) -> list[tuple[Any, str]]:
-        """Each ``(value, single_line, bounded)`` scrubbed (and, when ``bounded``, capped by
-        :meth:`_bounded`), with its text as :func:`json_dumps` writes it.
+    def part(self, value: Any, state: int, single_line: bool, bounded: bool) -> Any:
+        """``value`` scrubbed (and, when ``bounded``, capped by :meth:`_bounded`) and its
+        text as :func:`json_dumps` writes it, as a pair; ``state`` is what the scrubber's
+        :meth:`~Scrubber.cleanness` says of it.
 
         A value the scrubber would give back as it is stays the value itself (not a
-        copy), and the scrubber looks at the texts of all of them at once. Without a float
-        its JSON comes from one call to orjson, and it is within the size cap when its
-        compact text plus one byte per ',' and ':' is (``_bounded`` measures that text with
-        a space after each separator, and clean text is ASCII: a byte per character)."""
-        scrubber = self.scrubber
-        limit = self.max_payload_bytes
-        states = scrubber.cleanness_all([(value, single_line) for value, single_line, _ in values])
-        out: list[tuple[Any, str]] = []
-        for (value, single_line, bounded), state in zip(values, states, strict=True):
-            if state == CLEAN_NO_FLOAT:
-                text = plain_json(value)
-                if (
-                    text is not None
-                    and "\\u0000" not in text
-                    and (not bounded or len(text) + text.count(",") + text.count(":") <= limit)
-                ):
-                    out.append((value, text))
-                    continue
-            cleaned = value if state != DIRTY else scrubber.scrub(value, single_line=single_line)
-            if bounded:
-                cleaned = self._bounded(cleaned)
-            out.append((cleaned, json_dumps(cleaned)))
-        return out
+        copy). Without a float its JSON comes from one call to orjson, and it is within
+        the size cap when its compact text plus one byte per ',' and ':' is (``_bounded``
+        measures that text's UTF-8 with a space after each separator)."""
+        if state == CLEAN_NO_FLOAT:
+            text = plain_json(value)
+            if text is not None and "\\u0000" not in text:
+                if not bounded:
+                    return value, text
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                if size + text.count(",") + text.count(":") <= self.max_payload_bytes:
+                    return value, text
+        if state == DIRTY:
+            value = self.scrubber.scrub(value, single_line=single_line)
+        if bounded:
+            value = self._bounded(value)
+        return value, json_dumps(value)
+
+    def body(self, value: Any, state: int) -> str | None:
+        """:meth:`payload` of a parsed body (a dict or a list) the scrubber said ``state``
+        of (the payload scrubber says the same: it differs only by a longer text limit)."""
+        if state == CLEAN_NO_FLOAT:
+            text = plain_json(value)
+            if text is not None:
+                return _cap_bytes(text, self.max_payload_bytes)
+        elif state != DIRTY:
+            return _cap_bytes(_payload_json(value), self.max_payload_bytes)
+        return self.payload(value)
 
 
 _builders: BoundedCache[tuple[int, int], tuple[Scrubber, _Builder]] = BoundedCache(64)
@@ -401,7 +407,7 @@ class _Exceptions:
 
     def __init__(self, values: list[Any], builder: _Builder) -> None:
         for index, value in enumerate(values):
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 raise _refuse(f"field 'exception.values[{index}]' must be an object")
         # nearest first, as local capture stores a chain
         newest = list(enumerate(values))[::-1][:MAX_CHAIN]
@@ -507,7 +513,7 @@ def _pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
     """An object's items, or (older SDKs) a list of ``[key, value]`` pairs."""
     if value is None:
         return []
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return list(value.items())
     if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
         return [(p[0], p[1]) for p in value]
@@ -544,7 +550,7 @@ def event_to_record(
 
     Raises :class:`IngestRefused` (400) for an event that cannot become a record, naming
     the field."""
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):
         raise _refuse(f"must be a JSON object, not {_kind(event)}")
     builder = _builder(scrubber, max_payload_bytes)
     error_id = _event_id(event)
@@ -653,7 +659,11 @@ def event_to_record(
         method = _string(request, "method", "request.")
         body = request.get("data")
         if body is not None:
-            request_payload = builder.payload(body)
+            kind = type(body)
+            if (kind is dict or kind is list) and builder.same_bodies:
+                scrubbed.append(("request_payload", body, False, False))
+            else:
+                request_payload = builder.payload(body)
 
     for key in ("server_name", "dist", "transaction", "platform"):
         value = _string(event, key)
@@ -668,12 +678,14 @@ def event_to_record(
     # The JSON of values made here, as json_dumps() writes it: _encode() joins it in.
     known: dict[str, str] = {}
     if scrubbed:
-        done = builder.parts([(value, line, bounded) for _, value, line, bounded in scrubbed])
-        for (key, *_), (value, text) in zip(scrubbed, done, strict=True):
-            if key == "query_string":
-                data["request"]["query_string"] = value
+        states = scrubber.cleanness_all([(value, line) for _, value, line, _ in scrubbed])
+        for (key, value, line, bounded), state in zip(scrubbed, states, strict=True):
+            if key == "request_payload":
+                request_payload = builder.body(value, state)
+            elif key == "query_string":
+                data["request"]["query_string"] = builder.part(value, state, line, bounded)[0]
             else:
-                data[key], known[key] = value, text
+                data[key], known[key] = builder.part(value, state, line, bounded)
     if headers:
         known["headers"] = json_plain(data["headers"])  # text only
     if "request" in data and all(type(v) is str for v in data["request"].values()):
