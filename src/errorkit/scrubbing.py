@@ -12,14 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
 from typing import Any, NamedTuple
 
 from errorkit._cache import BoundedCache
 
 __all__ = [
     "BUILTIN_RULES",
+    "CLEAN",
+    "CLEAN_NO_FLOAT",
     "DEFAULT_SENSITIVE_HEADERS",
     "DEFAULT_SENSITIVE_KEYS",
+    "DIRTY",
     "FILTERED",
     "ScrubRule",
     "Scrubber",
@@ -31,6 +36,10 @@ __all__ = [
 ]
 
 FILTERED = "[Filtered]"
+
+#: What :meth:`Scrubber.cleanness` says: scrub() would change the value; it would not; it
+#: would not and the value holds no float.
+DIRTY, CLEAN, CLEAN_NO_FLOAT = 0, 1, 2
 
 # Keys whose value is always removed, compared after normalize_key(). At least as broad as
 # Sentry's default denylist, plus card and bank data.
@@ -391,6 +400,16 @@ _JOIN = "\x1f"
 _CACHED_TEXT = 256
 _CACHE_ENTRIES = 4096
 
+_ONLY_TEXT = frozenset((str,))
+# Every digit as "0", to find 13 of them in a row with one substring search.
+_DIGITS_AS_ZERO = bytes.maketrans(_DIGITS, b"0" * len(_DIGITS))
+_DIGIT_RUN = b"0" * _CARD_DIGITS
+
+
+def _has_line_break(text: str) -> bool:
+    return "\n" in text or "\r" in text
+
+
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 
 
@@ -470,6 +489,7 @@ class Scrubber:
         init=False, repr=False, compare=False
     )
     _key_cache: BoundedCache[str, bool] = field(init=False, repr=False, compare=False)
+    _header_cache: BoundedCache[str, bool] = field(init=False, repr=False, compare=False)
     _gated: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -522,6 +542,7 @@ class Scrubber:
             self, "_cache", (BoundedCache(_CACHE_ENTRIES), BoundedCache(_CACHE_ENTRIES))
         )
         object.__setattr__(self, "_key_cache", BoundedCache(_CACHE_ENTRIES))
+        object.__setattr__(self, "_header_cache", BoundedCache(_CACHE_ENTRIES))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -544,6 +565,14 @@ class Scrubber:
         return norm.endswith(_SENSITIVE_SUFFIXES)
 
     def is_sensitive_header(self, name: object) -> bool:
+        if type(name) is not str or len(name) > _CACHED_TEXT:
+            return self._is_sensitive_header(name)
+        cached = self._header_cache.get(name)
+        if cached is None:
+            cached = self._header_cache.put(name, self._is_sensitive_header(name))
+        return cached
+
+    def _is_sensitive_header(self, name: object) -> bool:
         norm = normalize_key(name)
         return norm in self._headers or self.is_sensitive_key(name)
 
@@ -606,68 +635,166 @@ class Scrubber:
         Only for JSON-shaped values (dicts with text keys, lists, text, numbers, booleans,
         None), with all of their strings tested at once. False means "scrub it", not "it
         holds a secret"; a scrubber with patterns of its own always says False."""
-        if not self._gated:
-            return False
-        texts: list[str] = []
-        keys: list[str] = []
-        try:
-            if not self._collect(value, 0, texts, keys):
-                return False
-        except RecursionError:
-            return False
-        return self._texts_clean(texts, keys, single_line)
+        return self.cleanness(value, single_line=single_line) != DIRTY
 
-    def _collect(self, value: Any, depth: int, texts: list[str], keys: list[str]) -> bool:
-        """Gather the strings and keys of ``value``; False if scrub() would change its shape
-        (too deep, too many items, a number that may be a card, a type JSON does not have)."""
+    def cleanness(self, value: Any, *, single_line: bool = False) -> int:
+        """:data:`DIRTY`, :data:`CLEAN` or :data:`CLEAN_NO_FLOAT`: like :meth:`is_clean`,
+        also saying whether a clean ``value`` holds no float. Such a value is made of exact
+        ``dict`` (with text keys), ``list``, ``str``, ``int``, ``bool`` and None only, so
+        any compact JSON encoder that keeps non-ASCII text writes it as :mod:`json` does
+        (floats' text is where encoders differ)."""
+        return self.cleanness_all([(value, single_line)])[0]
+
+    def cleanness_all(self, values: Iterable[tuple[Any, bool]]) -> list[int]:
+        """:meth:`cleanness` of each ``(value, single_line)``.
+
+        A value is clean when its shape is one scrub() keeps, no key is sensitive and
+        :meth:`scrub_text` gives back each key (as one line) and each text as it is. Most
+        texts are answered by scrub_text()'s own cache; the others, of all the values, are
+        tested at once by the rules' gates (and remembered when they pass)."""
+        items = [(value, bool(line)) for value, line in values]
+        if not self._gated:
+            return [DIRTY] * len(items)
+        # The texts of every value, by kind (as is, one line), and all keys; each value's
+        # part of them as (kind, first text, end, first key, end), None when not clean.
+        texts: tuple[list[str], list[str]] = ([], [])
+        keys: list[Any] = []
+        spans: list[tuple[bool, int, int, int, int] | None] = []
+        with_floats: list[bool] = []
+        for value, single_line in items:
+            bucket = texts[single_line]
+            start, key_start = len(bucket), len(keys)
+            floats: list[float] = []
+            try:
+                shaped = self._collect(value, 0, bucket, keys, floats)
+            except RecursionError:
+                shaped = False
+            with_floats.append(bool(floats))
+            if shaped:
+                spans.append((single_line, start, len(bucket), key_start, len(keys)))
+            else:
+                spans.append(None)
+                del bucket[start:], keys[key_start:]
+        if keys and not self._keys_clean(keys):
+            for index, span in enumerate(spans):
+                if (
+                    span is not None
+                    and span[4] > span[3]
+                    and not self._keys_clean(keys[span[3] : span[4]])
+                ):
+                    spans[index] = None
+        for single_line in (False, True):
+            self._texts_known(texts[single_line], single_line, spans)
+        return [
+            DIRTY if span is None else CLEAN if floats else CLEAN_NO_FLOAT
+            for span, floats in zip(spans, with_floats, strict=True)
+        ]
+
+    def _texts_known(
+        self,
+        texts: list[str],
+        single_line: bool,
+        spans: list[tuple[bool, int, int, int, int] | None],
+    ) -> None:
+        """Mark (in ``spans``, as None) each value of this kind with a text scrub_text()
+        does not give back as it is."""
+        if not texts:
+            return
+        cache = self._cache[single_line]
+        found = list(map(cache.get, texts))
+        if found == texts:
+            return  # the common case: each text seen before, and kept
+        changed: list[int] = []
+        unseen: list[int] = []
+        for index in compress(range(len(texts)), map(ne, found, texts)):
+            (unseen if found[index] is None else changed).append(index)
+        if unseen:
+            fresh = [texts[index] for index in unseen]
+            if self._texts_clean(fresh, [], single_line):
+                for text in fresh:
+                    if len(text) <= _CACHED_TEXT:
+                        cache.put(text, text)
+            else:
+                scrub_text = self.scrub_text
+                changed += (
+                    i for i in unseen if scrub_text(texts[i], single_line=single_line) != texts[i]
+                )
+        for index in changed:
+            for position, span in enumerate(spans):
+                if span is not None and span[0] is single_line and span[1] <= index < span[2]:
+                    spans[position] = None
+
+    def _keys_clean(self, keys: list[Any]) -> bool:
+        """Whether every key is text, not sensitive, and kept as it is (as one line)."""
+        if not _ONLY_TEXT.issuperset(map(type, keys)):
+            return False
+        sensitive = set(map(self._key_cache.get, keys))
+        if True in sensitive or (None in sensitive and any(map(self.is_sensitive_key, keys))):
+            return False
+        cache = self._cache[True]
+        if list(map(cache.get, keys)) == keys:
+            return True
+        scrub_text = self.scrub_text
+        return all(scrub_text(key, single_line=True) == key for key in keys)
+
+    def _collect(
+        self, value: Any, depth: int, texts: list[str], keys: list[Any], floats: list[float]
+    ) -> bool:
+        """Gather the strings, keys and floats of ``value``; False if scrub() would change its
+        shape (too deep, too many items, a number that may be a card, a type JSON does not
+        have). Keys are gathered whatever their type: the caller wants text."""
         kind = type(value)
         if kind is str:
             texts.append(value)
             return True
         if kind is int:
             return bool(value < _CARD_FLOOR)
-        if value is None or kind is bool or kind is float:
+        if kind is float:
+            floats.append(value)
+            return True
+        if value is None or kind is bool:
             return True
         if depth >= self.max_depth:
             return False
         if kind is dict:
             if len(value) > self.max_items:
                 return False
-            for key, item in value.items():
-                if type(key) is not str:
-                    return False
-                keys.append(key)
-                if type(item) is str:
-                    texts.append(item)
-                elif not self._collect(item, depth + 1, texts, keys):
-                    return False
-            return True
-        if kind is list:
+            keys += value
+            items: Iterable[Any] = value.values()
+        elif kind is list:
             if len(value) > self.max_items:
                 return False
-            for item in value:
-                if type(item) is str:
-                    texts.append(item)
-                elif not self._collect(item, depth + 1, texts, keys):
+            items = value
+        else:
+            return False
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                texts.append(item)
+            elif kind is int:
+                if item >= _CARD_FLOOR:
                     return False
-            return True
-        return False
+            elif kind is dict or kind is list:
+                if not self._collect(item, depth + 1, texts, keys, floats):
+                    return False
+            elif kind is float:
+                floats.append(item)
+            elif item is not None and kind is not bool:
+                return False
+        return True
 
     def _texts_clean(self, texts: list[str], keys: list[str], single_line: bool) -> bool:
         """Whether scrub_text() keeps every text (and every key, as one line) as it is and
         no key is sensitive: no pattern's gate opens on any of them."""
-        known = self._key_cache
-        for key in keys:
-            sensitive = known.get(key)
-            if sensitive is None:
-                sensitive = self.is_sensitive_key(key)
-            if sensitive:
+        if keys:
+            known = set(map(self._key_cache.get, keys))
+            if True in known or (None in known and any(map(self.is_sensitive_key, keys))):
                 return False
         joined_keys = _JOIN.join(keys)
-        if "\n" in joined_keys or "\r" in joined_keys:
+        if _has_line_break(joined_keys):
             return False
         body = _JOIN.join(texts)
-        if single_line and ("\n" in body or "\r" in body):
+        if single_line and _has_line_break(body):
             return False
         everything = f"{joined_keys}{_JOIN}{body}"
         if not everything.isascii():
@@ -681,7 +808,16 @@ class Scrubber:
             # ScrubRule). One that opens may do so only across texts: ask each text alone.
             if gate(everything, lower) and any(gate(t, t.lower()) for t in (*keys, *texts)):
                 return False
-        return _digits(everything) < _CARD_DIGITS
+        # A card is a run of 13+ digits, each but the first after at most one space or dash:
+        # texts may hold more digits than that in all (ids, times) without such a run. A run
+        # cannot span two texts (_JOIN is no digit, space or dash, as the start and end of a
+        # text are to the pattern). Without spaces and dashes, a run is 13 digits in a row.
+        data = everything.encode("ascii")
+        if len(data) - len(data.translate(None, _DIGITS)) < _CARD_DIGITS:
+            return True
+        if _DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO, b" -"):
+            return True
+        return _CARD_CANDIDATE.search(everything) is None
 
     def scrub_headers(
         self, headers: Mapping[str, Any] | Iterable[tuple[Any, Any]] | None
@@ -698,11 +834,12 @@ class Scrubber:
                 if count >= self.max_items:
                     out["..."] = f"[{count}+ headers, rest dropped]"
                     break
-                name = _as_text(raw_name)
+                name = raw_name if type(raw_name) is str else _as_text(raw_name)
                 if self.is_sensitive_header(name):
                     value = self.replacement
                 else:
-                    value = self.scrub_text(_as_text(raw_value), single_line=True)
+                    text = raw_value if type(raw_value) is str else _as_text(raw_value)
+                    value = self.scrub_text(text, single_line=True)
                 out[name] = value if name not in out else f"{out[name]}, {value}"
         except Exception:  # noqa: BLE001 - partial but clean is better than raising
             out["..."] = self.replacement

@@ -20,11 +20,14 @@ from hypothesis import strategies as st
 from errorkit.capturing.event import RecordBuilder
 from errorkit.scrubbing import (
     BUILTIN_RULES,
+    CLEAN,
+    DIRTY,
     Scrubber,
     ScrubRule,
     _scrub_cards,
     neutralize_newlines,
 )
+from errorkit.store._clean import _safe_dumps, json_dumps, json_plain, json_string, plain_json
 
 FRAGMENTS = [
     "password",
@@ -318,3 +321,115 @@ def test_api_key_after_many_underscores_and_dashes_is_found(key: str) -> None:
     scrubber = Scrubber()
     assert key not in scrubber.scrub_text(text)
     assert not scrubber.is_clean({"note": text})
+
+
+# --- cleanness(): clean values are stored as they are, and serialised by orjson ------------
+
+
+class _Text(str):
+    """A subclass: scrub() gives back plain text for it."""
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with the type of every node beside it (1, 1.0 and True differ; NaN is
+    equal to itself)."""
+    if isinstance(value, dict):
+        return (type(value), [(_typed(k), _typed(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value), [_typed(v) for v in value])
+    if isinstance(value, float) and value != value:
+        return (type(value), "nan")
+    return (type(value), value)
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_float(v) for v in value)
+    return isinstance(value, float)
+
+
+# Beside JSON's own: what a Python caller may pass (tuples, subclasses, bytes, big numbers).
+odd_leaves = st.one_of(
+    leaves,
+    st.sampled_from([b"x", bytearray(b"x"), _Text("plain"), 2**70, -(2**70), 1.0, 1e-05]),
+)
+odd_values = st.recursive(
+    odd_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(keys, inner, max_size=5),
+        st.dictionaries(st.integers(0, 3), inner, max_size=2),
+    ),
+    max_leaves=24,
+)
+
+
+@given(values=st.lists(st.tuples(odd_values, st.booleans()), min_size=1, max_size=4))
+def test_a_clean_value_is_what_scrub_gives_back(values: list[tuple[Any, bool]]) -> None:
+    """Whatever cleanness() calls clean, scrub() gives back equal, node for node and type
+    for type; asked of several values at once, of each alone, with a cache that has seen
+    them or not, the answers are the same; "no float" is exactly that."""
+    for scrubber in SCRUBBERS:
+        cold = replace(scrubber)
+        together = cold.cleanness_all(values)
+        alone = [cold.cleanness(value, single_line=line) for value, line in values]
+        assert together == alone == cold.cleanness_all(values)
+        for (value, line), state in zip(values, together, strict=True):
+            if state != DIRTY:
+                assert _typed(scrubber.scrub(value, single_line=line)) == _typed(value)
+                assert (state == CLEAN) == _has_float(value)
+
+
+_REFERENCE = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def _reference_dumps(value: Any) -> str:
+    """json_dumps() as it was: the json module's text, else the sanitised one."""
+    try:
+        text = _REFERENCE(value)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return _safe_dumps(value)
+    return _safe_dumps(value) if "\\u0000" in text else text
+
+
+def test_json_string_writes_each_character_as_json_does() -> None:
+    """orjson's text of a string is the json module's for every code point (and lone
+    surrogates and NUL, which orjson refuses or json_dumps replaces, still are)."""
+    for start in range(0, 0x110000, 512):
+        text = "".join(chr(c) for c in range(start, start + 512) if not 0xD800 <= c <= 0xDFFF)
+        assert json_string(text) == _reference_dumps(text)
+        assert json_dumps(text) == _reference_dumps(text)
+    for text in ("a\ud800b", "\x00", "a\\u0000", "\udfff\x00"):
+        assert json_string(text) == _reference_dumps(text) == json_dumps(text)
+
+
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | texts | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=24,
+)
+
+
+@given(plain_values)
+def test_plain_json_is_what_json_dumps_writes(value: Any) -> None:
+    """Without floats, orjson's compact text is json_dumps()'s (big numbers, surrogates
+    and NUL go the old way)."""
+    assert json_plain(value) == _reference_dumps(value) == json_dumps(value)
+    text = plain_json(value)
+    assert text is None or text == _REFERENCE(value)
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "X-Api-Key", "cookie", "Host", "user-agent", "X_Forwarded_For"]
+)
+def test_sensitive_header_answers_are_remembered_as_computed(name: str) -> None:
+    """The header cache answers what the rule does, first time and after."""
+    scrubber = Scrubber()
+    expected = scrubber._is_sensitive_header(name)
+    assert scrubber.is_sensitive_header(name) == expected == scrubber.is_sensitive_header(name)

@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
 from sentry_sdk.transport import Transport
 
+from errorkit.capturing.event import RecordBuilder
 from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_envelope, parse_json
 from errorkit.ingest.envelope import json_depth
 from errorkit.ingest.events import event_to_record
 from errorkit.scrubbing import Scrubber
+from errorkit.store._clean import _safe_dumps
 from errorkit.store.records import EncodedData, ErrorRecord
 
 LIMITS = IngestLimits()
@@ -247,3 +249,167 @@ def test_encoded_data_is_the_json_of_the_data(
         if isinstance(record, ErrorRecord):
             assert isinstance(record.data, EncodedData)
             assert json.loads(record.data.json) == json.loads(json.dumps(dict(record.data)))
+
+
+# --- the scrubbed parts of a mapped event: what scrubbing every node stores ------------------
+
+_REFERENCE = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def _reference_dumps(value: Any) -> str:
+    """The store's JSON of a value as it was made before: the json module's text, else the
+    sanitised one."""
+    try:
+        text = _REFERENCE(value)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return _safe_dumps(value)
+    return _safe_dumps(value) if "\\u0000" in text else text
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with the type of every node beside it (1, 1.0 and True differ)."""
+    if isinstance(value, dict):
+        return (type(value), [(_typed(k), _typed(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value), [_typed(v) for v in value])
+    if isinstance(value, float) and value != value:
+        return (type(value), "nan")
+    return (type(value), value)
+
+
+_TEXT = st.sampled_from(
+    ["", "eu-west-1", "token=abc123", "Bearer abcdefgh123", "x\ny", "caf\u00e9", "a\x00b"]
+) | st.text(max_size=6)
+_LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.sampled_from([4111111111111111, 2**70, 0.5, 1.0, 1e-05, float("nan")])
+    | _TEXT
+)
+_VALUE = st.recursive(
+    _LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=2).map(tuple)
+        | st.dictionaries(
+            _TEXT | st.sampled_from(["password", "api_key", "note"]), inner, max_size=3
+        )
+    ),
+    max_leaves=12,
+)
+_PARTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "tags": st.dictionaries(_TEXT, _TEXT | st.integers(), max_size=3),
+        "contexts": st.dictionaries(_TEXT, _VALUE, max_size=3),
+        "extra": st.dictionaries(_TEXT, _VALUE, max_size=3),
+        "breadcrumbs": st.lists(_VALUE, max_size=3),
+        "user": st.dictionaries(st.sampled_from(["id", "email", "ip_address", "x"]), _TEXT),
+        "request": st.fixed_dictionaries(
+            {"url": st.sampled_from(["https://shop.example.com/a?b=c", "/x"])},
+            optional={
+                "headers": st.dictionaries(st.sampled_from(["Host", "Cookie", "X-A"]), _TEXT),
+                "query_string": _TEXT | _VALUE,
+                "data": _VALUE,
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_PARTS, st.sampled_from([64, 16_384]), st.booleans())
+def test_scrubbed_parts_are_what_scrubbing_every_node_stores(
+    parts: dict[str, Any], limit: int, as_json: bool
+) -> None:
+    """Tags, contexts, extra, breadcrumbs, user, query string and body are stored as the
+    scrubber's walk over each node (capped as before) stores them, type for type, and the
+    record's JSON is the json module's text of its data, whether the event is parsed JSON
+    or Python values, and whether the caches have seen it."""
+    event = {"event_id": "c" * 32, "message": "hello"} | parts
+    if as_json:
+        try:
+            event = json.loads(json.dumps(event))
+        except ValueError:
+            return
+    scrubber = Scrubber()
+    for _ in range(2):  # then with every cache warm
+        try:
+            record = event_to_record(
+                event,
+                project="shop",
+                scrubber=scrubber,
+                received_at=RECEIVED,
+                max_payload_bytes=limit,
+            )
+        except IngestRefused:
+            return
+        reference = Scrubber()
+        builder = RecordBuilder(
+            service="",
+            environment=None,
+            release=None,
+            max_payload_bytes=limit,
+            scrubber=reference,
+        )
+        data = record.data
+        if "tags" in data:
+            tags = {str(k)[:256]: str(v)[:256] for k, v in event["tags"].items()}
+            assert _typed(data["tags"]) == _typed(reference.scrub(tags, single_line=True))
+        for key, name in (("context", "contexts"), ("extra", "extra")):
+            if key in data:
+                expected = builder._bounded(reference.scrub(dict(event[name])))
+                assert _typed(data[key]) == _typed(expected)
+        if "breadcrumbs" in data:
+            expected = builder._bounded(reference.scrub(event["breadcrumbs"][-100:]))
+            assert _typed(data["breadcrumbs"]) == _typed(expected)
+        if "user" in data:
+            rest = {k: v for k, v in event["user"].items() if k != "id" and v != "{{auto}}"}
+            assert _typed(data["user"]) == _typed(reference.scrub(rest, single_line=True))
+        request = event.get("request", {})
+        if request.get("query_string"):
+            query = request["query_string"]
+            query = query if isinstance(query, dict | list) else str(query)
+            expected = builder._bounded(reference.scrub(query))
+            assert _typed(data["request"]["query_string"]) == _typed(expected)
+        if request.get("data") is not None:
+            assert record.request_payload == builder.payload(request["data"])
+        assert isinstance(data, EncodedData)
+        parts_json = [f"{_reference_dumps(k)}:{_reference_dumps(v)}" for k, v in data.items()]
+        assert data.json == "{" + ",".join(parts_json) + "}"
+
+
+_ODD = _SCALAR | st.sampled_from([b"app", bytearray(b"app"), ("a",), ["a"], float("nan")])
+_RAW_FRAME = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        ("filename", "abs_path", "module", "function", "lineno", "in_app", "context_line"), _ODD
+    )
+    | {
+        "pre_context": _ODD | st.lists(_ODD, max_size=3) | st.lists(_ODD, max_size=2).map(tuple),
+        "post_context": _ODD | st.lists(_ODD, max_size=3),
+        "vars": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_RAW_FRAME, min_size=1, max_size=4), st.lists(_RAW_FRAME, max_size=4))
+def test_a_stack_found_by_its_bytes_gives_the_uncached_record(
+    first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    """Stacks looked up by their marshalled bytes (or by their fields, when they carry
+    local variables) give the record and the JSON a fresh mapping gives, for values of
+    any type in any field: bytes and bytearray, tuples and lists, 1, 1.0 and True."""
+    warm = Scrubber()
+    _build(_event(first), warm)
+    for frames in (first, second, first):
+        cached, fresh = _build(_event(frames), warm), _build(_event(frames), Scrubber())
+        assert cached == fresh
+        if isinstance(cached, ErrorRecord) and isinstance(fresh, ErrorRecord):
+            assert cached.data.json == fresh.data.json  # type: ignore[attr-defined]
+            assert cached.stack_trace == fresh.stack_trace

@@ -222,6 +222,36 @@ def test_text_a_database_refuses_is_replaced_not_lost(
     assert stored.data == {"ratio": "nan", "when": "2025-01-01 00:00:00", "nul": "a\ufffdb"}
 
 
+def test_nul_in_what_a_group_carries_is_replaced_as_in_its_rows(
+    store: ErrorStore, make_record: RecordFactory
+) -> None:
+    """A record whose fingerprint, type, code, severity, service and environment hold NUL
+    (PostgreSQL refuses it in text) is stored, its group carries the same cleaned text as
+    its rows, and a second such record counts in that group."""
+    fields = {
+        "fingerprint": "fp\x00nul",
+        "error_type": "api\x00error",
+        "error_code": "CODE\x00",
+        "severity": "error",
+        "service": "chk\x00out",
+        "environment": "pr\x00od",
+        "endpoint": "/pay\x00",
+    }
+    first, second = make_record(**fields), make_record(**fields)
+    assert store.write_batch([first]).inserted == 1
+    assert store.write_batch([second]).inserted == 1
+    stored = store.get(first.error_id)
+    assert stored is not None
+    [group] = store.groups(limit=10).items
+    assert group.fingerprint == stored.fingerprint == "fp\ufffdnul"
+    assert (group.error_type, group.error_code) == ("api\ufffderror", "CODE\ufffd")
+    assert (group.service, group.environment) == ("chk\ufffdout", "pr\ufffdod")
+    assert group.count == 2
+    stats = store.stats(since=stored.timestamp - timedelta(hours=2))
+    assert stats.by_service == {"chk\ufffdout": 2}
+    assert [(g.fingerprint, n) for g, n in stats.top_groups] == [("fp\ufffdnul", 2)]
+
+
 def test_non_ascii_text_is_kept(store: ErrorStore, make_record: RecordFactory) -> None:
     """Accents, CJK and emoji are stored as they are."""
     record = make_record(error_message="échec: 失败 💥", data={"user": "Zoë"})

@@ -23,8 +23,8 @@ from errorkit.codes import Severity
 from errorkit.context import ErrorContext
 from errorkit.errors import AppError, ErrorType, _new_error_id
 from errorkit.scrubbing import _CACHED_TEXT as _SCRUBBER_CACHES
-from errorkit.scrubbing import Scrubber
-from errorkit.store._clean import json_dumps, json_string
+from errorkit.scrubbing import CLEAN_NO_FLOAT, DIRTY, Scrubber
+from errorkit.store._clean import json_dumps, json_string, plain_json
 from errorkit.store.records import EncodedData, ErrorRecord
 
 from .fingerprint import is_in_app
@@ -419,13 +419,16 @@ class RecordBuilder:
             return None
         limit = self.max_payload_bytes
         scrubber = self._payload_scrubber
-        if isinstance(value, bytes | bytearray | memoryview):
+        kind = type(value)
+        if kind is dict or kind is list:
+            pass  # a parsed body (the common case): neither bytes nor text
+        elif isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
             if len(raw) > limit * 4:  # too big to parse: keep (and scrub) the start only
                 text = raw[: limit * 2].decode("utf-8", "replace")
                 return _cap_bytes(scrubber.scrub_text(text), limit)
             value = raw.decode("utf-8", "replace")
-        if isinstance(value, str):
+        if kind is not dict and kind is not list and isinstance(value, str):
             stripped = value.lstrip()
             if stripped[:1] in ("{", "[") and len(value) <= limit * 4:
                 try:
@@ -435,8 +438,14 @@ class RecordBuilder:
             else:
                 return _cap_bytes(scrubber.scrub_text(value), limit)
         # Most bodies hold nothing to remove: one test over all their strings says so, and
-        # they are serialised as they are instead of copied node by node.
-        cleaned = value if scrubber.is_clean(value) else scrubber.scrub(value)
+        # they are serialised as they are instead of copied node by node (without a float,
+        # by orjson: the same text).
+        state = scrubber.cleanness(value)
+        if state == CLEAN_NO_FLOAT:
+            plain = plain_json(value)
+            if plain is not None:
+                return _cap_bytes(plain, limit)
+        cleaned = value if state != DIRTY else scrubber.scrub(value)
         return _cap_bytes(_payload_json(cleaned), limit)
 
     def _bounded(self, value: Any) -> Any:
@@ -563,7 +572,7 @@ def _frame_lines(frames: list[dict[str, Any]], omitted: int, indent: str) -> str
 
 def _format_one(item: dict[str, Any], indent: str) -> str:
     frames = item["frames"]
-    if not indent and type(frames) is _FrameList:
+    if not indent and isinstance(frames, _FrameList):
         head = frames.text  # made once per code path
     else:
         head = _frame_lines(frames, item.get("frames_omitted", 0), indent)
@@ -585,7 +594,7 @@ def _item_parts(item: dict[str, Any], out: list[str]) -> None:
     """Append one exception of the chain as JSON parts to ``out``, its frames' text reused
     (as json_dumps writes it)."""
     frames = item["frames"]
-    if type(frames) is not _FrameList or "members" in item:
+    if not isinstance(frames, _FrameList) or "members" in item:
         out.append(json_dumps(item))
         return
     out += (
@@ -607,9 +616,10 @@ def _type_json(path: str) -> str:
     return json_string(path)
 
 
-def _encode(data: dict[str, Any]) -> EncodedData:
+def _encode(data: dict[str, Any], known: Mapping[str, str] | None = None) -> EncodedData:
     """``data`` with its JSON text, made from parts serialised once where possible and
-    joined once (the frames' text is the bulk of it: it is copied once, not per level)."""
+    joined once (the frames' text is the bulk of it: it is copied once, not per level).
+    ``known`` holds the text :func:`json_dumps` gives of some of the values already."""
     out = ["{"]
     for key, value in data.items():
         if len(out) > 1:
@@ -624,6 +634,8 @@ def _encode(data: dict[str, Any]) -> EncodedData:
             out.append("]")
         elif key == "classification":
             out.append(_classification_json(value["category"], value["retriable"]))
+        elif known is not None and key in known:
+            out.append(known[key])
         else:
             out.append(json_dumps(value))
     out.append("}")
@@ -643,6 +655,16 @@ _KEY_JSON = {
         "logger",
         "mechanism",
         "original_error_id",
+        # and those of events an SDK sent (errorkit.ingest)
+        "original_timestamp",
+        "breadcrumbs",
+        "user",
+        "request",
+        "server_name",
+        "dist",
+        "transaction",
+        "platform",
+        "sdk",
     )
 }
 

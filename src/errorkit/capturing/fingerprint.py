@@ -34,6 +34,7 @@ __all__ = [
     "ChainLink",
     "Grouping",
     "apply_override",
+    "chain_grouping",
     "chain_structure",
     "frames_signature",
     "group_chain",
@@ -290,9 +291,14 @@ def group_chain(chain: Sequence[ChainLink], service: str, code: str, message: st
     if not chain:
         msg = "group_chain() needs at least the raised exception"
         raise ValueError(msg)
+    return chain_grouping(chain_structure(chain, service, code), chain[0].type_name, message)
+
+
+def chain_grouping(structure: str, type_name: str, message: str) -> Grouping:
+    """:func:`group_chain`'s answer from the chain's :func:`chain_structure`, the raised
+    exception's type name and its text."""
     norm = normalize_message(message)
-    name = chain[0].type_name.rpartition(".")[2]
-    return _grouping(chain_structure(chain, service, code), norm, norm, name)
+    return _grouping(structure, norm, norm, type_name.rpartition(".")[2])
 
 
 class _Keep(dict[str, Any]):

@@ -12,6 +12,7 @@ projects never share a group. An event that cannot become a record is refused wi
 from __future__ import annotations
 
 import builtins
+import marshal
 import math
 import uuid
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from errorkit.capturing.event import (
     _encode,
     _FrameList,
     _join_chain,
+    _payload_json,
     _short,
     normalize_severity,
 )
@@ -42,14 +44,17 @@ from errorkit.capturing.fingerprint import (
     ChainLink,
     Grouping,
     apply_override,
-    group_chain,
+    chain_grouping,
+    chain_structure,
+    frames_signature,
     group_message,
     is_in_app,
 )
 from errorkit.classification import Classification, classify
 from errorkit.errors import ErrorType
 from errorkit.ingest.limits import IngestRefused
-from errorkit.scrubbing import Scrubber
+from errorkit.scrubbing import CLEAN_NO_FLOAT, DIRTY, Scrubber
+from errorkit.store._clean import json_dumps, json_plain, plain_json
 from errorkit.store.records import ErrorRecord
 
 __all__ = ["MAX_BREADCRUMBS", "client_report_items", "event_to_record"]
@@ -77,8 +82,8 @@ def _kind(value: Any) -> str:
 
 def _mapping(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
     value = parent.get(key)
-    if value is None:
-        return None
+    if value is None or type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise _refuse(f"field '{where}{key}' must be an object, not {_kind(value)}")
     return value
@@ -86,9 +91,7 @@ def _mapping(parent: Mapping[str, Any], key: str, where: str) -> Mapping[str, An
 
 def _string(parent: Mapping[str, Any], key: str, where: str = "") -> str | None:
     value = parent.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if value is None or type(value) is str or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -99,7 +102,7 @@ def _values(value: Any, where: str) -> list[Any]:
     """A Sentry "values" interface: ``{"values": [...]}`` or (older SDKs) the list itself."""
     if value is None:
         return []
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         value = value.get("values")
         if value is None:
             return []
@@ -111,11 +114,23 @@ def _values(value: Any, where: str) -> list[Any]:
 # --- builders shared per scrubber ----------------------------------------------------------
 
 
+class _Stack(_FrameList):
+    """The frames of one stack as the ingest shares them: with what grouping reads of them
+    (``(module, function, in_app)`` of each frame, and their signature)."""
+
+    __slots__ = ("entries", "signature")
+
+    def __init__(self, frames: list[dict[str, Any]], omitted: int) -> None:
+        super().__init__(frames, omitted)
+        self.entries = [(f["module"] or "?", f["function"], f["in_app"]) for f in frames]
+        self.signature = frames_signature(self.entries)
+
+
 class _Builder(RecordBuilder):
     """The capture's record builder, with the frames of the stacks it has seen: a stack
     comes back with every occurrence of its error, and its frames, their JSON and
     traceback text are built once (keyed by each frame's raw fields, see
-    :func:`_frames_key`)."""
+    :func:`_frames_key`, or by the frames' marshalled bytes, see :func:`_frames`)."""
 
     def __init__(self, *, max_payload_bytes: int, scrubber: Scrubber) -> None:
         super().__init__(
@@ -125,7 +140,46 @@ class _Builder(RecordBuilder):
             max_payload_bytes=max_payload_bytes,
             scrubber=scrubber,
         )
-        self.stacks: BoundedCache[tuple[Any, ...], _FrameList] = BoundedCache(4096)
+        self.stacks: BoundedCache[tuple[Any, ...], _Stack] = BoundedCache(4096)
+        self.raw_stacks: BoundedCache[bytes, _Stack] = BoundedCache(4096)
+        # (project, code, (type, frames' signature) of each link) -> chain_structure()
+        self.structures: BoundedCache[tuple[Any, ...], str] = BoundedCache(4096)
+        # Whether what the scrubber keeps of a body, the payload scrubber keeps too.
+        self.same_bodies = self._payload_scrubber.max_string >= scrubber.max_string
+
+    def part(self, value: Any, state: int, single_line: bool, bounded: bool) -> Any:
+        """``value`` scrubbed (and, when ``bounded``, capped by :meth:`_bounded`) and its
+        text as :func:`json_dumps` writes it, as a pair; ``state`` is what the scrubber's
+        :meth:`~Scrubber.cleanness` says of it.
+
+        A value the scrubber would give back as it is stays the value itself (not a
+        copy). Without a float its JSON comes from one call to orjson, and it is within
+        the size cap when its compact text plus one byte per ',' and ':' is (``_bounded``
+        measures that text's UTF-8 with a space after each separator)."""
+        if state == CLEAN_NO_FLOAT:
+            text = plain_json(value)
+            if text is not None and "\\u0000" not in text:
+                if not bounded:
+                    return value, text
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                if size + text.count(",") + text.count(":") <= self.max_payload_bytes:
+                    return value, text
+        if state == DIRTY:
+            value = self.scrubber.scrub(value, single_line=single_line)
+        if bounded:
+            value = self._bounded(value)
+        return value, json_dumps(value)
+
+    def body(self, value: Any, state: int) -> str | None:
+        """:meth:`payload` of a parsed body (a dict or a list) the scrubber said ``state``
+        of (the payload scrubber says the same: it differs only by a longer text limit)."""
+        if state == CLEAN_NO_FLOAT:
+            text = plain_json(value)
+            if text is not None:
+                return _cap_bytes(text, self.max_payload_bytes)
+        elif state != DIRTY:
+            return _cap_bytes(_payload_json(value), self.max_payload_bytes)
+        return self.payload(value)
 
 
 _builders: BoundedCache[tuple[int, int], tuple[Scrubber, _Builder]] = BoundedCache(64)
@@ -151,7 +205,7 @@ def _event_id(event: Mapping[str, Any]) -> str:
     if not isinstance(value, str):
         raise _refuse(f"field 'event_id' must be a string of 32 hex digits, not {_kind(value)}")
     text = value.replace("-", "").lower()
-    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+    if len(text) != 32 or text.strip("0123456789abcdef"):
         raise _refuse(f"field 'event_id' must be 32 hex digits (a UUID), not {value[:64]!r}")
     return text
 
@@ -260,6 +314,42 @@ def _frames_key(raw: list[Any]) -> tuple[Any, ...] | None:
     return tuple(key)
 
 
+#: The fields of a frame :func:`_frame` reads.
+_FRAME_FIELDS = frozenset(
+    (
+        "abs_path",
+        "filename",
+        "function",
+        "module",
+        "lineno",
+        "in_app",
+        "context_line",
+        "pre_context",
+        "post_context",
+    )
+)
+
+
+def _raw_key(raw: list[Any]) -> bytes | None:
+    """The frames ``raw`` as marshal writes them, when they hold only the fields
+    :func:`_frame` reads (local variables, which change with every occurrence, would make
+    every key new); None otherwise.
+
+    marshal takes only objects of exact builtin types and writes each with its type (1,
+    1.0 and True differ; a tuple is not a list; a subclass, an enum or a UUID is refused),
+    so equal bytes are equal values of the same types, but for one thing: whatever has a
+    buffer (bytes, bytearray, memoryview) is written as bytes. A stack is cached under
+    these bytes only when :func:`_frames_key` says its fields hold no such value, so a
+    later stack with the same bytes holds none there either."""
+    first = raw[0]
+    if type(first) is not dict or not _FRAME_FIELDS.issuperset(first):
+        return None
+    try:
+        return marshal.dumps(raw, 4)
+    except ValueError:  # an object marshal does not take, or too deep
+        return None
+
+
 def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[list[Any], int]:
     stacktrace = _mapping(value, "stacktrace", where)
     if stacktrace is None:
@@ -269,10 +359,17 @@ def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[li
         return [], 0
     if not isinstance(raw, list):
         raise _refuse(f"field '{where}stacktrace.frames' must be a list")
+    raw_key = _raw_key(raw) if raw else None
+    if raw_key is not None:
+        found = builder.raw_stacks.get(raw_key)
+        if found is not None:
+            return found, found.omitted
     key = _frames_key(raw)
     if key is not None:
         cached = builder.stacks.get(key)
         if cached is not None:
+            if raw_key is not None and all(map(_FRAME_FIELDS.issuperset, raw)):
+                builder.raw_stacks.put(raw_key, cached)
             return cached, cached.omitted
     omitted = 0
     indexed = list(enumerate(raw))
@@ -283,7 +380,10 @@ def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[li
     if key is None:
         return frames, omitted
     # Shared read-only by the records of this stack, with its JSON and traceback text.
-    return builder.stacks.put(key, _FrameList(frames, omitted)), omitted
+    stack = builder.stacks.put(key, _Stack(frames, omitted))
+    if raw_key is not None and all(map(_FRAME_FIELDS.issuperset, raw)):
+        builder.raw_stacks.put(raw_key, stack)
+    return stack, omitted
 
 
 def _foreign_classification(type_name: str, message: str, platform: str | None) -> Classification:
@@ -307,12 +407,14 @@ class _Exceptions:
 
     def __init__(self, values: list[Any], builder: _Builder) -> None:
         for index, value in enumerate(values):
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 raise _refuse(f"field 'exception.values[{index}]' must be an object")
         # nearest first, as local capture stores a chain
         newest = list(enumerate(values))[::-1][:MAX_CHAIN]
         self.items: list[dict[str, Any]] = []
         self.links: list[ChainLink] = []
+        # each link's type and frames' signature, while all their frames are cached stacks
+        self.signatures: list[str] | None = []
         for position, (index, value) in enumerate(newest):
             where = f"exception.values[{index}]."
             type_path = _type_path(value, index)
@@ -332,12 +434,14 @@ class _Exceptions:
                 item["relation"] = "cause" if source == "__cause__" else "context"
             self.items.append(item)
             if position < MAX_GROUPING_CHAIN:
-                self.links.append(
-                    ChainLink(
-                        type_path,
-                        [(f["module"] or "?", f["function"], f["in_app"]) for f in frames],
-                    )
-                )
+                if type(frames) is _Stack:
+                    self.links.append(ChainLink(type_path, frames.entries))
+                    if self.signatures is not None:
+                        self.signatures += (type_path, frames.signature)
+                else:
+                    entries = [(f["module"] or "?", f["function"], f["in_app"]) for f in frames]
+                    self.links.append(ChainLink(type_path, entries))
+                    self.signatures = None
         raised = values[-1]
         module = _string(raised, "module")
         # A builtin's name only when nothing says it is another module's class.
@@ -352,6 +456,18 @@ class _Exceptions:
 
 
 # --- the fingerprint -------------------------------------------------------------------------
+
+
+def _structure(chain: _Exceptions, project: str, code: str, builder: _Builder) -> str:
+    """:func:`chain_structure` of the chain's links, remembered when the frames of each
+    are a cached stack: all it reads of them is then their known signature."""
+    if chain.signatures is None:
+        return chain_structure(chain.links, project, code)
+    key = (project, code, *chain.signatures)
+    found = builder.structures.get(key)
+    if found is None:
+        found = builder.structures.put(key, chain_structure(chain.links, project, code))
+    return found
 
 
 def _override(event: Mapping[str, Any], default: Grouping, project: str) -> Grouping:
@@ -397,7 +513,7 @@ def _pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
     """An object's items, or (older SDKs) a list of ``[key, value]`` pairs."""
     if value is None:
         return []
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return list(value.items())
     if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
         return [(p[0], p[1]) for p in value]
@@ -434,10 +550,9 @@ def event_to_record(
 
     Raises :class:`IngestRefused` (400) for an event that cannot become a record, naming
     the field."""
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):
         raise _refuse(f"must be a JSON object, not {_kind(event)}")
     builder = _builder(scrubber, max_payload_bytes)
-    scrub = scrubber.scrub
     error_id = _event_id(event)
     data: dict[str, Any] = {}
     timestamp = _timestamp(event.get("timestamp"), received_at)
@@ -452,8 +567,10 @@ def event_to_record(
         chain = _Exceptions(values, builder)
         classification = _foreign_classification(chain.builtin_type, chain.raised_text, platform)
         code = str(classification.code)
-        grouping = group_chain(
-            chain.links, project, "" if code == _UNCLASSIFIED else code, chain.raised_text
+        grouping = chain_grouping(
+            _structure(chain, project, "" if code == _UNCLASSIFIED else code, builder),
+            chain.links[0].type_name,
+            chain.raised_text,
         )
         data["exceptions"] = chain.items
         data["classification"] = {
@@ -484,9 +601,13 @@ def event_to_record(
     if logger is not None:
         data["logger"] = _short(logger)
 
+    # What is scrubbed as a whole: (the key in data, the value, one line, bounded), in the
+    # order data holds them (data["request"] is at its place already, for its query).
+    scrubbed: list[tuple[str, Any, bool, bool]] = []
     tags = _tags(event.get("tags"))
     if tags:
-        data["tags"] = scrub(tags, single_line=True)
+        data["tags"] = None
+        scrubbed.append(("tags", tags, True, False))
     contexts = _mapping(event, "contexts", "")
     trace_id = None
     if contexts is not None:
@@ -496,13 +617,16 @@ def event_to_record(
         response = contexts.get("response")
         if isinstance(response, Mapping) and isinstance(response.get("status_code"), int):
             status = response["status_code"]
-        data["context"] = builder._bounded(scrub(dict(contexts)))
+        data["context"] = None
+        scrubbed.append(("context", dict(contexts), False, True))
     extra = _mapping(event, "extra", "")
     if extra:
-        data["extra"] = builder._bounded(scrub(dict(extra)))
+        data["extra"] = None
+        scrubbed.append(("extra", dict(extra), False, True))
     crumbs = _values(event.get("breadcrumbs"), "breadcrumbs")
     if crumbs:
-        data["breadcrumbs"] = builder._bounded(scrub(crumbs[-MAX_BREADCRUMBS:]))
+        data["breadcrumbs"] = None
+        scrubbed.append(("breadcrumbs", crumbs[-MAX_BREADCRUMBS:], False, True))
 
     user = _mapping(event, "user", "")
     user_id = None
@@ -510,10 +634,12 @@ def event_to_record(
         user_id = _string(user, "id", "user.")
         rest = {k: v for k, v in user.items() if k != "id" and v != "{{auto}}"}
         if rest:
-            data["user"] = scrub(rest, single_line=True)
+            data["user"] = None
+            scrubbed.append(("user", rest, True, False))
 
     request = _mapping(event, "request", "")
     endpoint = method = user_agent = request_id = request_payload = None
+    headers: dict[str, str] = {}
     if request is not None:
         headers = _headers(request)
         if headers:
@@ -527,13 +653,17 @@ def event_to_record(
             data["request"] = {"url": builder.clean(url[:8192], single_line=True)}
         query = request.get("query_string")
         if query:
-            data.setdefault("request", {})["query_string"] = builder._bounded(
-                scrub(query if isinstance(query, Mapping | list) else str(query))
-            )
+            data.setdefault("request", {})["query_string"] = None
+            query = query if isinstance(query, Mapping | list) else str(query)
+            scrubbed.append(("query_string", query, False, True))
         method = _string(request, "method", "request.")
         body = request.get("data")
         if body is not None:
-            request_payload = builder.payload(body)
+            kind = type(body)
+            if (kind is dict or kind is list) and builder.same_bodies:
+                scrubbed.append(("request_payload", body, False, False))
+            else:
+                request_payload = builder.payload(body)
 
     for key in ("server_name", "dist", "transaction", "platform"):
         value = _string(event, key)
@@ -544,6 +674,24 @@ def event_to_record(
         data["sdk"] = {
             k: _short(sdk[k]) for k in ("name", "version") if isinstance(sdk.get(k), str)
         }
+
+    # The JSON of values made here, as json_dumps() writes it: _encode() joins it in.
+    known: dict[str, str] = {}
+    if scrubbed:
+        states = scrubber.cleanness_all([(value, line) for _, value, line, _ in scrubbed])
+        for (key, value, line, bounded), state in zip(scrubbed, states, strict=True):
+            if key == "request_payload":
+                request_payload = builder.body(value, state)
+            elif key == "query_string":
+                data["request"]["query_string"] = builder.part(value, state, line, bounded)[0]
+            else:
+                data[key], known[key] = builder.part(value, state, line, bounded)
+    if headers:
+        known["headers"] = json_plain(data["headers"])  # text only
+    if "request" in data and all(type(v) is str for v in data["request"].values()):
+        known["request"] = json_plain(data["request"])
+    if sdk is not None:
+        known["sdk"] = json_plain(data["sdk"])  # text only
 
     return ErrorRecord(
         error_id=error_id,
@@ -572,7 +720,7 @@ def event_to_record(
         environment=_short(_string(event, "environment")),
         release=_short(_string(event, "release")),
         # its JSON made here, the frames' part once per stack: the store writes it as is
-        data=_encode(data),
+        data=_encode(data, known),
     )
 
 

@@ -14,7 +14,12 @@ from typing import Any
 
 from errorkit.store.records import EncodedData
 
-__all__ = ["clean_text", "json_dumps", "json_string"]
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson comes with the logging and server extras
+    _orjson = None  # type: ignore[assignment]
+
+__all__ = ["clean_text", "json_dumps", "json_plain", "json_string", "plain_json"]
 
 _MAX_DEPTH = 64
 _REPLACEMENT = "\ufffd"
@@ -43,8 +48,48 @@ _encode = json.JSONEncoder(
 
 def json_string(value: str) -> str:
     """The JSON text of one string, as :func:`json_dumps` writes it (cheaper)."""
+    if _orjson is not None and type(value) is str:
+        # orjson escapes every character as json does with ensure_ascii=False (tests compare
+        # each code point); it refuses lone surrogates, which json_dumps replaces.
+        try:
+            text = _orjson.dumps(value).decode()
+        except TypeError:
+            return _dumps(value)
+        return _dumps(value) if "\\u0000" in text else text
     text = _encode(value)
     if "\\u0000" in text or not (text.isascii() or _encodable(text)):
+        return _dumps(value)
+    return text
+
+
+# A subclass of a builtin type, a datetime or a dataclass goes to no default: refused.
+_PLAIN = (
+    0
+    if _orjson is None
+    else _orjson.OPT_PASSTHROUGH_SUBCLASS
+    | _orjson.OPT_PASSTHROUGH_DATETIME
+    | _orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def plain_json(value: Any) -> str | None:
+    """The compact JSON text of a value made of dicts with text keys, lists, text, whole
+    numbers, booleans and None only (no float, no other object), in one call to orjson:
+    for such values it writes what :mod:`json` writes with ``ensure_ascii=False`` (floats
+    are where the two differ). None without orjson, or when it refuses the value (a
+    subclass, an integer past 64 bits, a lone surrogate)."""
+    if _orjson is None:
+        return None
+    try:
+        return _orjson.dumps(value, option=_PLAIN).decode()
+    except TypeError:
+        return None
+
+
+def json_plain(value: Any) -> str:
+    """:func:`json_dumps` of a value :func:`plain_json` takes (cheaper)."""
+    text = plain_json(value)
+    if text is None or "\\u0000" in text:
         return json_dumps(value)
     return text
 
@@ -63,6 +108,12 @@ def json_dumps(value: Any) -> str:
     :class:`~errorkit.store.records.EncodedData` brings its text along."""
     if type(value) is EncodedData:
         return value.json
+    if type(value) is str:
+        return json_string(value)
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
     try:
         text = _encode(value)
         if not text.isascii():

@@ -404,17 +404,20 @@ def _add_to(
     first: datetime,
     last: datetime,
 ) -> _Group:
-    """Add ``count`` occurrences of ``item``'s group, starting that group on first sight."""
-    group = groups.get(item.fingerprint)
+    """Add ``count`` occurrences of ``item``'s group, starting that group on first sight.
+    Its text is cleaned as the rows' is (NUL and lone surrogates replaced): PostgreSQL
+    refuses NUL in text, and the group must carry the fingerprint its rows carry."""
+    fingerprint = clean_text(item.fingerprint)
+    group = groups.get(fingerprint)
     if group is None:
-        group = groups[item.fingerprint] = _Group(
-            fingerprint=item.fingerprint,
+        group = groups[fingerprint] = _Group(
+            fingerprint=fingerprint,
             title=clean_text(str(item.title or item.error_type)),
-            error_type=item.error_type,
-            error_code=item.error_code,
-            severity=item.severity,
-            service=item.service,
-            environment=item.environment,
+            error_type=clean_text(item.error_type),
+            error_code=clean_text(item.error_code),
+            severity=clean_text(item.severity),
+            service=_clean_or_none(item.service),
+            environment=_clean_or_none(item.environment),
             count=count,
             first_seen=first,
             last_seen=last,
@@ -422,6 +425,10 @@ def _add_to(
     else:
         group.add(count, first, last)
     return group
+
+
+def _clean_or_none(value: str | None) -> str | None:
+    return None if value is None else clean_text(value)
 
 
 @functools.lru_cache(maxsize=2 * SHAPES)
