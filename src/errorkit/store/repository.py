@@ -13,9 +13,11 @@ import base64
 import binascii
 import csv
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
@@ -28,17 +30,20 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
     text,
+    tuple_,
     union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Subquery, operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from errorkit.store import _rollup, alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
@@ -72,6 +77,7 @@ from errorkit.store.models import (
 from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
 from errorkit.store.schema import (
     GROUP_STATUSES,
+    UTCDateTime,
     alert_events,
     applied_deltas,
     error_counts_hourly,
@@ -112,6 +118,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _BY = ("error_type", "severity", "error_code", "endpoint", "service")
+#: Threads for reads made beside a call's own connection (see ErrorStore.stats).
+_BESIDE_THREADS = 4
 #: What a change to rows of ``errors`` returns for the rollup: timestamp, then dimensions.
 _ROLLUP_COLUMNS = (errors.c.timestamp, *(errors.c[name] for name in _rollup.DIMENSIONS))
 
@@ -213,6 +221,8 @@ class ErrorStore:
         self._migrate = migrate
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._beside_reads: futures.ThreadPoolExecutor | None = None
+        self._beside_pid = 0
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -241,7 +251,26 @@ class ErrorStore:
 
     def close(self) -> None:
         """Close every pooled connection; the store reconnects if used again."""
+        with self._ready_lock:
+            beside, self._beside_reads = self._beside_reads, None
+        if beside is not None and self._beside_pid == os.getpid():
+            beside.shutdown(wait=True)
         self._engine.dispose()
+
+    def _beside(self) -> futures.ThreadPoolExecutor:
+        """Threads for the reads a call makes beside its own (each on its own pooled
+        connection), started on first use, and again in a forked child (threads do not
+        survive a fork)."""
+        beside = self._beside_reads
+        if beside is None or self._beside_pid != os.getpid():
+            with self._ready_lock:
+                beside = self._beside_reads
+                if beside is None or self._beside_pid != os.getpid():
+                    beside = self._beside_reads = futures.ThreadPoolExecutor(
+                        max_workers=_BESIDE_THREADS, thread_name_prefix="errorkit-store"
+                    )
+                    self._beside_pid = os.getpid()
+        return beside
 
     def ping(self) -> None:
         """Check the database answers (and is migrated); raises StoreUnavailable if not."""
@@ -373,27 +402,10 @@ class ErrorStore:
         if end < start:
             message = f"until ({end.isoformat()}) is before since ({start.isoformat()})"
             raise InvalidQuery(message)
-        column = request_counts.c
-        conditions = [column.bucket_start >= start, column.bucket_start < end]
-        for name, value in (
-            ("service", service),
-            ("environment", environment),
-            ("endpoint", endpoint),
-        ):
-            if value is not None:
-                conditions.append(column[name] == value)
-        query = (
-            select(column.status_class, func.sum(column.count))
-            .where(*conditions)
-            .group_by(column.status_class)
-        )
         with self._read() as connection:
-            by_class = {cls: int(n) for cls, n in connection.execute(query)}
-        return RequestCounts(
-            total=sum(by_class.values()),
-            client_errors=by_class.get("4xx", 0),
-            server_errors=by_class.get("5xx", 0),
-        )
+            return _count_requests(
+                connection, start, end, service=service, environment=environment, endpoint=endpoint
+            )
 
     def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
         """Mark one stored error resolved (with optional notes); NotFound if unknown."""
@@ -637,25 +649,38 @@ class ErrorStore:
             raise InvalidQuery(message)
         window: ErrorFilters = {**filters, "since": since, "until": until}
         conditions = _error_conditions(window)
-        with self._read() as connection:
-            facts = self._rollup_facts(since, until, filters)
-            if facts is None:
-                total, unresolved, by, buckets = self._count_rows(connection, conditions, bucket)
-            else:
-                total, unresolved, by, buckets = self._sum_facts(connection, facts, bucket)
-            top_groups = self._top_groups(connection, conditions, top, self.dialect)
-            new, regressed = self._new_and_regressed(connection, since, until, filters, top)
         start = _EPOCH if since is None else _when(since, "since")
         end = datetime.now(UTC) if until is None else _when(until, "until")
-        requests = None
-        if start < end:
-            counted = self.request_counts(
-                start,
-                end,
-                service=filters.get("service"),
-                environment=filters.get("environment"),
-            )
-            requests = counted if counted.total else None
+        # The top groups read every error of the window (the other counts come mostly from
+        # the rollup): they are counted on a second connection meanwhile (the drivers let
+        # go of the GIL while the database works).
+        pending = self._beside().submit(self._read_top_groups, conditions, top)
+        try:
+            with self._read() as connection:
+                facts = self._rollup_facts(
+                    since, until, filters, sqlite_keys=self.dialect == "sqlite"
+                )
+                if facts is None:
+                    total, unresolved, by, buckets = self._count_rows(
+                        connection, conditions, bucket
+                    )
+                else:
+                    total, unresolved, by, buckets = self._sum_facts(connection, facts, bucket)
+                new, regressed = self._new_and_regressed(connection, since, until, filters, top)
+                requests = None
+                if start < end:
+                    counted = _count_requests(
+                        connection,
+                        start,
+                        end,
+                        service=filters.get("service"),
+                        environment=filters.get("environment"),
+                    )
+                    requests = counted if counted.total else None
+        except BaseException:
+            futures.wait([pending])
+            raise
+        top_groups = pending.result()
         return Stats(
             total=int(total),
             unresolved=int(unresolved),
@@ -688,7 +713,7 @@ class ErrorStore:
             # On SQLite, grouping by the bare column lets the planner walk the whole
             # (column, timestamp) index to skip a sort; grouping by an expression of
             # it keeps it on the time range (the covering timestamp_facets index).
-            key = column.concat(literal_column("''")) if self.dialect == "sqlite" else column
+            key = _unindexed(column) if self.dialect == "sqlite" else column
             query = (
                 select(column, func.count())
                 .where(column.is_not(None), *conditions)
@@ -704,30 +729,96 @@ class ErrorStore:
     def _sum_facts(
         self, connection: Connection, facts: Subquery, bucket: Bucket
     ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
-        """The same as :meth:`_count_rows`, summed over :meth:`_rollup_facts`."""
-        n = facts.c.n
-        totals = select(
-            func.coalesce(func.sum(n), 0), func.coalesce(func.sum(facts.c.open), 0)
-        ).select_from(facts)
-        total, unresolved = connection.execute(totals).one()
-        by: dict[str, dict[str, int]] = {}
-        for name in _BY:
-            column = facts.c[name]
+        """The same as :meth:`_count_rows`, summed over :meth:`_rollup_facts` in one
+        statement: the facts are read once, then summed by each dimension, by bucket and
+        in all, ordered by the database as the queries of :meth:`_count_rows` are."""
+        n, open_ = facts.c.n, facts.c.open
+        slot = self._bucket(bucket, facts.c.at)
+        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
+        found: list[tuple[datetime, int]] = []
+        total = unresolved = 0
+        if self.dialect == "postgresql":
+            # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
+            # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
+            # when the i-th key is not grouped by that row's set.
+            keys = [*(facts.c[name] for name in _BY), slot]
+            grouped = func.grouping(*keys).label("g")
             query = (
-                select(column, func.sum(n))
-                .where(column.is_not(None))
-                .group_by(column)
-                .order_by(func.sum(n).desc(), column)
+                select(
+                    grouped,
+                    *keys,
+                    func.coalesce(func.sum(n), 0),
+                    func.coalesce(func.sum(open_), 0),
+                )
+                .group_by(func.grouping_sets(*(tuple_(key) for key in keys), tuple_()))
+                .order_by(grouped, func.sum(n).desc(), *keys)
             )
-            by[name] = {key: int(count) for key, count in connection.execute(query)}
-        slot = self._bucket(bucket, facts.c.at).label("slot")
-        query = select(slot, func.sum(n)).group_by(slot).order_by(slot)
-        buckets = tuple((_bucket_time(key), int(count)) for key, count in connection.execute(query))
-        return int(total), int(unresolved), by, buckets
+            width = len(keys)
+            sets = {((1 << width) - 1) ^ (1 << (width - 1 - i)): i for i in range(width)}
+            for row in connection.execute(query):
+                index = sets.get(row[0])
+                if index is None:
+                    total, unresolved = int(row[-2]), int(row[-1])
+                elif index == len(_BY):
+                    found.append((_bucket_time(row[1 + index]), int(row[-2])))
+                elif row[1 + index] is not None:
+                    by[_BY[index]][row[1 + index]] = int(row[-2])
+        else:
+            # SQLite has no grouping sets: one aggregate per count over the facts, read
+            # once (a common table expression used more than once is materialized).
+            shared = select(*(facts.c[name] for name in _BY), slot.label("slot"), n, open_).cte(
+                "facts_read"
+            )
+            parts: list[Select[Any]] = []
+            for index, name in enumerate(_BY):
+                column = shared.c[name]
+                parts.append(
+                    select(
+                        literal_column(str(index)).label("g"),
+                        column.label("v"),
+                        func.sum(shared.c.n).label("c"),
+                        literal_column("NULL").label("o"),
+                    )
+                    .where(column.is_not(None))
+                    .group_by(column)
+                )
+            parts.append(
+                select(
+                    literal_column(str(len(_BY))),
+                    shared.c.slot,
+                    func.sum(shared.c.n),
+                    literal_column("NULL"),
+                ).group_by(shared.c.slot)
+            )
+            parts.append(
+                select(
+                    literal_column(str(len(_BY) + 1)),
+                    literal_column("NULL"),
+                    func.coalesce(func.sum(shared.c.n), 0),
+                    func.coalesce(func.sum(shared.c.open), 0),
+                )
+            )
+            combined = union_all(*parts).order_by(
+                literal_column("g"), literal_column("c").desc(), literal_column("v")
+            )
+            for row in connection.execute(combined):
+                index, value, count, opened = int(row[0]), row[1], row[2], row[3]
+                if index < len(_BY):
+                    by[_BY[index]][value] = int(count)
+                elif index == len(_BY):
+                    found.append((_bucket_time(value), int(count)))
+                else:
+                    total, unresolved = int(count), int(opened)
+        buckets = tuple(sorted(found))
+        return total, unresolved, by, buckets
 
     @staticmethod
     def _rollup_facts(
-        since: datetime | None, until: datetime | None, filters: StatsFilters
+        since: datetime | None,
+        until: datetime | None,
+        filters: StatsFilters,
+        *,
+        sqlite_keys: bool = False,
     ) -> Subquery | None:
         """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
         unresolved): the whole hours from ``error_counts_hourly``, the partial hours at the
@@ -778,16 +869,30 @@ class ErrorStore:
         if end is not None and high is not None and high < end:
             edges.append((high, end))
         for edge_start, edge_end in edges:
+            # An edge lies within one hour (so one hour or day bucket): its rows are
+            # counted per combination and dated at its start.
             conditions = _error_conditions({**filters, "since": edge_start, "until": edge_end})
+            columns = [errors.c[name] for name in _BY]
+            # On SQLite, grouping by the bare columns could make the planner walk a whole
+            # (column, timestamp) index to skip a sort; see _unindexed.
+            keys = [_unindexed(c) for c in columns] if sqlite_keys else columns
             parts.append(
                 select(
-                    *(errors.c[name] for name in _BY),
-                    errors.c.timestamp.label("at"),
-                    literal_column("1").label("n"),
-                    case((errors.c.resolved, 0), else_=1).label("open"),
-                ).where(*conditions)
+                    *columns,
+                    literal(edge_start, UTCDateTime()).label("at"),
+                    func.count().label("n"),
+                    func.sum(case((errors.c.resolved, 0), else_=1)).label("open"),
+                )
+                .where(*conditions)
+                .group_by(*keys)
             )
         return union_all(*parts).subquery("facts")
+
+    def _read_top_groups(
+        self, conditions: Sequence[ColumnElement[bool]], top: int
+    ) -> tuple[tuple[ErrorGroup, int], ...]:
+        with self._read() as connection:
+            return self._top_groups(connection, conditions, top, self.dialect)
 
     @staticmethod
     def _top_groups(
@@ -800,8 +905,9 @@ class ErrorStore:
         fingerprint = errors.c.fingerprint
         # As for the by-dimension counts: on SQLite, grouping by the bare fingerprint makes
         # the planner walk the whole (fingerprint, timestamp) index, every stored error;
-        # an expression of it keeps the scan on the window of the timestamp index.
-        key = fingerprint.concat(literal_column("''")) if dialect == "sqlite" else fingerprint
+        # an expression of it keeps the scan on the window of the covering (timestamp,
+        # fingerprint) index, read without touching the table.
+        key = _unindexed(fingerprint) if dialect == "sqlite" else fingerprint
         counted = (
             select(fingerprint, occurrences)
             .where(*conditions)
@@ -1587,6 +1693,46 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
+
+
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``+column``: the same value (SQLite's unary plus changes nothing, NULL included),
+    but not a bare column, so SQLite's planner cannot answer a GROUP BY of it by walking a
+    whole index on that column (which saves a sort but reads every row, not the window's).
+    Cheaper than ``column || ''``, which builds a new string per row."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _count_requests(
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    service: str | None = None,
+    environment: str | None = None,
+    endpoint: str | None = None,
+) -> RequestCounts:
+    """:meth:`ErrorStore.request_counts` on ``connection``, for a window in UTC."""
+    column = request_counts.c
+    conditions = [column.bucket_start >= start, column.bucket_start < end]
+    for name, value in (
+        ("service", service),
+        ("environment", environment),
+        ("endpoint", endpoint),
+    ):
+        if value is not None:
+            conditions.append(column[name] == value)
+    query = (
+        select(column.status_class, func.sum(column.count))
+        .where(*conditions)
+        .group_by(column.status_class)
+    )
+    by_class = {cls: int(n) for cls, n in connection.execute(query)}
+    return RequestCounts(
+        total=sum(by_class.values()),
+        client_errors=by_class.get("4xx", 0),
+        server_errors=by_class.get("5xx", 0),
+    )
 
 
 def _bucket_time(value: Any) -> datetime:
