@@ -729,11 +729,9 @@ class ErrorStore:
     def _sum_facts(
         self, connection: Connection, facts: Subquery, bucket: Bucket
     ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
-        """The same as :meth:`_count_rows`, summed over :meth:`_rollup_facts` in one
-        statement: the facts are read once, then summed by each dimension, by bucket and
-        in all, ordered by the database as the queries of :meth:`_count_rows` are."""
+        """The same as :meth:`_count_rows` (the same order too), summed over
+        :meth:`_rollup_facts` in one statement on PostgreSQL, two on SQLite."""
         n, open_ = facts.c.n, facts.c.open
-        slot = self._bucket(bucket, facts.c.at)
         by: dict[str, dict[str, int]] = {name: {} for name in _BY}
         found: list[tuple[datetime, int]] = []
         total = unresolved = 0
@@ -741,7 +739,7 @@ class ErrorStore:
             # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
             # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
             # when the i-th key is not grouped by that row's set.
-            keys = [*(facts.c[name] for name in _BY), slot]
+            keys = [*(facts.c[name] for name in _BY), self._bucket(bucket, facts.c.at)]
             grouped = func.grouping(*keys).label("g")
             query = (
                 select(
@@ -764,51 +762,32 @@ class ErrorStore:
                 elif row[1 + index] is not None:
                     by[_BY[index]][row[1 + index]] = int(row[-2])
         else:
-            # SQLite has no grouping sets: one aggregate per count over the facts, read
-            # once (a common table expression used more than once is materialized).
-            shared = select(*(facts.c[name] for name in _BY), slot.label("slot"), n, open_).cte(
-                "facts_read"
-            )
-            parts: list[Select[Any]] = []
-            for index, name in enumerate(_BY):
-                column = shared.c[name]
-                parts.append(
-                    select(
-                        literal_column(str(index)).label("g"),
-                        column.label("v"),
-                        func.sum(shared.c.n).label("c"),
-                        literal_column("NULL").label("o"),
-                    )
-                    .where(column.is_not(None))
-                    .group_by(column)
-                )
-            parts.append(
-                select(
-                    literal_column(str(len(_BY))),
-                    shared.c.slot,
-                    func.sum(shared.c.n),
-                    literal_column("NULL"),
-                ).group_by(shared.c.slot)
-            )
-            parts.append(
-                select(
-                    literal_column(str(len(_BY) + 1)),
-                    literal_column("NULL"),
-                    func.coalesce(func.sum(shared.c.n), 0),
-                    func.coalesce(func.sum(shared.c.open), 0),
-                )
-            )
-            combined = union_all(*parts).order_by(
-                literal_column("g"), literal_column("c").desc(), literal_column("v")
-            )
-            for row in connection.execute(combined):
-                index, value, count, opened = int(row[0]), row[1], row[2], row[3]
-                if index < len(_BY):
-                    by[_BY[index]][value] = int(count)
-                elif index == len(_BY):
-                    found.append((_bucket_time(value), int(count)))
-                else:
-                    total, unresolved = int(count), int(opened)
+            # SQLite has no grouping sets (and one aggregate per count over the facts reads
+            # them each time): the facts are summed per combination and per hour, and
+            # those few rows (combinations x 1, hours x 1) summed here. Python orders str
+            # as SQLite's BINARY collation does (code points, i.e. UTF-8 bytes), so each
+            # count keeps the order ORDER BY count DESC, value gives.
+            columns = [facts.c[name] for name in _BY]
+            per_combination = select(*columns, func.sum(n), func.sum(open_)).group_by(*columns)
+            for row in connection.execute(per_combination):
+                count = int(row[-2])
+                total += count
+                unresolved += int(row[-1])
+                for name, value in zip(_BY, row, strict=False):
+                    if value is not None:
+                        counts = by[name]
+                        counts[value] = counts.get(value, 0) + count
+            for name in _BY:
+                by[name] = dict(sorted(by[name].items(), key=_by_count_then_value))
+            per_bucket: dict[datetime, int] = {}
+            hourly = select(facts.c.at, func.sum(n)).group_by(facts.c.at)
+            for at, count in connection.execute(hourly):
+                key = _bucket_time(at)
+                key = key.replace(minute=0, second=0, microsecond=0)
+                if bucket == "day":
+                    key = key.replace(hour=0)
+                per_bucket[key] = per_bucket.get(key, 0) + int(count)
+            found = list(per_bucket.items())
         buckets = tuple(sorted(found))
         return total, unresolved, by, buckets
 
@@ -1693,6 +1672,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
+
+
+def _by_count_then_value(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
