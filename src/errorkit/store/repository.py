@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
+from typing import Any, Literal, NamedTuple, Protocol, Self, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -657,15 +657,13 @@ class ErrorStore:
         pending = self._beside().submit(self._read_top_groups, conditions, top)
         try:
             with self._read() as connection:
-                facts = self._rollup_facts(
-                    since, until, filters, sqlite_keys=self.dialect == "sqlite"
-                )
-                if facts is None:
+                parts = self._rollup_parts(since, until, filters)
+                if parts is None:
                     total, unresolved, by, buckets = self._count_rows(
                         connection, conditions, bucket
                     )
                 else:
-                    total, unresolved, by, buckets = self._sum_facts(connection, facts, bucket)
+                    total, unresolved, by, buckets = self._sum_facts(connection, parts, bucket)
                 new, regressed = self._new_and_regressed(connection, since, until, filters, top)
                 requests = None
                 if start < end:
@@ -727,82 +725,104 @@ class ErrorStore:
         return int(total), int(unresolved), by, buckets
 
     def _sum_facts(
-        self, connection: Connection, facts: Subquery, bucket: Bucket
+        self, connection: Connection, parts: _RollupParts, bucket: Bucket
     ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
-        """The same as :meth:`_count_rows` (the same order too), summed over
-        :meth:`_rollup_facts` in one statement on PostgreSQL, two on SQLite."""
-        n, open_ = facts.c.n, facts.c.open
-        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
-        found: list[tuple[datetime, int]] = []
-        total = unresolved = 0
+        """The same as :meth:`_count_rows` (the same order too), summed from the rollup
+        and the edge hours: in one statement on PostgreSQL, two on SQLite."""
         if self.dialect == "postgresql":
-            # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
-            # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
-            # when the i-th key is not grouped by that row's set.
-            keys = [*(facts.c[name] for name in _BY), self._bucket(bucket, facts.c.at)]
-            grouped = func.grouping(*keys).label("g")
-            query = (
-                select(
-                    grouped,
-                    *keys,
-                    func.coalesce(func.sum(n), 0),
-                    func.coalesce(func.sum(open_), 0),
-                )
-                .group_by(func.grouping_sets(*(tuple_(key) for key in keys), tuple_()))
-                .order_by(grouped, func.sum(n).desc(), *keys)
+            return self._sum_facts_postgres(connection, parts, bucket)
+        # SQLite has no grouping sets, and an aggregate over the union of the parts makes
+        # it copy the union first: each part is summed on its own, per combination (the
+        # rollup by its dims key: 120 rows here) and per hour (the rollup in its primary
+        # key's order, no sort), and those few rows are added up here. Python orders str
+        # as SQLite's BINARY collation does (code points, i.e. UTF-8 bytes), so each count
+        # keeps the order ORDER BY count DESC, value gives.
+        hourly = error_counts_hourly.c
+        columns = [errors.c[name] for name in _BY]
+        opened = func.sum(case((errors.c.resolved, 0), else_=1))
+        per_combination = union_all(
+            select(*(hourly[name] for name in _BY), func.sum(parts.n), func.sum(parts.open))
+            .where(*parts.inside)
+            .group_by(hourly.dims),
+            *(
+                select(*columns, func.count(), opened)
+                .where(*conditions)
+                .group_by(*(_unindexed(c) for c in columns))
+                for _, conditions in parts.edges
+            ),
+        )
+        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
+        total = unresolved = 0
+        for row in connection.execute(per_combination):
+            count = int(row[-2])
+            total += count
+            unresolved += int(row[-1])
+            for name, value in zip(_BY, row, strict=False):
+                if value is not None:
+                    counts = by[name]
+                    counts[value] = counts.get(value, 0) + count
+        for name in _BY:
+            by[name] = dict(sorted(by[name].items(), key=_by_count_then_value))
+        per_hour = union_all(
+            select(hourly.hour, func.sum(parts.n)).where(*parts.inside).group_by(hourly.hour),
+            *(
+                select(literal(edge_start, UTCDateTime()), func.count()).where(*conditions)
+                for edge_start, conditions in parts.edges
+            ),
+        )
+        per_bucket: dict[datetime, int] = {}
+        for at, count in connection.execute(per_hour):
+            if not count:
+                continue  # an edge without rows
+            key = _bucket_time(at).replace(minute=0, second=0, microsecond=0)
+            if bucket == "day":
+                key = key.replace(hour=0)
+            per_bucket[key] = per_bucket.get(key, 0) + int(count)
+        return total, unresolved, by, tuple(sorted(per_bucket.items()))
+
+    def _sum_facts_postgres(
+        self, connection: Connection, parts: _RollupParts, bucket: Bucket
+    ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
+        # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
+        # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
+        # when the i-th key is not grouped by that row's set.
+        facts = _facts_union(parts, sqlite_keys=False)
+        n, open_ = facts.c.n, facts.c.open
+        keys = [*(facts.c[name] for name in _BY), self._bucket(bucket, facts.c.at)]
+        grouped = func.grouping(*keys).label("g")
+        query = (
+            select(
+                grouped,
+                *keys,
+                func.coalesce(func.sum(n), 0),
+                func.coalesce(func.sum(open_), 0),
             )
-            width = len(keys)
-            sets = {((1 << width) - 1) ^ (1 << (width - 1 - i)): i for i in range(width)}
-            for row in connection.execute(query):
-                index = sets.get(row[0])
-                if index is None:
-                    total, unresolved = int(row[-2]), int(row[-1])
-                elif index == len(_BY):
-                    found.append((_bucket_time(row[1 + index]), int(row[-2])))
-                elif row[1 + index] is not None:
-                    by[_BY[index]][row[1 + index]] = int(row[-2])
-        else:
-            # SQLite has no grouping sets (and one aggregate per count over the facts reads
-            # them each time): the facts are summed per combination and per hour, and
-            # those few rows (combinations x 1, hours x 1) summed here. Python orders str
-            # as SQLite's BINARY collation does (code points, i.e. UTF-8 bytes), so each
-            # count keeps the order ORDER BY count DESC, value gives.
-            columns = [facts.c[name] for name in _BY]
-            per_combination = select(*columns, func.sum(n), func.sum(open_)).group_by(*columns)
-            for row in connection.execute(per_combination):
-                count = int(row[-2])
-                total += count
-                unresolved += int(row[-1])
-                for name, value in zip(_BY, row, strict=False):
-                    if value is not None:
-                        counts = by[name]
-                        counts[value] = counts.get(value, 0) + count
-            for name in _BY:
-                by[name] = dict(sorted(by[name].items(), key=_by_count_then_value))
-            per_bucket: dict[datetime, int] = {}
-            hourly = select(facts.c.at, func.sum(n)).group_by(facts.c.at)
-            for at, count in connection.execute(hourly):
-                key = _bucket_time(at)
-                key = key.replace(minute=0, second=0, microsecond=0)
-                if bucket == "day":
-                    key = key.replace(hour=0)
-                per_bucket[key] = per_bucket.get(key, 0) + int(count)
-            found = list(per_bucket.items())
-        buckets = tuple(sorted(found))
-        return total, unresolved, by, buckets
+            .group_by(func.grouping_sets(*(tuple_(key) for key in keys), tuple_()))
+            .order_by(grouped, func.sum(n).desc(), *keys)
+        )
+        width = len(keys)
+        sets = {((1 << width) - 1) ^ (1 << (width - 1 - i)): i for i in range(width)}
+        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
+        buckets: list[tuple[datetime, int]] = []
+        total = unresolved = 0
+        for row in connection.execute(query):
+            index = sets.get(row[0])
+            if index is None:
+                total, unresolved = int(row[-2]), int(row[-1])
+            elif index == len(_BY):
+                buckets.append((_bucket_time(row[1 + index]), int(row[-2])))
+            elif row[1 + index] is not None:
+                by[_BY[index]][row[1 + index]] = int(row[-2])
+        return total, unresolved, by, tuple(sorted(buckets))
 
     @staticmethod
-    def _rollup_facts(
-        since: datetime | None,
-        until: datetime | None,
-        filters: StatsFilters,
-        *,
-        sqlite_keys: bool = False,
-    ) -> Subquery | None:
-        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
-        unresolved): the whole hours from ``error_counts_hourly``, the partial hours at the
-        edges from ``errors``. None when the rollup cannot answer: a filter it does not
-        keep (fingerprint, session, request, text) or a window without a whole hour."""
+    def _rollup_parts(
+        since: datetime | None, until: datetime | None, filters: StatsFilters
+    ) -> _RollupParts | None:
+        """What the window counts: the whole hours from ``error_counts_hourly``, the partial
+        hours at the edges from ``errors``. None when the rollup cannot answer: a filter it
+        does not keep (fingerprint, session, request, text) or a window without a whole
+        hour."""
         for name, value in filters.items():
             if value is not None and value != "" and name not in _rollup.ROLLUP_FILTERS:
                 return None
@@ -834,38 +854,34 @@ class ErrorStore:
             value = filters.get(name)
             if value is not None:
                 inside.append(hourly[name] == value)
-        parts = [
-            select(
-                *(hourly[name] for name in _BY),
-                hourly.hour.label("at"),
-                n.label("n"),
-                open_.label("open"),
-            ).where(*inside)
-        ]
         edges = []
         if start is not None and low is not None and start < low:
             edges.append((start, low))
         if end is not None and high is not None and high < end:
             edges.append((high, end))
-        for edge_start, edge_end in edges:
-            # An edge lies within one hour (so one hour or day bucket): its rows are
-            # counted per combination and dated at its start.
-            conditions = _error_conditions({**filters, "since": edge_start, "until": edge_end})
-            columns = [errors.c[name] for name in _BY]
-            # On SQLite, grouping by the bare columns could make the planner walk a whole
-            # (column, timestamp) index to skip a sort; see _unindexed.
-            keys = [_unindexed(c) for c in columns] if sqlite_keys else columns
-            parts.append(
-                select(
-                    *columns,
-                    literal(edge_start, UTCDateTime()).label("at"),
-                    func.count().label("n"),
-                    func.sum(case((errors.c.resolved, 0), else_=1)).label("open"),
-                )
-                .where(*conditions)
-                .group_by(*keys)
-            )
-        return union_all(*parts).subquery("facts")
+        return _RollupParts(
+            inside,
+            n,
+            open_,
+            [
+                (edge_start, _error_conditions({**filters, "since": edge_start, "until": edge_end}))
+                for edge_start, edge_end in edges
+            ],
+        )
+
+    @classmethod
+    def _rollup_facts(
+        cls,
+        since: datetime | None,
+        until: datetime | None,
+        filters: StatsFilters,
+        *,
+        sqlite_keys: bool = False,
+    ) -> Subquery | None:
+        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
+        unresolved), or None when the rollup cannot answer (see :meth:`_rollup_parts`)."""
+        parts = cls._rollup_parts(since, until, filters)
+        return None if parts is None else _facts_union(parts, sqlite_keys=sqlite_keys)
 
     def _read_top_groups(
         self, conditions: Sequence[ColumnElement[bool]], top: int
@@ -1672,6 +1688,48 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
+
+
+class _RollupParts(NamedTuple):
+    """A window the rollup answers: the conditions on ``error_counts_hourly`` of its whole
+    hours with what a rollup row counts (``n`` rows, ``open`` of them unresolved), and its
+    partial edge hours, each as (its start, the conditions on ``errors``)."""
+
+    inside: list[ColumnElement[bool]]
+    n: ColumnElement[Any]
+    open: ColumnElement[Any]
+    edges: list[tuple[datetime, Sequence[ColumnElement[bool]]]]
+
+
+def _facts_union(parts: _RollupParts, *, sqlite_keys: bool) -> Subquery:
+    """The window's facts as rows (dimensions, ``at``, ``n``, ``open``): the rollup rows
+    of the whole hours, then each edge hour counted per combination and dated at its start
+    (an edge lies within one hour, so within one hour or day bucket)."""
+    hourly = error_counts_hourly.c
+    selects: list[Select[Any]] = [
+        select(
+            *(hourly[name] for name in _BY),
+            hourly.hour.label("at"),
+            parts.n.label("n"),
+            parts.open.label("open"),
+        ).where(*parts.inside)
+    ]
+    columns = [errors.c[name] for name in _BY]
+    # On SQLite, grouping by the bare columns could make the planner walk a whole
+    # (column, timestamp) index to skip a sort; see _unindexed.
+    keys = [_unindexed(c) for c in columns] if sqlite_keys else columns
+    for edge_start, conditions in parts.edges:
+        selects.append(
+            select(
+                *columns,
+                literal(edge_start, UTCDateTime()).label("at"),
+                func.count().label("n"),
+                func.sum(case((errors.c.resolved, 0), else_=1)).label("open"),
+            )
+            .where(*conditions)
+            .group_by(*keys)
+        )
+    return union_all(*selects).subquery("facts")
 
 
 def _by_count_then_value(item: tuple[str, int]) -> tuple[int, str]:
