@@ -169,27 +169,28 @@ LIST_TOTAL_SQL = "SELECT count(*) FROM error_groups WHERE status = {p}"
 GROUP_SQL = f"SELECT {GROUP_COLUMNS} FROM error_groups WHERE id = {{p}}"
 LATEST_SQL = "SELECT * FROM errors WHERE fingerprint = {p} ORDER BY timestamp DESC, id DESC LIMIT 1"
 DIMS = "error_type, severity, error_code, endpoint, service"
-#: The window's facts as stats() reads them: the rollup's whole hours, then the two partial
-#: hours at the edges counted per combination ({k}: the dimensions as SQLite groups them).
+ROLLUP_WINDOW = "FROM error_counts_hourly WHERE total > 0 AND hour >= {p} AND hour < {p}"
+EDGE_COUNTS = "count(*), sum(CASE WHEN resolved THEN 0 ELSE 1 END) FROM errors"
+EDGE_WINDOW = "WHERE timestamp >= {p} AND timestamp < {p}"
+#: The window's facts as stats() reads them on PostgreSQL: the rollup's whole hours, then
+#: the two partial hours at the edges counted per combination, summed by grouping sets.
 FACTS_SQL = (
-    f"SELECT {DIMS}, hour AS at, total AS n, total - resolved AS open FROM error_counts_hourly "
-    "WHERE total > 0 AND hour >= {p} AND hour < {p}"
-    + (
-        f" UNION ALL SELECT {DIMS}, {{p}} AS at, count(*), "
-        "sum(CASE WHEN resolved THEN 0 ELSE 1 END) FROM errors "
-        "WHERE timestamp >= {p} AND timestamp < {p} GROUP BY {k}"
-    )
-    * 2
-)
-SQLITE_SUMS_SQL = (
-    f"SELECT {DIMS}, sum(n), sum(open) FROM ({{facts}}) GROUP BY {DIMS}",
-    "SELECT at, sum(n) FROM ({facts}) GROUP BY at",
+    f"SELECT {DIMS}, hour AS at, total AS n, total - resolved AS open {ROLLUP_WINDOW}"
+    + f" UNION ALL SELECT {DIMS}, {{p}} AS at, {EDGE_COUNTS} {EDGE_WINDOW} GROUP BY {DIMS}" * 2
 )
 POSTGRES_SUMS_SQL = (
     "SELECT GROUPING(error_type, severity, error_code, endpoint, service, {slot}) AS g, "
-    f"{DIMS}, {{slot}}, coalesce(sum(n), 0), coalesce(sum(open), 0) FROM ({{facts}}) AS facts "
+    f"{DIMS}, {{slot}}, coalesce(sum(n), 0), coalesce(sum(open), 0) FROM ({FACTS_SQL}) AS facts "
     "GROUP BY GROUPING SETS ((error_type), (severity), (error_code), (endpoint), (service), "
-    f"({{slot}}), ()) ORDER BY g, sum(n) DESC, {DIMS}, {{slot}}",
+    f"({{slot}}), ()) ORDER BY g, sum(n) DESC, {DIMS}, {{slot}}"
+)
+#: On SQLite each part is summed on its own, per combination and per hour ({k}: the
+#: dimensions as SQLite groups them); stats() adds the few rows up in Python.
+SQLITE_SUMS_SQL = (
+    f"SELECT {DIMS}, sum(total), sum(total - resolved) {ROLLUP_WINDOW} GROUP BY dims"
+    + f" UNION ALL SELECT {DIMS}, {EDGE_COUNTS} {EDGE_WINDOW} GROUP BY {{k}}" * 2,
+    f"SELECT hour, sum(total) {ROLLUP_WINDOW} GROUP BY hour"
+    + f" UNION ALL SELECT {{p}}, count(*) FROM errors {EDGE_WINDOW}" * 2,
 )
 QUALIFIED = ", ".join(f"error_groups.{c.strip()}" for c in GROUP_COLUMNS.split(","))
 TOP_SQL = (
@@ -226,12 +227,17 @@ def raw_calls(
     after the other on one connection."""
     ids = group_ids(CALLS + 10)
     statuses = ("unresolved",)
-    keys = ", ".join(f"+{c}" for c in DIMS.split(", ")) if sqlite else DIMS
-    facts = FACTS_SQL.format(p=p, k=keys)
-    sums = [
-        sql.format(facts=facts, slot=slot)
-        for sql in (SQLITE_SUMS_SQL if sqlite else POSTGRES_SUMS_SQL)
-    ]
+    keys = ", ".join(f"+{c}" for c in DIMS.split(", "))
+    if sqlite:  # the statements' times: (low, high, since, low, high, now) and per hour
+        sums = list(
+            zip(
+                (sql.format(p=p, k=keys) for sql in SQLITE_SUMS_SQL),
+                ((0, 1, 2, 0, 1, 3), (0, 1, 2, 2, 0, 1, 1, 3)),
+                strict=True,
+            )
+        )
+    else:
+        sums = [(POSTGRES_SUMS_SQL.format(p=p, slot=slot), (0, 1, 2, 2, 0, 1, 1, 3))]
     top = TOP_SQL.format(p=p, key="+fingerprint" if sqlite else "fingerprint")
 
     def list_(n: int) -> Any:
@@ -249,8 +255,8 @@ def raw_calls(
         since = now - timedelta(hours=24)
         low = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         high = now.replace(minute=0, second=0, microsecond=0)
-        window = tuple(when(t) for t in (low, high, since, since, low, high, high, now))
-        out = [execute(sql, window) for sql in sums]
+        times = (when(low), when(high), when(since), when(now))
+        out = [execute(sql, tuple(times[i] for i in order)) for sql, order in sums]
         out.append(execute(top, (when(since),)))
         out.append(execute(NEW_SQL.format(p=p), (when(since),)))
         out.append(execute(REGRESSED_SQL.format(p=p), (when(since),)))
