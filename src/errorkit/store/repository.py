@@ -747,6 +747,8 @@ class ErrorStore:
             *(
                 select(*columns, func.count(), opened)
                 .where(*conditions)
+                # Bare columns could let the planner walk a whole (column, timestamp)
+                # index to skip the sort (see _unindexed).
                 .group_by(*(_unindexed(c) for c in columns))
                 for _, conditions in parts.edges
             ),
@@ -786,7 +788,7 @@ class ErrorStore:
         # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
         # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
         # when the i-th key is not grouped by that row's set.
-        facts = _facts_union(parts, sqlite_keys=False)
+        facts = _facts_union(parts)
         n, open_ = facts.c.n, facts.c.open
         keys = [*(facts.c[name] for name in _BY), self._bucket(bucket, facts.c.at)]
         grouped = func.grouping(*keys).label("g")
@@ -871,17 +873,12 @@ class ErrorStore:
 
     @classmethod
     def _rollup_facts(
-        cls,
-        since: datetime | None,
-        until: datetime | None,
-        filters: StatsFilters,
-        *,
-        sqlite_keys: bool = False,
+        cls, since: datetime | None, until: datetime | None, filters: StatsFilters
     ) -> Subquery | None:
         """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
         unresolved), or None when the rollup cannot answer (see :meth:`_rollup_parts`)."""
         parts = cls._rollup_parts(since, until, filters)
-        return None if parts is None else _facts_union(parts, sqlite_keys=sqlite_keys)
+        return None if parts is None else _facts_union(parts)
 
     def _read_top_groups(
         self, conditions: Sequence[ColumnElement[bool]], top: int
@@ -1701,7 +1698,7 @@ class _RollupParts(NamedTuple):
     edges: list[tuple[datetime, Sequence[ColumnElement[bool]]]]
 
 
-def _facts_union(parts: _RollupParts, *, sqlite_keys: bool) -> Subquery:
+def _facts_union(parts: _RollupParts) -> Subquery:
     """The window's facts as rows (dimensions, ``at``, ``n``, ``open``): the rollup rows
     of the whole hours, then each edge hour counted per combination and dated at its start
     (an edge lies within one hour, so within one hour or day bucket)."""
@@ -1715,9 +1712,6 @@ def _facts_union(parts: _RollupParts, *, sqlite_keys: bool) -> Subquery:
         ).where(*parts.inside)
     ]
     columns = [errors.c[name] for name in _BY]
-    # On SQLite, grouping by the bare columns could make the planner walk a whole
-    # (column, timestamp) index to skip a sort; see _unindexed.
-    keys = [_unindexed(c) for c in columns] if sqlite_keys else columns
     for edge_start, conditions in parts.edges:
         selects.append(
             select(
@@ -1727,7 +1721,7 @@ def _facts_union(parts: _RollupParts, *, sqlite_keys: bool) -> Subquery:
                 func.sum(case((errors.c.resolved, 0), else_=1)).label("open"),
             )
             .where(*conditions)
-            .group_by(*keys)
+            .group_by(*columns)
         )
     return union_all(*selects).subquery("facts")
 
