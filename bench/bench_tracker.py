@@ -10,7 +10,9 @@ driver (sqlite3, psycopg 3), and the p50 and p95 in ms of each are printed with 
 - list: ``GET /admin/api/groups`` (unresolved first page, newest first, with the total);
 - detail: ``GET /admin/api/groups/{id}`` (the group and its newest occurrence), random ids;
 - stats: ``GET /admin/api/stats?since=24h`` (totals, counts by type, severity, code,
-  endpoint, service, and the hourly series), what the dashboard's stats page asks for.
+  endpoint, service, the hourly series, the top, new and regressed groups, the request
+  counts), what the dashboard's stats page asks for; raw, the statements ``stats()`` runs
+  (the hourly rollup summed with the edge hours, the top groups, ...), one after another.
 
     python -m bench tracker     # ERRORKIT_BENCH_TRACKER_BACKENDS=sqlite for one backend
 
@@ -166,29 +168,77 @@ LIST_SQL = (
 LIST_TOTAL_SQL = "SELECT count(*) FROM error_groups WHERE status = {p}"
 GROUP_SQL = f"SELECT {GROUP_COLUMNS} FROM error_groups WHERE id = {{p}}"
 LATEST_SQL = "SELECT * FROM errors WHERE fingerprint = {p} ORDER BY timestamp DESC, id DESC LIMIT 1"
-STATS_TOTAL_SQL = (
-    "SELECT count(*), coalesce(sum(CASE WHEN resolved THEN 0 ELSE 1 END), 0) FROM errors "
-    "WHERE timestamp >= {p}"
+DIMS = "error_type, severity, error_code, endpoint, service"
+ROLLUP_WINDOW = "FROM error_counts_hourly WHERE total > 0 AND hour >= {p} AND hour < {p}"
+EDGE_COUNTS = "count(*), sum(CASE WHEN resolved THEN 0 ELSE 1 END) FROM errors"
+EDGE_WINDOW = "WHERE timestamp >= {p} AND timestamp < {p}"
+#: The window's facts as stats() reads them on PostgreSQL: the rollup's whole hours, then
+#: the two partial hours at the edges counted per combination, summed by grouping sets.
+FACTS_SQL = (
+    f"SELECT {DIMS}, hour AS at, total AS n, total - resolved AS open {ROLLUP_WINDOW}"
+    + f" UNION ALL SELECT {DIMS}, {{p}} AS at, {EDGE_COUNTS} {EDGE_WINDOW} GROUP BY {DIMS}" * 2
 )
-STATS_BY_SQL = (
-    "SELECT {c}, count(*) FROM errors WHERE {c} IS NOT NULL AND timestamp >= {p} "
-    "GROUP BY {k} ORDER BY count(*) DESC, {c}"
+POSTGRES_SUMS_SQL = (
+    "SELECT GROUPING(error_type, severity, error_code, endpoint, service, {slot}) AS g, "
+    f"{DIMS}, {{slot}}, coalesce(sum(n), 0), coalesce(sum(open), 0) FROM ({FACTS_SQL}) AS facts "
+    "GROUP BY GROUPING SETS ((error_type), (severity), (error_code), (endpoint), (service), "
+    f"({{slot}}), ()) ORDER BY g, sum(n) DESC, {DIMS}, {{slot}}"
 )
-STATS_COLUMNS = ("error_type", "severity", "error_code", "endpoint", "service")
+#: On SQLite each part is summed on its own, per combination and per hour ({k}: the
+#: dimensions as SQLite groups them); stats() adds the few rows up in Python.
+SQLITE_SUMS_SQL = (
+    f"SELECT {DIMS}, sum(total), sum(total - resolved) {ROLLUP_WINDOW} GROUP BY dims"
+    + f" UNION ALL SELECT {DIMS}, {EDGE_COUNTS} {EDGE_WINDOW} GROUP BY {{k}}" * 2,
+    f"SELECT hour, sum(total) {ROLLUP_WINDOW} GROUP BY hour"
+    + f" UNION ALL SELECT {{p}}, count(*) FROM errors {EDGE_WINDOW}" * 2,
+)
+QUALIFIED = ", ".join(f"error_groups.{c.strip()}" for c in GROUP_COLUMNS.split(","))
+TOP_SQL = (
+    f"SELECT {QUALIFIED}, top.occurrences FROM error_groups JOIN (SELECT fingerprint, "
+    "count(*) AS occurrences FROM errors WHERE timestamp >= {p} GROUP BY {key} "
+    "ORDER BY occurrences DESC, fingerprint LIMIT 10) AS top "
+    "ON top.fingerprint = error_groups.fingerprint "
+    "ORDER BY top.occurrences DESC, error_groups.fingerprint"
+)
+NEW_SQL = (
+    f"SELECT {GROUP_COLUMNS} FROM error_groups WHERE first_seen >= {{p}} "
+    "ORDER BY first_seen DESC, id DESC LIMIT 10"
+)
+REGRESSED_SQL = (
+    f"SELECT {GROUP_COLUMNS} FROM error_groups WHERE status = 'regressed' AND "
+    "last_seen >= {p} ORDER BY last_seen DESC, id DESC LIMIT 10"
+)
+REQUESTS_SQL = (
+    "SELECT status_class, sum(count) FROM request_counts WHERE bucket_start >= {p} "
+    "AND bucket_start < {p} GROUP BY status_class"
+)
 
 
 def raw_calls(
     execute: Callable[[str, tuple[Any, ...]], list[Any]],
     p: str,
     slot: str,
-    since: Callable[[], Any],
-    key: str = "{c}",
+    when: Callable[[datetime], Any],
+    sqlite: bool = False,
 ) -> Iterator[tuple[str, Callable[[int], Any]]]:
     """The SQL each API call runs, through ``execute(sql, params)``; ``p`` is the driver's
-    placeholder, ``slot`` the hour-bucket expression, ``since`` the window's start, ``key``
-    what the counts group by (as ``ErrorStore.stats`` writes it for the dialect)."""
+    placeholder, ``slot`` the hour-bucket expression of ``at``, ``when`` a time as the driver
+    takes it; ``sqlite`` picks that dialect's statements (as ``ErrorStore.stats`` does), one
+    after the other on one connection."""
     ids = group_ids(CALLS + 10)
     statuses = ("unresolved",)
+    keys = ", ".join(f"+{c}" for c in DIMS.split(", "))
+    if sqlite:  # the statements' times: (low, high, since, low, high, now) and per hour
+        sums = list(
+            zip(
+                (sql.format(p=p, k=keys) for sql in SQLITE_SUMS_SQL),
+                ((0, 1, 2, 0, 1, 3), (0, 1, 2, 2, 0, 1, 1, 3)),
+                strict=True,
+            )
+        )
+    else:
+        sums = [(POSTGRES_SUMS_SQL.format(p=p, slot=slot), (0, 1, 2, 2, 0, 1, 1, 3))]
+    top = TOP_SQL.format(p=p, key="+fingerprint" if sqlite else "fingerprint")
 
     def list_(n: int) -> Any:
         return (
@@ -201,17 +251,16 @@ def raw_calls(
         return group, execute(LATEST_SQL.format(p=p), (group[0][1],))
 
     def stats(n: int) -> Any:
-        start = since()
-        out = [execute(STATS_TOTAL_SQL.format(p=p), (start,))]
-        out += [
-            execute(STATS_BY_SQL.format(c=c, k=key.format(c=c), p=p), (start,))
-            for c in STATS_COLUMNS
-        ]
-        series = (
-            f"SELECT {slot} AS slot, count(*) FROM errors WHERE timestamp >= {p} "
-            "GROUP BY slot ORDER BY slot"
-        )
-        out.append(execute(series, (start,)))
+        now = datetime.now(UTC)
+        since = now - timedelta(hours=24)
+        low = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        high = now.replace(minute=0, second=0, microsecond=0)
+        times = (when(low), when(high), when(since), when(now))
+        out = [execute(sql, tuple(times[i] for i in order)) for sql, order in sums]
+        out.append(execute(top, (when(since),)))
+        out.append(execute(NEW_SQL.format(p=p), (when(since),)))
+        out.append(execute(REGRESSED_SQL.format(p=p), (when(since),)))
+        out.append(execute(REQUESTS_SQL.format(p=p), (when(since), when(now))))
         return out
 
     yield "list", list_
@@ -240,12 +289,11 @@ def bench_sqlite(folder: Path) -> tuple[str, float, Figures, Figures]:
         def execute(sql: str, params: tuple[Any, ...]) -> list[Any]:
             return connection.execute(sql, params).fetchall()
 
-        def since() -> str:
-            start = datetime.now(UTC) - timedelta(hours=24)
-            return start.replace(tzinfo=None).isoformat(" ")
+        def when(moment: datetime) -> str:  # as the store keeps times: UTC text
+            return moment.replace(tzinfo=None).isoformat(" ", timespec="microseconds")
 
-        slot = "substr(timestamp, 1, 13) || ':00:00'"
-        ours, theirs = measure(store, raw_calls(execute, "?", slot, since, "{c} || ''"))
+        slot = "substr(at, 1, 13) || ':00:00'"
+        ours, theirs = measure(store, raw_calls(execute, "?", slot, when, sqlite=True))
         connection.close()
     return "SQLite", built, ours, theirs
 
@@ -267,11 +315,11 @@ def bench_postgres() -> tuple[str, float, Figures, Figures] | None:
                 def execute(sql: str, params: tuple[Any, ...]) -> list[Any]:
                     return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
-                def since() -> datetime:
-                    return datetime.now(UTC) - timedelta(hours=24)
+                def when(moment: datetime) -> datetime:
+                    return moment
 
-                slot = "date_trunc('hour', timezone('UTC', timestamp))"
-                ours, theirs = measure(store, raw_calls(execute, "%s", slot, since))
+                slot = "date_trunc('hour', timezone('UTC', at))"
+                ours, theirs = measure(store, raw_calls(execute, "%s", slot, when))
             store.close()
         return "PostgreSQL", built, ours, theirs
 

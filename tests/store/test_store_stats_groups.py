@@ -3,6 +3,7 @@ groups, and the error rate once request counts exist."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -68,6 +69,18 @@ def test_top_new_and_regressed_groups_in_the_window(history: ErrorStore) -> None
     assert history.stats(SINCE, UNTIL, fingerprint="loud").regressed_groups == ()
     with pytest.raises(InvalidQuery, match="top must be"):
         history.stats(top=0)
+
+
+def test_stats_from_several_threads_and_after_close(history: ErrorStore) -> None:
+    """The top groups are read on a second connection: calls from several threads at once,
+    and calls after the store was closed (it reconnects), answer as one call alone."""
+    expected = history.stats(SINCE, UNTIL)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: history.stats(SINCE, UNTIL), range(12)))
+    assert answers == [expected] * 12
+    history.close()
+    assert history.stats(SINCE, UNTIL) == expected
+    history.close()
 
 
 def test_error_rate_once_request_counts_exist(history: ErrorStore) -> None:

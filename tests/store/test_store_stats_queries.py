@@ -156,8 +156,9 @@ def test_stats_counts_on_sqlite_scan_the_window_of_the_covering_index(
 def test_stats_top_groups_on_sqlite_scan_the_window_not_every_error(
     store: ErrorStore, backend: str, make_record: RecordFactory
 ) -> None:
-    """The top groups count is a range scan of the window on the timestamp index, not a
-    walk over the whole (fingerprint, timestamp) index, every stored error."""
+    """The top groups count is an index-only range scan of the window on the (timestamp,
+    fingerprint) index, not a walk over the whole (fingerprint, timestamp) index, every
+    stored error, nor one table row read per error of the window."""
     if backend != "sqlite":
         pytest.skip("the query plan checked here is SQLite's")
     store.write_batch(_records(make_record)[:20])
@@ -180,5 +181,42 @@ def test_stats_top_groups_on_sqlite_scan_the_window_not_every_error(
     finally:
         raw.close()
     detail = " ".join(str(row[-1]) for row in plan)
-    assert "(timestamp>?)" in detail, detail
+    assert "COVERING INDEX ix_errors_timestamp_fingerprint (timestamp>?)" in detail, detail
     assert "ix_errors_fingerprint_timestamp" not in detail, detail
+
+
+def test_stats_from_the_rollup_on_sqlite_read_only_the_window(
+    store: ErrorStore, backend: str, make_record: RecordFactory
+) -> None:
+    """A window with whole hours and partial edge hours: every statement stats() runs
+    reads errors on a time range (the edges, the top groups), never by walking a whole
+    (type, timestamp), (severity, timestamp) or (fingerprint, timestamp) index, and the
+    rollup by its primary key's hour range."""
+    if backend != "sqlite":
+        pytest.skip("the query plan checked here is SQLite's")
+    store.write_batch(_records(make_record)[:40])
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    try:
+        store.stats(T0 + timedelta(hours=1, minutes=20), T0 + timedelta(hours=30, minutes=5))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", keep)
+    raw = store.engine.raw_connection()
+    searched = []
+    try:
+        for statement, parameters in statements:
+            plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            searched += [str(row[-1]) for row in plan if " errors " in f" {row[-1]} "]
+            searched += [str(row[-1]) for row in plan if "error_counts_hourly" in str(row[-1])]
+    finally:
+        raw.close()
+    assert any("error_counts_hourly USING PRIMARY KEY (hour>? AND hour<?)" in s for s in searched)
+    assert any("COVERING INDEX ix_errors_timestamp_fingerprint" in s for s in searched)
+    for detail in searched:
+        assert "timestamp>?" in detail or "hour>?" in detail, detail
+        assert "SCAN" not in detail, detail

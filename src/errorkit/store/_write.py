@@ -121,10 +121,14 @@ def apply_batch(connection: Connection, batch: Batch) -> WriteResult:
     """Write a prepared batch inside the caller's write transaction."""
     now = datetime.now(UTC)
     new_records = _insert(connection, batch.records, now)
-    add_records(connection, new_records)
     applied = _apply_deltas(connection, batch.deltas, now)
     aggregates = _aggregate(new_records, applied)
     new_groups, regressed = _upsert_groups(connection, aggregates, now)
+    # The rollup after the groups: resolving or reopening a group locks the group, then
+    # its rows, then their rollup counts; a writer taking the rollup first could wait for
+    # that group while the group action waits for its rollup rows (a deadlock on
+    # PostgreSQL).
+    add_records(connection, new_records)
     return WriteResult(
         inserted=len(new_records),
         duplicates=batch.duplicates + len(batch.records) - len(new_records),

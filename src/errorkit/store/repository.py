@@ -13,12 +13,14 @@ import base64
 import binascii
 import csv
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, Self, TypedDict, Unpack, cast
+from typing import Any, Literal, NamedTuple, Protocol, Self, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,17 +30,20 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
     text,
+    tuple_,
     union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Subquery, operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from errorkit.store import _rollup, alerting
 from errorkit.store._write import _aware, apply_batch, prepare_batch
@@ -74,6 +79,7 @@ from errorkit.store.models import (
 from errorkit.store.records import CountDelta, ErrorRecord, RequestCountRow, SlimRecord
 from errorkit.store.schema import (
     GROUP_STATUSES,
+    UTCDateTime,
     alert_events,
     applied_deltas,
     error_counts_hourly,
@@ -114,6 +120,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GROUP_SORTS = ("last_seen", "count", "first_seen", "trend")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _BY = ("error_type", "severity", "error_code", "endpoint", "service")
+#: Threads for reads made beside a call's own connection (see ErrorStore.stats).
+_BESIDE_THREADS = 4
 #: What a change to rows of ``errors`` returns for the rollup: timestamp, then dimensions.
 _ROLLUP_COLUMNS = (errors.c.timestamp, *(errors.c[name] for name in _rollup.DIMENSIONS))
 
@@ -216,6 +224,8 @@ class ErrorStore:
         self._migrate = migrate
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._beside_reads: futures.ThreadPoolExecutor | None = None
+        self._beside_pid = 0
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -244,7 +254,26 @@ class ErrorStore:
 
     def close(self) -> None:
         """Close every pooled connection; the store reconnects if used again."""
+        with self._ready_lock:
+            beside, self._beside_reads = self._beside_reads, None
+        if beside is not None and self._beside_pid == os.getpid():
+            beside.shutdown(wait=True)
         self._engine.dispose()
+
+    def _beside(self) -> futures.ThreadPoolExecutor:
+        """Threads for the reads a call makes beside its own (each on its own pooled
+        connection), started on first use, and again in a forked child (threads do not
+        survive a fork)."""
+        beside = self._beside_reads
+        if beside is None or self._beside_pid != os.getpid():
+            with self._ready_lock:
+                beside = self._beside_reads
+                if beside is None or self._beside_pid != os.getpid():
+                    beside = self._beside_reads = futures.ThreadPoolExecutor(
+                        max_workers=_BESIDE_THREADS, thread_name_prefix="errorkit-store"
+                    )
+                    self._beside_pid = os.getpid()
+        return beside
 
     def ping(self) -> None:
         """Check the database answers (and is migrated); raises StoreUnavailable if not."""
@@ -399,27 +428,10 @@ class ErrorStore:
         if end < start:
             message = f"until ({end.isoformat()}) is before since ({start.isoformat()})"
             raise InvalidQuery(message)
-        column = request_counts.c
-        conditions = [column.bucket_start >= start, column.bucket_start < end]
-        for name, value in (
-            ("service", service),
-            ("environment", environment),
-            ("endpoint", endpoint),
-        ):
-            if value is not None:
-                conditions.append(column[name] == value)
-        query = (
-            select(column.status_class, func.sum(column.count))
-            .where(*conditions)
-            .group_by(column.status_class)
-        )
         with self._read() as connection:
-            by_class = {cls: int(n) for cls, n in connection.execute(query)}
-        return RequestCounts(
-            total=sum(by_class.values()),
-            client_errors=by_class.get("4xx", 0),
-            server_errors=by_class.get("5xx", 0),
-        )
+            return _count_requests(
+                connection, start, end, service=service, environment=environment, endpoint=endpoint
+            )
 
     def resolve(self, error_id: str, notes: str | None = None) -> StoredError:
         """Mark one stored error resolved (with optional notes); NotFound if unknown."""
@@ -663,25 +675,36 @@ class ErrorStore:
             raise InvalidQuery(message)
         window: ErrorFilters = {**filters, "since": since, "until": until}
         conditions = _error_conditions(window)
-        with self._read() as connection:
-            facts = self._rollup_facts(since, until, filters)
-            if facts is None:
-                total, unresolved, by, buckets = self._count_rows(connection, conditions, bucket)
-            else:
-                total, unresolved, by, buckets = self._sum_facts(connection, facts, bucket)
-            top_groups = self._top_groups(connection, conditions, top, self.dialect)
-            new, regressed = self._new_and_regressed(connection, since, until, filters, top)
         start = _EPOCH if since is None else _when(since, "since")
         end = datetime.now(UTC) if until is None else _when(until, "until")
-        requests = None
-        if start < end:
-            counted = self.request_counts(
-                start,
-                end,
-                service=filters.get("service"),
-                environment=filters.get("environment"),
-            )
-            requests = counted if counted.total else None
+        # The top groups read every error of the window (the other counts come mostly from
+        # the rollup): they are counted on a second connection meanwhile (the drivers let
+        # go of the GIL while the database works).
+        pending = self._beside().submit(self._read_top_groups, conditions, top)
+        try:
+            with self._read() as connection:
+                parts = self._rollup_parts(since, until, filters)
+                if parts is None:
+                    total, unresolved, by, buckets = self._count_rows(
+                        connection, conditions, bucket
+                    )
+                else:
+                    total, unresolved, by, buckets = self._sum_facts(connection, parts, bucket)
+                new, regressed = self._new_and_regressed(connection, since, until, filters, top)
+                requests = None
+                if start < end:
+                    counted = _count_requests(
+                        connection,
+                        start,
+                        end,
+                        service=filters.get("service"),
+                        environment=filters.get("environment"),
+                    )
+                    requests = counted if counted.total else None
+        except BaseException:
+            futures.wait([pending])
+            raise
+        top_groups = pending.result()
         return Stats(
             total=int(total),
             unresolved=int(unresolved),
@@ -714,7 +737,7 @@ class ErrorStore:
             # On SQLite, grouping by the bare column lets the planner walk the whole
             # (column, timestamp) index to skip a sort; grouping by an expression of
             # it keeps it on the time range (the covering timestamp_facets index).
-            key = column.concat(literal_column("''")) if self.dialect == "sqlite" else column
+            key = _unindexed(column) if self.dialect == "sqlite" else column
             query = (
                 select(column, func.count())
                 .where(column.is_not(None), *conditions)
@@ -728,37 +751,106 @@ class ErrorStore:
         return int(total), int(unresolved), by, buckets
 
     def _sum_facts(
-        self, connection: Connection, facts: Subquery, bucket: Bucket
+        self, connection: Connection, parts: _RollupParts, bucket: Bucket
     ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
-        """The same as :meth:`_count_rows`, summed over :meth:`_rollup_facts`."""
-        n = facts.c.n
-        totals = select(
-            func.coalesce(func.sum(n), 0), func.coalesce(func.sum(facts.c.open), 0)
-        ).select_from(facts)
-        total, unresolved = connection.execute(totals).one()
-        by: dict[str, dict[str, int]] = {}
+        """The same as :meth:`_count_rows` (the same order too), summed from the rollup
+        and the edge hours: in one statement on PostgreSQL, two on SQLite."""
+        if self.dialect == "postgresql":
+            return self._sum_facts_postgres(connection, parts, bucket)
+        # SQLite has no grouping sets, and an aggregate over the union of the parts makes
+        # it copy the union first: each part is summed on its own, per combination (the
+        # rollup by its dims key: 120 rows here) and per hour (the rollup in its primary
+        # key's order, no sort), and those few rows are added up here. Python orders str
+        # as SQLite's BINARY collation does (code points, i.e. UTF-8 bytes), so each count
+        # keeps the order ORDER BY count DESC, value gives.
+        hourly = error_counts_hourly.c
+        columns = [errors.c[name] for name in _BY]
+        opened = func.sum(case((errors.c.resolved, 0), else_=1))
+        per_combination = union_all(
+            select(*(hourly[name] for name in _BY), func.sum(parts.n), func.sum(parts.open))
+            .where(*parts.inside)
+            .group_by(hourly.dims),
+            *(
+                select(*columns, func.count(), opened)
+                .where(*conditions)
+                # Bare columns could let the planner walk a whole (column, timestamp)
+                # index to skip the sort (see _unindexed).
+                .group_by(*(_unindexed(c) for c in columns))
+                for _, conditions in parts.edges
+            ),
+        )
+        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
+        total = unresolved = 0
+        for row in connection.execute(per_combination):
+            count = int(row[-2])
+            total += count
+            unresolved += int(row[-1])
+            for name, value in zip(_BY, row, strict=False):
+                if value is not None:
+                    counts = by[name]
+                    counts[value] = counts.get(value, 0) + count
         for name in _BY:
-            column = facts.c[name]
-            query = (
-                select(column, func.sum(n))
-                .where(column.is_not(None))
-                .group_by(column)
-                .order_by(func.sum(n).desc(), column)
+            by[name] = dict(sorted(by[name].items(), key=_by_count_then_value))
+        per_hour = union_all(
+            select(hourly.hour, func.sum(parts.n)).where(*parts.inside).group_by(hourly.hour),
+            *(
+                select(literal(edge_start, UTCDateTime()), func.count()).where(*conditions)
+                for edge_start, conditions in parts.edges
+            ),
+        )
+        per_bucket: dict[datetime, int] = {}
+        for at, count in connection.execute(per_hour):
+            if not count:
+                continue  # an edge without rows
+            key = _bucket_time(at).replace(minute=0, second=0, microsecond=0)
+            if bucket == "day":
+                key = key.replace(hour=0)
+            per_bucket[key] = per_bucket.get(key, 0) + int(count)
+        return total, unresolved, by, tuple(sorted(per_bucket.items()))
+
+    def _sum_facts_postgres(
+        self, connection: Connection, parts: _RollupParts, bucket: Bucket
+    ) -> tuple[int, int, dict[str, dict[str, int]], tuple[tuple[datetime, int], ...]]:
+        # One aggregate with a grouping set per count (PostgreSQL hashes them all in one
+        # pass); GROUPING() tells which set a row belongs to, bit i (from the left) set
+        # when the i-th key is not grouped by that row's set.
+        facts = _facts_union(parts)
+        n, open_ = facts.c.n, facts.c.open
+        keys = [*(facts.c[name] for name in _BY), self._bucket(bucket, facts.c.at)]
+        grouped = func.grouping(*keys).label("g")
+        query = (
+            select(
+                grouped,
+                *keys,
+                func.coalesce(func.sum(n), 0),
+                func.coalesce(func.sum(open_), 0),
             )
-            by[name] = {key: int(count) for key, count in connection.execute(query)}
-        slot = self._bucket(bucket, facts.c.at).label("slot")
-        query = select(slot, func.sum(n)).group_by(slot).order_by(slot)
-        buckets = tuple((_bucket_time(key), int(count)) for key, count in connection.execute(query))
-        return int(total), int(unresolved), by, buckets
+            .group_by(func.grouping_sets(*(tuple_(key) for key in keys), tuple_()))
+            .order_by(grouped, func.sum(n).desc(), *keys)
+        )
+        width = len(keys)
+        sets = {((1 << width) - 1) ^ (1 << (width - 1 - i)): i for i in range(width)}
+        by: dict[str, dict[str, int]] = {name: {} for name in _BY}
+        buckets: list[tuple[datetime, int]] = []
+        total = unresolved = 0
+        for row in connection.execute(query):
+            index = sets.get(row[0])
+            if index is None:
+                total, unresolved = int(row[-2]), int(row[-1])
+            elif index == len(_BY):
+                buckets.append((_bucket_time(row[1 + index]), int(row[-2])))
+            elif row[1 + index] is not None:
+                by[_BY[index]][row[1 + index]] = int(row[-2])
+        return total, unresolved, by, tuple(sorted(buckets))
 
     @staticmethod
-    def _rollup_facts(
+    def _rollup_parts(
         since: datetime | None, until: datetime | None, filters: StatsFilters
-    ) -> Subquery | None:
-        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
-        unresolved): the whole hours from ``error_counts_hourly``, the partial hours at the
-        edges from ``errors``. None when the rollup cannot answer: a filter it does not
-        keep (fingerprint, session, request, text) or a window without a whole hour."""
+    ) -> _RollupParts | None:
+        """What the window counts: the whole hours from ``error_counts_hourly``, the partial
+        hours at the edges from ``errors``. None when the rollup cannot answer: a filter it
+        does not keep (fingerprint, session, request, text) or a window without a whole
+        hour."""
         for name, value in filters.items():
             if value is not None and value != "" and name not in _rollup.ROLLUP_FILTERS:
                 return None
@@ -790,30 +882,35 @@ class ErrorStore:
             value = filters.get(name)
             if value is not None:
                 inside.append(hourly[name] == value)
-        parts = [
-            select(
-                *(hourly[name] for name in _BY),
-                hourly.hour.label("at"),
-                n.label("n"),
-                open_.label("open"),
-            ).where(*inside)
-        ]
         edges = []
         if start is not None and low is not None and start < low:
             edges.append((start, low))
         if end is not None and high is not None and high < end:
             edges.append((high, end))
-        for edge_start, edge_end in edges:
-            conditions = _error_conditions({**filters, "since": edge_start, "until": edge_end})
-            parts.append(
-                select(
-                    *(errors.c[name] for name in _BY),
-                    errors.c.timestamp.label("at"),
-                    literal_column("1").label("n"),
-                    case((errors.c.resolved, 0), else_=1).label("open"),
-                ).where(*conditions)
-            )
-        return union_all(*parts).subquery("facts")
+        return _RollupParts(
+            inside,
+            n,
+            open_,
+            [
+                (edge_start, _error_conditions({**filters, "since": edge_start, "until": edge_end}))
+                for edge_start, edge_end in edges
+            ],
+        )
+
+    @classmethod
+    def _rollup_facts(
+        cls, since: datetime | None, until: datetime | None, filters: StatsFilters
+    ) -> Subquery | None:
+        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
+        unresolved), or None when the rollup cannot answer (see :meth:`_rollup_parts`)."""
+        parts = cls._rollup_parts(since, until, filters)
+        return None if parts is None else _facts_union(parts)
+
+    def _read_top_groups(
+        self, conditions: Sequence[ColumnElement[bool]], top: int
+    ) -> tuple[tuple[ErrorGroup, int], ...]:
+        with self._read() as connection:
+            return self._top_groups(connection, conditions, top, self.dialect)
 
     @staticmethod
     def _top_groups(
@@ -826,8 +923,9 @@ class ErrorStore:
         fingerprint = errors.c.fingerprint
         # As for the by-dimension counts: on SQLite, grouping by the bare fingerprint makes
         # the planner walk the whole (fingerprint, timestamp) index, every stored error;
-        # an expression of it keeps the scan on the window of the timestamp index.
-        key = fingerprint.concat(literal_column("''")) if dialect == "sqlite" else fingerprint
+        # an expression of it keeps the scan on the window of the covering (timestamp,
+        # fingerprint) index, read without touching the table.
+        key = _unindexed(fingerprint) if dialect == "sqlite" else fingerprint
         counted = (
             select(fingerprint, occurrences)
             .where(*conditions)
@@ -1613,6 +1711,89 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         message = f"cursor {cursor[:40]!r} is not one this store handed out; start without one"
         raise InvalidQuery(message) from None
+
+
+class _RollupParts(NamedTuple):
+    """A window the rollup answers: the conditions on ``error_counts_hourly`` of its whole
+    hours with what a rollup row counts (``n`` rows, ``open`` of them unresolved), and its
+    partial edge hours, each as (its start, the conditions on ``errors``)."""
+
+    inside: list[ColumnElement[bool]]
+    n: ColumnElement[Any]
+    open: ColumnElement[Any]
+    edges: list[tuple[datetime, Sequence[ColumnElement[bool]]]]
+
+
+def _facts_union(parts: _RollupParts) -> Subquery:
+    """The window's facts as rows (dimensions, ``at``, ``n``, ``open``): the rollup rows
+    of the whole hours, then each edge hour counted per combination and dated at its start
+    (an edge lies within one hour, so within one hour or day bucket)."""
+    hourly = error_counts_hourly.c
+    selects: list[Select[Any]] = [
+        select(
+            *(hourly[name] for name in _BY),
+            hourly.hour.label("at"),
+            parts.n.label("n"),
+            parts.open.label("open"),
+        ).where(*parts.inside)
+    ]
+    columns = [errors.c[name] for name in _BY]
+    for edge_start, conditions in parts.edges:
+        selects.append(
+            select(
+                *columns,
+                literal(edge_start, UTCDateTime()).label("at"),
+                func.count().label("n"),
+                func.sum(case((errors.c.resolved, 0), else_=1)).label("open"),
+            )
+            .where(*conditions)
+            .group_by(*columns)
+        )
+    return union_all(*selects).subquery("facts")
+
+
+def _by_count_then_value(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``+column``: the same value (SQLite's unary plus changes nothing, NULL included),
+    but not a bare column, so SQLite's planner cannot answer a GROUP BY of it by walking a
+    whole index on that column (which saves a sort but reads every row, not the window's).
+    Cheaper than ``column || ''``, which builds a new string per row."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _count_requests(
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    service: str | None = None,
+    environment: str | None = None,
+    endpoint: str | None = None,
+) -> RequestCounts:
+    """:meth:`ErrorStore.request_counts` on ``connection``, for a window in UTC."""
+    column = request_counts.c
+    conditions = [column.bucket_start >= start, column.bucket_start < end]
+    for name, value in (
+        ("service", service),
+        ("environment", environment),
+        ("endpoint", endpoint),
+    ):
+        if value is not None:
+            conditions.append(column[name] == value)
+    query = (
+        select(column.status_class, func.sum(column.count))
+        .where(*conditions)
+        .group_by(column.status_class)
+    )
+    by_class = {cls: int(n) for cls, n in connection.execute(query)}
+    return RequestCounts(
+        total=sum(by_class.values()),
+        client_errors=by_class.get("4xx", 0),
+        server_errors=by_class.get("5xx", 0),
+    )
 
 
 def _bucket_time(value: Any) -> datetime:

@@ -152,6 +152,9 @@ errors = Table(
         "service",
         "resolved",
     ),
+    # Covers the top groups of a time range (count per fingerprint): an index-only range
+    # scan instead of one row read per error.
+    Index(None, "timestamp", "fingerprint"),
     sqlite_autoincrement=True,
 )
 
