@@ -47,6 +47,10 @@ def test_demo_check_mode_passes(tmp_path: Path) -> None:
         assert line in result.stdout
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
     """Without --check the demo prints its curl and CLI lines, the tracker's dashboard
     address and a login token, and stops cleanly on Ctrl-C."""
@@ -57,6 +61,9 @@ def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal, even when this run was started in the background (a
+        # shell starts background jobs with SIGINT ignored, and children inherit that).
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
