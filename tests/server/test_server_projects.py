@@ -39,6 +39,21 @@ def test_project_keys_and_revocation(tracker: Tracker) -> None:
     assert tracker.client.app.state.errorkit_projects.list_keys("shop")[0].state() == "revoked"
 
 
+def test_a_key_revoked_through_the_api_is_refused_by_this_nodes_ingest_at_once(
+    tracker: Tracker,
+) -> None:
+    """The ingest caches what each key is for a few seconds; a revocation through the same
+    node's API empties that cache, so the next event with the key is a 403."""
+    project = tracker.post("/projects", json={"name": "shop"}).json()
+    key = tracker.post(f"/projects/{project['id']}/keys", json={}).json()
+    auth = {"X-Sentry-Auth": f"Sentry sentry_key={key['public_key']}, sentry_version=7"}
+    event = {"message": "cart abandoned", "level": "error"}
+    path = f"/api/{project['id']}/store/"
+    assert tracker.client.post(path, json=event, headers=auth).status_code == 200  # cached
+    assert tracker.post(f"/keys/{key['id']}/revoke").status_code == 200
+    assert tracker.client.post(path, json=event, headers=auth).status_code == 403
+
+
 def test_outcomes_are_listed_per_project(tracker: Tracker) -> None:
     projects = ProjectStore(tracker.store)
     shop = projects.create_project("shop")

@@ -87,9 +87,14 @@ def mount(app: FastAPI, store: ErrorStore, *, prefix: str) -> ProjectStore:
 
     @router.post("/keys/{key}/revoke", summary="Revoke a DSN key")
     def revoke_key(_: Admin, request: Request, key: str) -> dict[str, Any]:
-        """Revoke a key (its id or public key); every tracker node refuses it within a few
-        seconds (the key cache's lifetime). Revoking twice keeps the first time."""
-        return book.revoke_key(key).as_dict(str(request.base_url))
+        """Revoke a key (its id or public key): this node's ingest refuses it at once,
+        every other tracker node within a few seconds (its key cache's lifetime).
+        Revoking twice keeps the first time."""
+        revoked = book.revoke_key(key)
+        ingest = getattr(request.app.state, "errorkit_ingest", None)
+        if ingest is not None:
+            ingest.keys.forget()
+        return revoked.as_dict(str(request.base_url))
 
     @router.get("/projects/{project}/outcomes", summary="What ingest did not store")
     def outcomes(_: Reader, project: str) -> dict[str, Any]:
