@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests._values import typed
 
 from errorkit.capturing.event import RecordBuilder
 from errorkit.scrubbing import (
@@ -330,18 +331,6 @@ class _Text(str):
     """A subclass: scrub() gives back plain text for it."""
 
 
-def _typed(value: Any) -> Any:
-    """``value`` with the type of every node beside it (1, 1.0 and True differ; NaN is
-    equal to itself)."""
-    if isinstance(value, dict):
-        return (type(value), [(_typed(k), _typed(v)) for k, v in value.items()])
-    if isinstance(value, list | tuple):
-        return (type(value), [_typed(v) for v in value])
-    if isinstance(value, float) and value != value:
-        return (type(value), "nan")
-    return (type(value), value)
-
-
 def _has_float(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_float(v) for v in value.values())
@@ -379,7 +368,7 @@ def test_a_clean_value_is_what_scrub_gives_back(values: list[tuple[Any, bool]]) 
         assert together == alone == cold.cleanness_all(values)
         for (value, line), state in zip(values, together, strict=True):
             if state != DIRTY:
-                assert _typed(scrubber.scrub(value, single_line=line)) == _typed(value)
+                assert typed(scrubber.scrub(value, single_line=line)) == typed(value)
                 assert (state == CLEAN) == _has_float(value)
 
 

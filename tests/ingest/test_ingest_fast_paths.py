@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
 from sentry_sdk.transport import Transport
+from tests._values import typed
 
 from errorkit.capturing.event import RecordBuilder
 from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_envelope, parse_json
@@ -269,17 +270,6 @@ def _reference_dumps(value: Any) -> str:
     return _safe_dumps(value) if "\\u0000" in text else text
 
 
-def _typed(value: Any) -> Any:
-    """``value`` with the type of every node beside it (1, 1.0 and True differ)."""
-    if isinstance(value, dict):
-        return (type(value), [(_typed(k), _typed(v)) for k, v in value.items()])
-    if isinstance(value, list | tuple):
-        return (type(value), [_typed(v) for v in value])
-    if isinstance(value, float) and value != value:
-        return (type(value), "nan")
-    return (type(value), value)
-
-
 _TEXT = st.sampled_from(
     ["", "eu-west-1", "token=abc123", "Bearer abcdefgh123", "x\ny", "caf\u00e9", "a\x00b"]
 ) | st.text(max_size=6)
@@ -359,23 +349,23 @@ def test_scrubbed_parts_are_what_scrubbing_every_node_stores(
         data = record.data
         if "tags" in data:
             tags = {str(k)[:256]: str(v)[:256] for k, v in event["tags"].items()}
-            assert _typed(data["tags"]) == _typed(reference.scrub(tags, single_line=True))
+            assert typed(data["tags"]) == typed(reference.scrub(tags, single_line=True))
         for key, name in (("context", "contexts"), ("extra", "extra")):
             if key in data:
                 expected = builder._bounded(reference.scrub(dict(event[name])))
-                assert _typed(data[key]) == _typed(expected)
+                assert typed(data[key]) == typed(expected)
         if "breadcrumbs" in data:
             expected = builder._bounded(reference.scrub(event["breadcrumbs"][-100:]))
-            assert _typed(data["breadcrumbs"]) == _typed(expected)
+            assert typed(data["breadcrumbs"]) == typed(expected)
         if "user" in data:
             rest = {k: v for k, v in event["user"].items() if k != "id" and v != "{{auto}}"}
-            assert _typed(data["user"]) == _typed(reference.scrub(rest, single_line=True))
+            assert typed(data["user"]) == typed(reference.scrub(rest, single_line=True))
         request = event.get("request", {})
         if request.get("query_string"):
             query = request["query_string"]
             query = query if isinstance(query, dict | list) else str(query)
             expected = builder._bounded(reference.scrub(query))
-            assert _typed(data["request"]["query_string"]) == _typed(expected)
+            assert typed(data["request"]["query_string"]) == typed(expected)
         if request.get("data") is not None:
             assert record.request_payload == builder.payload(request["data"])
         assert isinstance(data, EncodedData)
