@@ -57,9 +57,6 @@ ACCEPTED_URLS = (
 
 #: Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
 WRITE = "errorkit_write"
-#: Execution option of a write whose statements are bounded (one batch): on SQLite its
-#: statement journal stays in memory.
-BATCH_WRITE = "errorkit_batch_write"
 _WAL_CHECKPOINT_PAGES = 4000
 #: Key in a SQLite connection's ``info``: temporary storage is in memory.
 _TEMP_IN_MEMORY = "errorkit_temp_in_memory"
@@ -241,6 +238,27 @@ class _WriteQueue:
         self._pid = os.getpid()  # a forked child opens its own: flock is per open file
         return self._fd
 
+    def _lock(self, deadline: float) -> int | None:
+        """The lock file's descriptor, once its flock is ours; None when it cannot be had
+        by ``deadline`` (or the file cannot be made)."""
+        import fcntl
+
+        fd = self._file()
+        pause = 0.0001
+        while fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+            except OSError:
+                return None
+            else:
+                return fd
+        return None
+
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         import fcntl
@@ -250,26 +268,11 @@ class _WriteQueue:
             yield
             return
         try:
-            fd = self._file()
-            locked = False
-            pause = 0.0001
-            while fd is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        break
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.001)
-                    continue
-                except OSError:
-                    break
-                locked = True
-                break
+            fd = self._lock(deadline)
             try:
                 yield
             finally:
-                if locked and fd is not None:
+                if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
