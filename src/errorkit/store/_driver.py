@@ -34,6 +34,7 @@ __all__ = [
     "run_rows",
     "sqlite_time",
     "statement_text",
+    "utc",
     "values_list",
 ]
 
@@ -55,17 +56,16 @@ def sqlite_time(value: datetime) -> str:
     is the cheap way to SQLAlchemy's ``%Y-%m-%d %H:%M:%S.%f``. Cached: a batch converts
     its rows' times, then the same times again as its groups' first and last seen (equal
     aware datetimes are one instant, so one text)."""
-    if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    return utc(value).isoformat(" ", "microseconds")[:26]
 
 
 def db_time(postgres: bool) -> Callable[[datetime], Any]:
     """The function that turns a datetime into its driver value on this dialect."""
-    return _utc if postgres else sqlite_time
+    return utc if postgres else sqlite_time
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive one is taken as UTC."""
     if value.tzinfo is UTC:
         return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlalchemy.engine import Connection
 
 from errorkit.store._clean import clean_text
-from errorkit.store._driver import SHAPES, db_time, run_rows, statement_text, values_list
+from errorkit.store._driver import SHAPES, db_time, run_rows, statement_text, utc, values_list
 from errorkit.store.records import ErrorRecord
 from errorkit.store.schema import error_counts_hourly
 
@@ -76,7 +76,7 @@ def add_records(connection: Connection, records: Iterable[ErrorRecord]) -> None:
     for record in records:
         when = record.timestamp
         if when.tzinfo is not UTC:
-            when = _utc(when)
+            when = utc(when)
         key = (hour_of(when), _GET(record))
         counts[key] = counts.get(key, 0) + 1
     if not counts:
@@ -88,10 +88,6 @@ def add_records(connection: Connection, records: Iterable[ErrorRecord]) -> None:
         rows, resolved = change.get(key, (0, 0))
         change[key] = (rows + n, resolved)
     add_changes(connection, change)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _COUNT_COLUMNS = ("hour", "dims", *DIMENSIONS, "total", "resolved")
@@ -166,7 +162,7 @@ def changes_of(rows: Sequence[Any], rows_sign: int, resolved_of: Any) -> Change:
     ``rows_sign`` rows and ``resolved_of(row)`` resolved rows to its hour."""
     change: Change = {}
     for row in rows:
-        key = (_utc(hour_of(row[0])), tuple(row[1 : 1 + len(DIMENSIONS)]))
+        key = (utc(hour_of(row[0])), tuple(row[1 : 1 + len(DIMENSIONS)]))
         total, resolved = change.get(key, (0, 0))
         change[key] = (total + rows_sign, resolved + resolved_of(row))
     return change
