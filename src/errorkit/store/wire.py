@@ -21,6 +21,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from errorkit.store._clean import plain_json
 from errorkit.store.records import (
     CountDelta,
     EncodedData,
@@ -268,10 +269,10 @@ def _with_data_text(record: ErrorRecord) -> ErrorRecord:
     data = record.data
     if type(data) is not dict or not data:
         return record
-    text = _orjson.dumps(data)
-    if b"\\u0000" in text:
+    text = plain_json(data)
+    if text is None or "\\u0000" in text:
         return record
-    return replace(record, data=EncodedData(data, text.decode()))
+    return replace(record, data=EncodedData(data, text))
 
 
 def decode_message(data: bytes) -> Message:
