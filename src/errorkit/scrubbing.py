@@ -728,12 +728,16 @@ class Scrubber:
                 if span is not None and span[0] is single_line and span[1] <= index < span[2]:
                     spans[position] = None
 
+    def _any_sensitive(self, keys: list[str]) -> bool:
+        """Whether a key is sensitive: the cached answers first, then asked of the rest."""
+        known = set(map(self._key_cache.get, keys))
+        return True in known or (None in known and any(map(self.is_sensitive_key, keys)))
+
     def _keys_clean(self, keys: list[Any]) -> bool:
         """Whether every key is text, not sensitive, and kept as it is (as one line)."""
         if not _ONLY_TEXT.issuperset(map(type, keys)):
             return False
-        sensitive = set(map(self._key_cache.get, keys))
-        if True in sensitive or (None in sensitive and any(map(self.is_sensitive_key, keys))):
+        if self._any_sensitive(keys):
             return False
         cache = self._cache[True]
         if list(map(cache.get, keys)) == keys:
@@ -790,10 +794,8 @@ class Scrubber:
     def _texts_clean(self, texts: list[str], keys: list[str], single_line: bool) -> bool:
         """Whether scrub_text() keeps every text (and every key, as one line) as it is and
         no key is sensitive: no pattern's gate opens on any of them."""
-        if keys:
-            known = set(map(self._key_cache.get, keys))
-            if True in known or (None in known and any(map(self.is_sensitive_key, keys))):
-                return False
+        if keys and self._any_sensitive(keys):
+            return False
         joined_keys = _JOIN.join(keys)
         if _has_line_break(joined_keys):
             return False
