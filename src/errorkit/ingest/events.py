@@ -368,8 +368,7 @@ def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[li
     if key is not None:
         cached = builder.stacks.get(key)
         if cached is not None:
-            if raw_key is not None and all(map(_FRAME_FIELDS.issuperset, raw)):
-                builder.raw_stacks.put(raw_key, cached)
+            _remember(builder, raw_key, raw, cached)
             return cached, cached.omitted
     omitted = 0
     indexed = list(enumerate(raw))
@@ -381,9 +380,15 @@ def _frames(value: Mapping[str, Any], where: str, builder: _Builder) -> tuple[li
         return frames, omitted
     # Shared read-only by the records of this stack, with its JSON and traceback text.
     stack = builder.stacks.put(key, _Stack(frames, omitted))
+    _remember(builder, raw_key, raw, stack)
+    return stack, omitted
+
+
+def _remember(builder: _Builder, raw_key: bytes | None, raw: list[Any], stack: _Stack) -> None:
+    """Keep ``stack`` under its frames' bytes too, when every frame (not only the first,
+    which :func:`_raw_key` looked at) holds only the fields :func:`_frame` reads."""
     if raw_key is not None and all(map(_FRAME_FIELDS.issuperset, raw)):
         builder.raw_stacks.put(raw_key, stack)
-    return stack, omitted
 
 
 def _foreign_classification(type_name: str, message: str, platform: str | None) -> Classification:
