@@ -161,7 +161,7 @@ def _compare_random_queries(store: ErrorStore, chooser: random.Random, rounds: i
         assert {k: list(v) for k, v in ordered.items()} == {
             k: list(v) for k, v in expected[2].items()
         }
-        answered += store._rollup_facts(since, until, StatsFilters(**filters)) is not None
+        answered += store._rollup_parts(since, until, StatsFilters(**filters)) is not None
     assert answered > rounds // 2
 
 
@@ -306,10 +306,10 @@ def test_stats_filters_the_rollup_cannot_answer_count_the_rows(
         {"request_id": "req-3"},
         {"search": "boom"},
     ):
-        assert store._rollup_facts(since, until, StatsFilters(**filters)) is None  # type: ignore[typeddict-item]
+        assert store._rollup_parts(since, until, StatsFilters(**filters)) is None  # type: ignore[typeddict-item]
         assert _from_stats(store, since, until, **filters) == _raw(store, since, until, **filters)
     inside = (T0 + timedelta(minutes=5), T0 + timedelta(minutes=50))
-    assert store._rollup_facts(*inside, {}) is None
+    assert store._rollup_parts(*inside, {}) is None
     assert _from_stats(store, *inside) == _raw(store, *inside)
 
 

@@ -897,15 +897,6 @@ class ErrorStore:
             ],
         )
 
-    @classmethod
-    def _rollup_facts(
-        cls, since: datetime | None, until: datetime | None, filters: StatsFilters
-    ) -> Subquery | None:
-        """What the window counts, as rows (dimensions, ``at``, ``n`` rows, ``open`` of them
-        unresolved), or None when the rollup cannot answer (see :meth:`_rollup_parts`)."""
-        parts = cls._rollup_parts(since, until, filters)
-        return None if parts is None else _facts_union(parts)
-
     def _read_top_groups(
         self, conditions: Sequence[ColumnElement[bool]], top: int
     ) -> tuple[tuple[ErrorGroup, int], ...]:
