@@ -3,7 +3,10 @@ exactly what the slow path gives."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from errorkit.store._clean import _safe_dumps
 
 
 def typed(value: Any) -> Any:
@@ -16,3 +19,19 @@ def typed(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return (type(value), "nan")
     return (type(value), value)
+
+
+REFERENCE = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def reference_dumps(value: Any) -> str:
+    """The store's JSON of a value as it was made before the fast paths: the json module's
+    text, else the sanitised one."""
+    try:
+        text = REFERENCE(value)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return _safe_dumps(value)
+    return _safe_dumps(value) if "\\u0000" in text else text

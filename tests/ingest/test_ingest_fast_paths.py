@@ -18,14 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
 from sentry_sdk.transport import Transport
-from tests._values import typed
+from tests._values import reference_dumps, typed
 
 from errorkit.capturing.event import RecordBuilder
 from errorkit.ingest import IngestLimits, IngestRefused, decode_body, parse_envelope, parse_json
 from errorkit.ingest.envelope import json_depth
 from errorkit.ingest.events import event_to_record
 from errorkit.scrubbing import Scrubber
-from errorkit.store._clean import _safe_dumps
 from errorkit.store.records import EncodedData, ErrorRecord
 
 LIMITS = IngestLimits()
@@ -254,21 +253,6 @@ def test_encoded_data_is_the_json_of_the_data(
 
 # --- the scrubbed parts of a mapped event: what scrubbing every node stores ------------------
 
-_REFERENCE = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
-).encode
-
-
-def _reference_dumps(value: Any) -> str:
-    """The store's JSON of a value as it was made before: the json module's text, else the
-    sanitised one."""
-    try:
-        text = _REFERENCE(value)
-        text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError):
-        return _safe_dumps(value)
-    return _safe_dumps(value) if "\\u0000" in text else text
-
 
 _TEXT = st.sampled_from(
     ["", "eu-west-1", "token=abc123", "Bearer abcdefgh123", "x\ny", "caf\u00e9", "a\x00b"]
@@ -369,7 +353,7 @@ def test_scrubbed_parts_are_what_scrubbing_every_node_stores(
         if request.get("data") is not None:
             assert record.request_payload == builder.payload(request["data"])
         assert isinstance(data, EncodedData)
-        parts_json = [f"{_reference_dumps(k)}:{_reference_dumps(v)}" for k, v in data.items()]
+        parts_json = [f"{reference_dumps(k)}:{reference_dumps(v)}" for k, v in data.items()]
         assert data.json == "{" + ",".join(parts_json) + "}"
 
 
